@@ -1,0 +1,9 @@
+//! vj-suite: small, independent, socket-activated services that describe live music over OSC.
+//!
+//! The library holds everything; `src/bin/*` are thin entry points. See docs/ARCHITECTURE.md.
+
+pub mod bus;
+pub mod config;
+pub mod osc;
+pub mod service;
+pub mod worker;
