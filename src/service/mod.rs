@@ -1,1 +1,9 @@
-//! service
+//! How a worker lives under the OS supervisor: activated sockets, sd-notify readiness and
+//! watchdog, logging to the journal, signals, credentials and atomic files.
+
+pub mod activation;
+pub mod credentials;
+pub mod files;
+pub mod logging;
+pub mod notify;
+pub mod signals;

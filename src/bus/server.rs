@@ -1,0 +1,167 @@
+//! Accepts control connections and runs each: frames in, replies out, a heartbeat every 5 s.
+//!
+//! Each request runs as its own task, so a slow command (a lyrics fetch) never holds up a
+//! `get_state` behind it on the same connection; replies are matched by `msg_id`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::{debug, warn};
+
+use super::frame::{self, FrameError};
+use super::message::{self, Command, Outcome};
+
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// More than any operator needs; bounds memory if a client leaks connections.
+pub const MAX_CONNECTIONS: usize = 256;
+
+pub type Reply = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+/// What the server asks of the worker runtime.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(self: Arc<Self>, cmd: Command) -> Reply;
+    /// The body of the next heartbeat.
+    fn heartbeat(&self) -> Vec<u8>;
+}
+
+/// Serves `listener` until `shutdown` turns true.
+pub async fn serve<H: Handler>(
+    listener: UnixListener,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let own_uid = unsafe { libc::geteuid() };
+    loop {
+        let permit = tokio::select! {
+            p = limit.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match stream.peer_cred() {
+            Ok(cred) if cred.uid() == own_uid => {}
+            Ok(cred) => {
+                warn!(
+                    peer_uid = cred.uid(),
+                    peer_pid = cred.pid(),
+                    "refused a control connection from another user"
+                );
+                continue;
+            }
+            Err(e) => {
+                warn!(error = %e, "refused a control connection: cannot read its credentials");
+                continue;
+            }
+        }
+        let handler = handler.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            connection(stream, handler, shutdown).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn connection<H: Handler>(
+    stream: UnixStream,
+    handler: Arc<H>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writing = tokio::spawn(write_replies(writer, rx));
+    let mut buf = BytesMut::with_capacity(4096);
+    let mut heartbeat = tokio::time::interval_at(
+        tokio::time::Instant::now() + HEARTBEAT_EVERY,
+        HEARTBEAT_EVERY,
+    );
+    'conn: loop {
+        // Everything already buffered first, then wait for more.
+        loop {
+            match frame::parse(&mut buf) {
+                Ok(Some(body)) => match Command::parse(&body) {
+                    Ok(cmd) => {
+                        let tx = tx.clone();
+                        let reply = handler.clone().handle(cmd.clone());
+                        tokio::spawn(async move {
+                            let outcome = reply.await;
+                            let _ = tx.send(message::ack_json(&outcome, &cmd.msg_id));
+                        });
+                    }
+                    Err(bad) => {
+                        debug!(error = %bad.error, "bad request");
+                        let _ = tx.send(message::error_json(&bad.error, &bad.msg_id));
+                    }
+                },
+                Ok(None) => break,
+                Err(e @ FrameError::Empty) => {
+                    let _ = tx.send(message::error_json(&e.to_string(), &Value::Null));
+                }
+                Err(e @ FrameError::TooLarge(_)) => {
+                    // The rest of the stream cannot be framed: say why, then hang up.
+                    let _ = tx.send(message::error_json(&e.to_string(), &Value::Null));
+                    break 'conn;
+                }
+            }
+        }
+        tokio::select! {
+            read = reader.read_buf(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            },
+            _ = heartbeat.tick() => {
+                let _ = tx.send(handler.heartbeat());
+            }
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+    }
+    drop(tx);
+    // Replies still running hold senders; the writer ends when the last one is done.
+    let _ = writing.await;
+}
+
+async fn write_replies(
+    writer: tokio::net::unix::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
+    let mut out = BufWriter::new(writer);
+    let mut framed = BytesMut::new();
+    while let Some(body) = rx.recv().await {
+        framed.clear();
+        frame::encode(&body, &mut framed);
+        if out.write_all(&framed).await.is_err() {
+            return;
+        }
+        // Batch whatever else is ready into the same write.
+        while let Ok(body) = rx.try_recv() {
+            framed.clear();
+            frame::encode(&body, &mut framed);
+            if out.write_all(&framed).await.is_err() {
+                return;
+            }
+        }
+        if out.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = out.shutdown().await;
+}

@@ -1,0 +1,202 @@
+//! Turns received datagrams into messages a person can read: address, type tags, arguments as
+//! JSON, and the timetag of the bundle that carried them (bundles nest; they are flattened).
+
+use rosc::{OscPacket, OscTime, OscType};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// A datagram that is not OSC.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed OSC packet ({len} bytes): {reason}")]
+pub struct DecodeError {
+    pub len: usize,
+    pub reason: String,
+}
+
+/// One message as received, ready for `get_messages`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapturedMessage {
+    pub address: String,
+    pub types: String,
+    pub args: Vec<Value>,
+    /// The timetag of the innermost bundle, as seconds since 1970 (`null` if it was no bundle
+    /// or "immediately").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle_time: Option<f64>,
+}
+
+/// Decodes one datagram into its messages, in order.
+pub fn decode(datagram: &[u8]) -> Result<Vec<CapturedMessage>, DecodeError> {
+    let (rest, packet) = rosc::decoder::decode_udp(datagram).map_err(|e| DecodeError {
+        len: datagram.len(),
+        reason: format!("{e:?}"),
+    })?;
+    if !rest.is_empty() {
+        return Err(DecodeError {
+            len: datagram.len(),
+            reason: format!("{} bytes after the packet", rest.len()),
+        });
+    }
+    let mut out = Vec::new();
+    flatten(packet, None, &mut out);
+    Ok(out)
+}
+
+fn flatten(packet: OscPacket, time: Option<f64>, out: &mut Vec<CapturedMessage>) {
+    match packet {
+        OscPacket::Message(m) => out.push(CapturedMessage {
+            types: super::type_tags(&m.args),
+            args: m.args.iter().map(arg_json).collect(),
+            address: m.addr,
+            bundle_time: time,
+        }),
+        OscPacket::Bundle(b) => {
+            let t = unix_seconds(b.timetag).or(time);
+            for p in b.content {
+                flatten(p, t, out);
+            }
+        }
+    }
+}
+
+const NTP_TO_UNIX: f64 = 2_208_988_800.0;
+
+fn unix_seconds(t: OscTime) -> Option<f64> {
+    // (0, 1) means "immediately".
+    if t.seconds == 0 && t.fractional <= 1 {
+        return None;
+    }
+    Some(f64::from(t.seconds) - NTP_TO_UNIX + f64::from(t.fractional) / 4_294_967_296.0)
+}
+
+fn float_json(f: f64) -> Value {
+    // JSON has no NaN or infinity: say it in words rather than lose it.
+    if f.is_finite() {
+        json!(f)
+    } else {
+        json!(f.to_string())
+    }
+}
+
+fn arg_json(arg: &OscType) -> Value {
+    match arg {
+        OscType::Int(i) => json!(i),
+        OscType::Float(f) => float_json(f64::from(*f)),
+        OscType::String(s) => json!(s),
+        OscType::Blob(b) => json!({ "blob": hex_string(b) }),
+        OscType::Time(t) => json!({ "time": unix_seconds(*t) }),
+        OscType::Long(h) => json!(h),
+        OscType::Double(d) => float_json(*d),
+        OscType::Char(c) => json!(c.to_string()),
+        OscType::Color(c) => json!({ "rgba": [c.red, c.green, c.blue, c.alpha] }),
+        OscType::Midi(m) => json!({ "midi": [m.port, m.status, m.data1, m.data2] }),
+        OscType::Bool(b) => json!(b),
+        OscType::Nil => Value::Null,
+        OscType::Inf => json!("inf"),
+        OscType::Array(a) => Value::Array(a.content.iter().map(arg_json).collect()),
+    }
+}
+
+/// Lower-case hex, for blobs and samples of malformed packets.
+pub fn hex_string(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rosc::{encoder, OscArray, OscBundle, OscColor, OscMessage, OscMidiMessage};
+
+    fn encode(p: &OscPacket) -> Vec<u8> {
+        encoder::encode(p).unwrap()
+    }
+
+    #[test]
+    fn every_osc_type_decodes_with_its_tag() {
+        let msg = OscMessage {
+            addr: "/all".into(),
+            args: vec![
+                OscType::Int(-3),
+                OscType::Float(0.5),
+                OscType::String("hé".into()),
+                OscType::Blob(vec![1, 255]),
+                OscType::Time(OscTime {
+                    seconds: 3_900_000_000,
+                    fractional: 0,
+                }),
+                OscType::Long(1 << 40),
+                OscType::Double(2.25),
+                OscType::Char('x'),
+                OscType::Color(OscColor {
+                    red: 1,
+                    green: 2,
+                    blue: 3,
+                    alpha: 4,
+                }),
+                OscType::Midi(OscMidiMessage {
+                    port: 0,
+                    status: 0x90,
+                    data1: 60,
+                    data2: 127,
+                }),
+                OscType::Bool(true),
+                OscType::Bool(false),
+                OscType::Nil,
+                OscType::Inf,
+                OscType::Array(OscArray {
+                    content: vec![OscType::Int(1), OscType::Float(2.0)],
+                }),
+            ],
+        };
+        let got = decode(&encode(&OscPacket::Message(msg))).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].types, "ifsbthdcrmTFNI[if]");
+        assert_eq!(got[0].args[0], json!(-3));
+        assert_eq!(got[0].args[2], json!("hé"));
+        assert_eq!(got[0].args[3], json!({"blob": "01ff"}));
+        assert_eq!(got[0].args[5], json!(1_u64 << 40));
+        assert_eq!(got[0].args[12], Value::Null);
+        assert_eq!(got[0].args[14], json!([1, 2.0]));
+    }
+
+    #[test]
+    fn nested_bundles_flatten_in_order_with_their_time() {
+        let m = |a: &str| {
+            OscPacket::Message(OscMessage {
+                addr: a.into(),
+                args: vec![],
+            })
+        };
+        let inner = OscPacket::Bundle(OscBundle {
+            timetag: OscTime {
+                seconds: 3_900_000_000,
+                fractional: 0,
+            },
+            content: vec![m("/b"), m("/c")],
+        });
+        let outer = OscPacket::Bundle(OscBundle {
+            timetag: OscTime {
+                seconds: 0,
+                fractional: 1,
+            },
+            content: vec![m("/a"), inner],
+        });
+        let got = decode(&encode(&outer)).unwrap();
+        let addrs: Vec<_> = got.iter().map(|c| c.address.as_str()).collect();
+        assert_eq!(addrs, ["/a", "/b", "/c"]);
+        assert_eq!(got[0].bundle_time, None);
+        assert_eq!(got[1].bundle_time, Some(3_900_000_000.0 - NTP_TO_UNIX));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [&b""[..], b"hello", b"/a\0\0,i\0\0\0\0", b"#bundle\0\0\0"] {
+            let err = decode(bad).unwrap_err();
+            assert_eq!(err.len, bad.len());
+        }
+    }
+}
