@@ -16,6 +16,12 @@ pub const DEFAULT_TOML: &str = include_str!("../etc/vj.toml");
 pub enum ConfigError {
     #[error("unknown config key `{0}` (etc/vj.toml lists every key)")]
     UnknownKey(String),
+    #[error("config key `{key}` must be {expected}, not {got}")]
+    WrongType {
+        key: String,
+        expected: &'static str,
+        got: &'static str,
+    },
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
@@ -155,7 +161,16 @@ pub fn merge(base: &mut Table, over: Table, path: &str) -> Result<(), ConfigErro
         match (base.get_mut(&key), value) {
             (None, _) => return Err(ConfigError::UnknownKey(dotted)),
             (Some(Value::Table(b)), Value::Table(o)) => merge(b, o, &dotted)?,
-            (Some(slot), v) => *slot = v,
+            // An integer where the default is a float is fine (`offset = 1`).
+            (Some(slot @ Value::Float(_)), Value::Integer(i)) => *slot = Value::Float(i as f64),
+            (Some(slot), v) if slot.same_type(&v) => *slot = v,
+            (Some(slot), v) => {
+                return Err(ConfigError::WrongType {
+                    key: dotted,
+                    expected: slot.type_str(),
+                    got: v.type_str(),
+                })
+            }
         }
     }
     Ok(())
@@ -164,13 +179,12 @@ pub fn merge(base: &mut Table, over: Table, path: &str) -> Result<(), ConfigErro
 impl Config {
     /// Deserializes a full table (defaults already merged in) and checks ranges.
     pub fn from_table(table: Table, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config =
-            Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    origin: origin.to_string(),
-                    message: e.message().to_string(),
-                })?;
+        let config: Config = Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                origin: origin.to_string(),
+                message: e.message().to_string(),
+            })?;
         config.validate().map_err(|message| ConfigError::Invalid {
             origin: origin.to_string(),
             message,
@@ -212,10 +226,12 @@ impl Config {
                 path: path.clone(),
                 source,
             })?;
-            let user: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let user: Table = text
+                .parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
             merge(&mut table, user, "")?;
         }
         let origin = file
@@ -404,8 +420,12 @@ mod tests {
         assert!(err.contains("osc_debugger.capacity"), "{err}");
 
         let mut t = defaults();
-        merge_section(&mut t, "osc_debugger", "capacity = 'lots'".parse().unwrap()).unwrap();
-        let err = Config::from_table(t, "set_config").unwrap_err().to_string();
-        assert!(err.contains("capacity"), "{err}");
+        let err = merge_section(&mut t, "osc_debugger", "capacity = 'lots'".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "config key `osc_debugger.capacity` must be integer, not string"
+        );
     }
 }

@@ -65,7 +65,10 @@ pub fn track_message(track: Option<&NowPlaying>) -> OscMessage {
 pub fn position_message(pos: Position) -> OscMessage {
     OscMessage {
         addr: POS_ADDR.to_string(),
-        args: vec![OscType::Float(pos.seconds), OscType::Int(i32::from(pos.playing))],
+        args: vec![
+            OscType::Float(pos.seconds),
+            OscType::Int(i32::from(pos.playing)),
+        ],
     }
 }
 

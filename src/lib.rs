@@ -3,8 +3,8 @@
 //! The library holds everything; `src/bin/*` are thin entry points. See docs/ARCHITECTURE.md.
 
 pub mod bus;
-pub mod karaoke;
 pub mod config;
+pub mod karaoke;
 pub mod osc;
 pub mod service;
 pub mod worker;

@@ -205,7 +205,10 @@ fn overlay(base: &mut toml::Table, over: toml::Table) {
 
 impl<W: Worker> Runtime<W> {
     fn worker(&self) -> Option<Arc<W>> {
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn uptime(&self) -> f64 {

@@ -91,7 +91,11 @@ impl Client {
     }
 
     /// Sends a command and waits for its ack, skipping heartbeats and replies to other ids.
-    pub async fn request(&mut self, cmd: &str, args: Map<String, Value>) -> Result<Ack, ClientError> {
+    pub async fn request(
+        &mut self,
+        cmd: &str,
+        args: Map<String, Value>,
+    ) -> Result<Ack, ClientError> {
         let id = self.next_id.to_string();
         self.next_id += 1;
         let mut body = args;
@@ -108,11 +112,17 @@ impl Client {
             return match msg.get("type").and_then(Value::as_str) {
                 Some("ack") => Ok(Ack {
                     success: msg.get("success").and_then(Value::as_bool).unwrap_or(false),
-                    message: msg.get("message").and_then(Value::as_str).map(str::to_string),
+                    message: msg
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
                     data: msg.get("data").cloned().unwrap_or(Value::Null),
                 }),
                 Some("error") => Err(ClientError::Refused(
-                    msg.get("error").and_then(Value::as_str).unwrap_or("").to_string(),
+                    msg.get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string(),
                 )),
                 _ => Err(ClientError::Protocol(format!("unexpected reply: {msg}"))),
             };

@@ -195,7 +195,10 @@ mod tests {
     fn each_bad_request_says_what_is_wrong() {
         assert!(err("{nope").error.starts_with("invalid JSON"));
         assert_eq!(err("[1]").error, "expected a JSON object, got an array");
-        assert_eq!(err(r#"{"cmd":"x","msg_id":"a"}"#).error, "missing field: type");
+        assert_eq!(
+            err(r#"{"cmd":"x","msg_id":"a"}"#).error,
+            "missing field: type"
+        );
         assert_eq!(err(r#"{"cmd":"x","msg_id":"a"}"#).msg_id, json!("a"));
         assert_eq!(err(r#"{"type":"command"}"#).error, "missing field: cmd");
         assert_eq!(

@@ -135,7 +135,8 @@ mod launchd {
     }
 
     pub fn take(name: &str) -> io::Result<Option<c_int>> {
-        let cname = CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let cname =
+            CString::new(name).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let mut fds: *mut c_int = std::ptr::null_mut();
         let mut cnt: libc::size_t = 0;
         // SAFETY: valid C string and out-pointers; launchd allocates `fds` with malloc.

@@ -33,7 +33,9 @@ impl fmt::Display for Secret {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
-    #[error("credential file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`")]
+    #[error(
+        "credential file {path} is readable by others (mode {mode:o}); run `chmod 600 {path}`"
+    )]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("cannot read credential file {path}: {source}")]
     Read {

@@ -66,7 +66,11 @@ mod tests {
         assert_eq!(mode, 0o600);
         let entries: Vec<_> = fs::read_dir(path.parent().unwrap()).unwrap().collect();
         assert_eq!(entries.len(), 1, "no temp file left behind");
-        let dmode = fs::metadata(dir.path().join("a")).unwrap().permissions().mode() & 0o777;
+        let dmode = fs::metadata(dir.path().join("a"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(dmode, 0o700);
     }
 

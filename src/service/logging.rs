@@ -15,7 +15,9 @@ fn stderr_is_journal() -> bool {
     let Some((dev, ino)) = v.split_once(':') else {
         return false;
     };
-    let Ok(meta) = std::fs::metadata("/proc/self/fd/2").or_else(|_| std::fs::metadata("/dev/stderr")) else {
+    let Ok(meta) =
+        std::fs::metadata("/proc/self/fd/2").or_else(|_| std::fs::metadata("/dev/stderr"))
+    else {
         return false;
     };
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
