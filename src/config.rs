@@ -348,7 +348,7 @@ pub fn bus_dir(config: &Config) -> PathBuf {
         env_path("XDG_RUNTIME_DIR")
     };
     runtime
-        .unwrap_or_else(|| std::env::temp_dir())
+        .unwrap_or_else(std::env::temp_dir)
         .join("vj-bus")
 }
 

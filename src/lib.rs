@@ -6,5 +6,6 @@ pub mod bus;
 pub mod config;
 pub mod karaoke;
 pub mod osc;
+pub mod oscdebug;
 pub mod service;
 pub mod worker;

@@ -1,6 +1,7 @@
 //! `tracing` to the journal when stderr is the journal (`JOURNAL_STREAM`), else readable
 //! stderr. `RUST_LOG` filters (default `info`).
 
+use std::io::IsTerminal;
 use std::os::unix::fs::MetadataExt;
 
 use tracing_subscriber::prelude::*;
@@ -40,6 +41,7 @@ pub fn init(identifier: &str) {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal())
                 .with_target(false),
         )
         .try_init();
