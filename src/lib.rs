@@ -4,6 +4,7 @@
 
 pub mod bus;
 pub mod config;
+pub mod audio;
 pub mod karaoke;
 pub mod osc;
 pub mod oscdebug;

@@ -1,0 +1,115 @@
+//! Onset strength: how much new energy this hop brings (log-magnitude spectral flux against a
+//! frequency-max-filtered previous spectrum), the input of the tempo and beat trackers.
+
+use super::bands::AutoGain;
+use super::spectrum::Spectrum;
+
+/// Highest frequency the flux looks at: above it there is mostly hiss.
+const MAX_HZ: f32 = 16_000.0;
+/// Below this the flux is also counted on its own: kicks carry the beat in dance music, and
+/// in a log spectrum the many hi-hat bins would otherwise outvote the few kick bins.
+const LOW_HZ: f32 = 150.0;
+const LOW_SHARE: f32 = 1.0;
+
+pub struct OnsetStrength {
+    prev: Vec<f32>,
+    cur: Vec<f32>,
+    top: usize,
+    low: usize,
+    raw: f32,
+    accent: f32,
+    gain: AutoGain,
+    normalized: f32,
+}
+
+impl OnsetStrength {
+    pub fn new(spectrum: &Spectrum) -> Self {
+        let n = spectrum.magnitudes().len();
+        OnsetStrength {
+            prev: vec![0.0; n],
+            cur: vec![0.0; n],
+            top: spectrum.hz_bin(MAX_HZ).min(n - 1),
+            low: spectrum.hz_bin(LOW_HZ),
+            raw: 0.0,
+            accent: 0.0,
+            gain: AutoGain::new(spectrum.rate(), 1e-3),
+            normalized: 0.0,
+        }
+    }
+
+    pub fn process(&mut self, spectrum: &Spectrum) {
+        let mags = spectrum.magnitudes();
+        for (c, &m) in self.cur.iter_mut().zip(mags) {
+            *c = (1.0 + 1000.0 * m).ln();
+        }
+        let mut flux = 0.0f32;
+        let mut low = 0.0f32;
+        for k in 1..self.top {
+            // A 3-bin max filter on the previous frame ignores vibrato and slides.
+            let p = self.prev[k - 1].max(self.prev[k]).max(self.prev[k + 1]);
+            let d = self.cur[k] - p;
+            if d > 0.0 {
+                flux += d;
+                if k < self.low {
+                    low += d;
+                }
+            }
+        }
+        std::mem::swap(&mut self.prev, &mut self.cur);
+        self.raw = flux / self.top as f32;
+        // Mean rise over all bins plus mean rise over the bass bins: equal votes.
+        self.accent = self.raw + LOW_SHARE * low / self.low.max(1) as f32;
+        let g = self.gain.update(self.raw);
+        self.normalized = (self.raw * g).clamp(0.0, 1.0);
+    }
+
+    /// Unscaled flux (the trackers normalise it themselves).
+    pub fn raw(&self) -> f32 {
+        self.raw
+    }
+
+    /// Flux with the bass counted apart: where the kicks are, for placing beats.
+    pub fn accent(&self) -> f32 {
+        self.accent
+    }
+
+    /// Onset strength 0..1 against the recent peak, as sent in `/audio/beat`.
+    pub fn strength(&self) -> f32 {
+        self.normalized
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_is_an_onset_and_a_steady_tone_is_not() {
+        let rate = 44_100;
+        let mut s = Spectrum::new(rate);
+        let mut o = OnsetStrength::new(&s);
+        let mut values = Vec::new();
+        for h in 0..60 {
+            let hop: Vec<f32> = (0..512)
+                .map(|i| {
+                    let n = h * 512 + i;
+                    let t = n as f32 / rate as f32;
+                    let tone = 0.3 * (std::f32::consts::TAU * 440.0 * t).sin();
+                    // A noise burst at hop 40.
+                    let burst = if (40 * 512..41 * 512).contains(&n) {
+                        ((n * 7919 % 1000) as f32 / 500.0 - 1.0) * 0.8
+                    } else {
+                        0.0
+                    };
+                    tone + burst
+                })
+                .collect();
+            s.process(&hop);
+            o.process(&s);
+            values.push(o.raw());
+        }
+        let steady = values[20..39].iter().fold(0.0f32, |a, &b| a.max(b));
+        let hit = values[40..44].iter().fold(0.0f32, |a, &b| a.max(b));
+        assert!(hit > 10.0 * steady.max(1e-4), "hit {hit} vs steady {steady}");
+    }
+}
