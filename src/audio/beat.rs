@@ -18,7 +18,10 @@ pub struct BeatTracker {
     latency: f32,
     /// The frame of the last emitted beat (may be fractional on the grid), or None.
     last_beat: Option<f64>,
+    /// Recent (one beat-ish) and long-term (20 s) onset level: in a breakdown the grid runs on.
     level: f32,
+    long_level: f32,
+    fps: f32,
     beat: bool,
 }
 
@@ -31,6 +34,8 @@ impl BeatTracker {
             latency: latency_frames,
             last_beat: None,
             level: 0.0,
+            long_level: 0.0,
+            fps: frames_per_sec,
             beat: false,
         }
     }
@@ -55,7 +60,8 @@ impl BeatTracker {
         self.ring[self.pos] = onset;
         self.pos = (self.pos + 1) % len;
         self.frame += 1;
-        self.level += (onset - self.level) * 0.01;
+        self.level += (onset - self.level) * (1.0 / (1.0 * self.fps));
+        self.long_level += (onset - self.long_level) * (1.0 / (20.0 * self.fps));
         let now = (self.frame - 1) as f64;
         self.beat = false;
         if period < 2.0 {
@@ -86,7 +92,7 @@ impl BeatTracker {
                 let anchor = now - phi as f64 - self.latency as f64;
                 let d = ((anchor - last) / tau as f64).rem_euclid(1.0);
                 let d = d.min(1.0 - d) as f32;
-                s *= 0.6 + 0.4 * (-0.5 * (d / 0.08).powi(2)).exp();
+                s *= 0.7 + 0.3 * (-0.5 * (d / 0.08).powi(2)).exp();
             }
             total += s;
             if s > best.1 {
@@ -94,7 +100,7 @@ impl BeatTracker {
             }
         }
         let mean = total / steps as f32;
-        let music = best.1 > 1.3 * mean && best.1 > 1e-6;
+        let music = best.1 > 1.3 * mean && best.1 > 1e-6 && self.level > 0.35 * self.long_level;
         // The last grid point in true time (the envelope lags the sound by `latency`).
         let anchor = if music {
             now - best.0 as f64 - self.latency as f64

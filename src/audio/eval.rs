@@ -218,12 +218,13 @@ mod tests {
     }
 }
 
-/// `vj-audio gen-corpus DIR`: writes `clips` clips of every genre (30 s each).
-pub fn generate_corpus(dir: &std::path::Path, clips: u64) -> std::io::Result<usize> {
+/// `vj-audio gen-corpus DIR`: writes `clips` clips of every genre (30 s each), seeds from
+/// `first_seed`.
+pub fn generate_corpus(dir: &std::path::Path, first_seed: u64, clips: u64) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     let mut n = 0;
     for genre in super::synth::Genre::ALL {
-        for seed in 1..=clips {
+        for seed in first_seed..first_seed + clips {
             let clip = super::synth::generate(genre, seed, super::DEFAULT_RATE, 30.0);
             super::synth::write_clip(dir, &clip)?;
             n += 1;

@@ -18,6 +18,9 @@ pub struct OnsetStrength {
     low: usize,
     raw: f32,
     accent: f32,
+    prev_power: Vec<f32>,
+    raw_peak: AutoGain,
+    low_peak: AutoGain,
     gain: AutoGain,
     normalized: f32,
 }
@@ -32,6 +35,9 @@ impl OnsetStrength {
             low: spectrum.hz_bin(LOW_HZ),
             raw: 0.0,
             accent: 0.0,
+            prev_power: vec![0.0; n],
+            raw_peak: AutoGain::new(spectrum.rate(), 1e-4),
+            low_peak: AutoGain::new(spectrum.rate(), 1e-6),
             gain: AutoGain::new(spectrum.rate(), 1e-3),
             normalized: 0.0,
         }
@@ -44,21 +50,29 @@ impl OnsetStrength {
         }
         let mut flux = 0.0f32;
         let mut low = 0.0f32;
+        // The bass in linear power: the kick is the loudest thing there, while in a log
+        // spectrum an off-beat bass line would count as much.
+        for k in 1..self.low {
+            let d = mags[k] * mags[k] - self.prev_power[k];
+            if d > 0.0 {
+                low += d;
+            }
+            self.prev_power[k] = mags[k] * mags[k];
+        }
         for k in 1..self.top {
             // A 3-bin max filter on the previous frame ignores vibrato and slides.
             let p = self.prev[k - 1].max(self.prev[k]).max(self.prev[k + 1]);
             let d = self.cur[k] - p;
             if d > 0.0 {
                 flux += d;
-                if k < self.low {
-                    low += d;
-                }
             }
         }
         std::mem::swap(&mut self.prev, &mut self.cur);
         self.raw = flux / self.top as f32;
-        // Mean rise over all bins plus mean rise over the bass bins: equal votes.
-        self.accent = self.raw + LOW_SHARE * low / self.low.max(1) as f32;
+        // Each against its own recent peak, so both get an equal vote.
+        let gr = self.raw_peak.update(self.raw);
+        let gl = self.low_peak.update(low);
+        self.accent = self.raw * gr + LOW_SHARE * low * gl;
         let g = self.gain.update(self.raw);
         self.normalized = (self.raw * g).clamp(0.0, 1.0);
     }

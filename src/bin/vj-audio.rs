@@ -32,6 +32,9 @@ enum Cmd {
         /// Clips per genre.
         #[arg(long, default_value_t = 4)]
         clips: u64,
+        /// Seed of the first clip (a held-out corpus uses other seeds than the tuning one).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Score `vj-audio analyze --beats` and the naive tracker on every clip of DIR.
     Eval { dir: PathBuf },
@@ -59,13 +62,11 @@ fn tool(cmd: Cmd) -> anyhow::Result<()> {
             } else {
                 offline::Output::Json
             };
-            let mut settings = AnalysisSettings::from_config(&vj::config::Config::default().audio, 0);
-            if let Some(v) = std::env::var("VJ_PRIOR").ok().and_then(|v| v.parse().ok()) { settings.tempo.prior_bpm = v; }
-            if let Some(v) = std::env::var("VJ_PRIOR_OCT").ok().and_then(|v| v.parse().ok()) { settings.tempo.prior_octaves = v; }
+            let settings = AnalysisSettings::from_config(&vj::config::Config::default().audio, 0);
             offline::run(&file, output, settings, &mut std::io::stdout().lock())
         }
-        Cmd::GenCorpus { dir, clips } => {
-            let n = eval::generate_corpus(&dir, clips)?;
+        Cmd::GenCorpus { dir, clips, seed } => {
+            let n = eval::generate_corpus(&dir, seed, clips)?;
             println!("wrote {n} clips to {}", dir.display());
             Ok(())
         }
