@@ -217,6 +217,14 @@ impl Config {
             ));
         }
         let a = &self.audio;
+        let source_ok = matches!(a.source.as_str(), "auto" | "device" | "demo")
+            || a.source.strip_prefix("file:").is_some_and(|p| !p.is_empty());
+        if !source_ok {
+            return Err(format!(
+                "audio.source must be auto, device, demo or file:PATH, not {:?}",
+                a.source
+            ));
+        }
         if !(30.0..=300.0).contains(&a.bpm_min)
             || !(30.0..=300.0).contains(&a.bpm_max)
             || a.bpm_max < a.bpm_min * 1.5
