@@ -218,7 +218,9 @@ impl Config {
         }
         let a = &self.audio;
         let source_ok = matches!(a.source.as_str(), "auto" | "device" | "demo")
-            || a.source.strip_prefix("file:").is_some_and(|p| !p.is_empty());
+            || a.source
+                .strip_prefix("file:")
+                .is_some_and(|p| !p.is_empty());
         if !source_ok {
             return Err(format!(
                 "audio.source must be auto, device, demo or file:PATH, not {:?}",
@@ -235,7 +237,10 @@ impl Config {
             ));
         }
         if !(0.0..=0.99).contains(&a.smoothing) {
-            return Err(format!("audio.smoothing must be 0..=0.99, not {}", a.smoothing));
+            return Err(format!(
+                "audio.smoothing must be 0..=0.99, not {}",
+                a.smoothing
+            ));
         }
         if a.band_edges.len() != 8
             || a.band_edges.windows(2).any(|w| w[0] >= w[1])
@@ -388,9 +393,7 @@ pub fn bus_dir(config: &Config) -> PathBuf {
     } else {
         env_path("XDG_RUNTIME_DIR")
     };
-    runtime
-        .unwrap_or_else(std::env::temp_dir)
-        .join("vj-bus")
+    runtime.unwrap_or_else(std::env::temp_dir).join("vj-bus")
 }
 
 /// The control socket of a worker.

@@ -2,9 +2,9 @@
 //!
 //! The library holds everything; `src/bin/*` are thin entry points. See docs/ARCHITECTURE.md.
 
+pub mod audio;
 pub mod bus;
 pub mod config;
-pub mod audio;
 pub mod karaoke;
 pub mod osc;
 pub mod oscdebug;

@@ -89,7 +89,10 @@ pub struct AudioFrame {
     pub brightness: f32,
 }
 
-fn serialize_spectrum<S: serde::Serializer>(v: &[f32; SPECTRUM_BINS], s: S) -> Result<S::Ok, S::Error> {
+fn serialize_spectrum<S: serde::Serializer>(
+    v: &[f32; SPECTRUM_BINS],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter())
 }
 
@@ -211,7 +214,8 @@ impl Analyzer {
                 let hi = self.spectrum.hz_bin(250.0);
                 mags[1..hi].iter().map(|m| m * m).sum::<f32>().sqrt()
             };
-            self.structure.process(rms, bass, self.spectrum.brightness());
+            self.structure
+                .process(rms, bass, self.spectrum.brightness());
             f.buildup = self.structure.buildup();
             f.drop = self.structure.drop();
             f.energy_trend = self.structure.energy_trend();
@@ -267,5 +271,99 @@ impl AudioFrame {
                 ],
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::eval::{f_measure, tempo_verdict, TempoVerdict};
+    use crate::audio::synth::{generate, Genre};
+
+    fn run(genre: Genre, seed: u64) -> (Vec<f64>, f32, crate::audio::synth::Clip) {
+        let clip = generate(genre, seed, 44_100, 20.0);
+        let mut beats = Vec::new();
+        let mut bpm = 0.0;
+        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+            if f.beat {
+                beats.push(f.time);
+            }
+            bpm = f.bpm;
+        });
+        (beats, bpm, clip)
+    }
+
+    #[test]
+    fn known_tempos_are_found_and_beats_land_on_them() {
+        // Four-on-the-floor, drum & bass (must read ~170, not 85) and swung hip-hop.
+        for (genre, seed) in [
+            (Genre::House, 21),
+            (Genre::DrumAndBass, 22),
+            (Genre::HipHop, 23),
+        ] {
+            let (beats, bpm, clip) = run(genre, seed);
+            assert_eq!(
+                tempo_verdict(clip.tempo, bpm as f64),
+                TempoVerdict::Right,
+                "{genre:?}: {bpm} vs {}",
+                clip.tempo
+            );
+            let f = f_measure(&clip.beats, &beats);
+            assert!(f > 0.9, "{genre:?} F {f}");
+        }
+    }
+
+    #[test]
+    fn a_sine_gives_its_pitch_and_toggles_stop_their_stage() {
+        let tone: Vec<f32> = (0..44_100)
+            .map(|i| 0.4 * (std::f32::consts::TAU * 220.0 * i as f32 / 44_100.0).sin())
+            .collect();
+        let mut a = Analyzer::new(AnalysisSettings::default());
+        let mut last = AudioFrame::default();
+        for hop in tone.chunks_exact(HOP) {
+            last = *a.process(hop);
+        }
+        assert!((last.pitch_hz - 220.0).abs() < 3.0, "{}", last.pitch_hz);
+        assert!(last.pitch_confidence > 0.9);
+        let mut msgs = Vec::new();
+        last.osc_messages(a.settings(), &mut msgs);
+        assert_eq!(msgs.len(), 6);
+        a.set_settings(AnalysisSettings {
+            pitch: false,
+            spectrum: false,
+            ..AnalysisSettings::default()
+        });
+        let f = *a.process(&tone[..HOP]);
+        f.osc_messages(a.settings(), &mut msgs);
+        let addrs: Vec<&str> = msgs.iter().map(|m| m.addr.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "/audio/levels",
+                "/audio/beat",
+                "/audio/bpm",
+                "/audio/structure"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_drop_after_a_breakdown_is_flagged() {
+        let clip = generate(Genre::Breakdown, 3, 44_100, 30.0);
+        // The breakdown spans bars [bars/3, bars/3 + 8); the drop is its end.
+        let bars = clip.beats.len() / 4;
+        let drop_at = clip.beats[(bars / 3 + 8) * 4];
+        let mut drops = Vec::new();
+        let mut was = false;
+        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+            if f.drop && !was {
+                drops.push(f.time);
+            }
+            was = f.drop;
+        });
+        assert!(
+            drops.iter().any(|&t| (t - drop_at).abs() < 1.0),
+            "drop at {drop_at:.1}, flagged at {drops:?}"
+        );
     }
 }

@@ -83,7 +83,11 @@ impl BeatTracker {
                 let v = self
                     .onset_at(ago)
                     .max(self.onset_at(ago + 1.0) * 0.7)
-                    .max(if ago >= 1.0 { self.onset_at(ago - 1.0) * 0.7 } else { 0.0 });
+                    .max(if ago >= 1.0 {
+                        self.onset_at(ago - 1.0) * 0.7
+                    } else {
+                        0.0
+                    });
                 s += w * v;
                 w *= FIT_DECAY;
             }

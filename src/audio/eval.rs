@@ -183,9 +183,7 @@ pub fn table(scores: &[ClipScore]) -> String {
     }
     let fotf: Vec<&ClipScore> = scores
         .iter()
-        .filter(|c| {
-            super::synth::Genre::from_name(&c.genre).is_some_and(|g| g.four_on_the_floor())
-        })
+        .filter(|c| super::synth::Genre::from_name(&c.genre).is_some_and(|g| g.four_on_the_floor()))
         .collect();
     out.push_str(&row("4-on-floor", &fotf));
     let all: Vec<&ClipScore> = scores.iter().collect();
@@ -220,7 +218,11 @@ mod tests {
 
 /// `vj-audio gen-corpus DIR`: writes `clips` clips of every genre (30 s each), seeds from
 /// `first_seed`.
-pub fn generate_corpus(dir: &std::path::Path, first_seed: u64, clips: u64) -> std::io::Result<usize> {
+pub fn generate_corpus(
+    dir: &std::path::Path,
+    first_seed: u64,
+    clips: u64,
+) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     let mut n = 0;
     for genre in super::synth::Genre::ALL {

@@ -77,7 +77,12 @@ pub enum Output {
 }
 
 /// The whole `analyze` command.
-pub fn run(path: &Path, output: Output, settings: AnalysisSettings, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn run(
+    path: &Path,
+    output: Output,
+    settings: AnalysisSettings,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let mono = read_wav(path)?;
     let settings = AnalysisSettings {
         rate: mono.rate,

@@ -124,6 +124,9 @@ mod tests {
         }
         let steady = values[20..39].iter().fold(0.0f32, |a, &b| a.max(b));
         let hit = values[40..44].iter().fold(0.0f32, |a, &b| a.max(b));
-        assert!(hit > 10.0 * steady.max(1e-4), "hit {hit} vs steady {steady}");
+        assert!(
+            hit > 10.0 * steady.max(1e-4),
+            "hit {hit} vs steady {steady}"
+        );
     }
 }

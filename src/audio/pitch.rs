@@ -67,7 +67,11 @@ impl Pitch {
             *x = c.iter().sum::<f32>() / d as f32;
         }
         // Autocorrelation r(τ) through the FFT (zero-padded to 2N: no wrap-around).
-        for (b, &x) in self.buf.iter_mut().zip(self.x.iter().chain(std::iter::repeat(&0.0))) {
+        for (b, &x) in self
+            .buf
+            .iter_mut()
+            .zip(self.x.iter().chain(std::iter::repeat(&0.0)))
+        {
             *b = Complex32::new(x, 0.0);
         }
         self.forward
@@ -128,7 +132,11 @@ impl Pitch {
         };
         let (a, b, c) = (self.nsdf[p - 1], self.nsdf[p], self.nsdf[p + 1]);
         let d = a - 2.0 * b + c;
-        let shift = if d < 0.0 { (0.5 * (a - c) / d).clamp(-0.5, 0.5) } else { 0.0 };
+        let shift = if d < 0.0 {
+            (0.5 * (a - c) / d).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        };
         let clarity = b.clamp(0.0, 1.0);
         self.confidence = clarity;
         self.hz = if clarity >= VOICED {

@@ -14,7 +14,9 @@ pub const WINDOW: usize = 2048;
 
 /// The FFT length for a device rate: about 46 ms, a power of two.
 pub fn window_len(rate: u32) -> usize {
-    (rate as usize * 2048 / 48_000).next_power_of_two().max(WINDOW)
+    (rate as usize * 2048 / 48_000)
+        .next_power_of_two()
+        .max(WINDOW)
 }
 /// Bins of `/audio/spectrum`.
 pub const SPECTRUM_BINS: usize = 32;
@@ -64,7 +66,8 @@ impl Spectrum {
         for ((b, &x), &w) in self.buf.iter_mut().zip(&self.history).zip(&self.window) {
             *b = Complex32::new(x * w, 0.0);
         }
-        self.fft.process_with_scratch(&mut self.buf, &mut self.scratch);
+        self.fft
+            .process_with_scratch(&mut self.buf, &mut self.scratch);
         // Scaled so a full-scale sine reads about 1.0.
         let scale = 4.0 / len as f32;
         for (m, b) in self.magnitudes.iter_mut().zip(&self.buf) {
@@ -189,9 +192,18 @@ mod tests {
             .unwrap()
             .0;
         assert_eq!(k, s.hz_bin(f));
-        assert!((mags[k] - 1.0).abs() < 0.3, "full-scale sine reads {}", mags[k]);
+        assert!(
+            (mags[k] - 1.0).abs() < 0.3,
+            "full-scale sine reads {}",
+            mags[k]
+        );
         let v = log.values();
-        let top = v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0;
+        let top = v
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .unwrap()
+            .0;
         // 1 kHz lies in bin log(1000/20)/log(1000) * 32 ≈ 18.
         assert_eq!(top, 18, "{v:?}");
     }

@@ -33,7 +33,10 @@ pub struct Structure {
     loud_fast: Follower,
     loud_slow: Follower,
     bass_fast: Follower,
-    bass_slow: Follower,
+    /// The recent bass peak (dB), falling 0.3 dB/s: what "full bass" means in this track.
+    bass_ref: f32,
+    /// Set after the bass has been out for 2 s (a breakdown); cleared by the drop.
+    breakdown: bool,
     bright_fast: Follower,
     bright_slow: Follower,
     /// Frames the bass has been pulled out (a build-up or breakdown in progress).
@@ -57,7 +60,8 @@ impl Structure {
             loud_fast: Follower::new(0.3 * f),
             loud_slow: Follower::new(4.0 * f),
             bass_fast: Follower::new(0.2 * f),
-            bass_slow: Follower::new(6.0 * f),
+            bass_ref: -120.0,
+            breakdown: false,
             bright_fast: Follower::new(0.5 * f),
             bright_slow: Follower::new(4.0 * f),
             low_bass_frames: 0,
@@ -73,28 +77,31 @@ impl Structure {
         let lf = self.loud_fast.update(db(rms));
         let ls = self.loud_slow.update(db(rms));
         let bf = self.bass_fast.update(db(bass));
-        let bs = self.bass_slow.update(db(bass));
+        self.bass_ref = (self.bass_ref - 0.3 / self.fps).max(bf);
+        let bs = self.bass_ref;
         let brf = self.bright_fast.update(brightness);
         let brs = self.bright_slow.update(brightness);
         self.brightness = brf.clamp(0.0, 1.0);
         self.trend = ((lf - ls) / 6.0).clamp(-1.0, 1.0);
         let silent = lf < -70.0;
-        let bass_out = !silent && bf < bs - 6.0;
+        let bass_out = !silent && bf < bs - 9.0;
         if bass_out {
             self.low_bass_frames += 1;
-        } else if bf > bs - 3.0 {
+            if self.low_bass_frames as f32 > 2.0 * self.fps {
+                self.breakdown = true;
+            }
+        } else {
             self.low_bass_frames = 0;
         }
         let rising = lf - ls > 1.0 || brf - brs > 0.01;
-        let was_building = self.buildup || self.low_bass_frames as f32 > 2.0 * self.fps;
-        self.buildup = !silent && self.low_bass_frames as f32 > 1.0 * self.fps && rising;
+        self.buildup = !silent && bass_out && self.breakdown && rising;
         if self.drop_left > 0 {
             self.drop_left -= 1;
         }
-        // The drop: bass back at full weight right after a build-up or a breakdown.
-        if was_building && bf > bs + 3.0 && !silent {
+        // The drop: the bass back near full weight after a breakdown or build-up.
+        if self.breakdown && bf > bs - 4.0 && !silent {
             self.drop_left = (0.5 * self.fps) as u32;
-            self.low_bass_frames = 0;
+            self.breakdown = false;
             self.buildup = false;
         }
     }

@@ -115,7 +115,10 @@ struct Svf {
 
 impl Svf {
     fn new() -> Self {
-        Svf { low: 0.0, band: 0.0 }
+        Svf {
+            low: 0.0,
+            band: 0.0,
+        }
     }
     /// Returns (low, band, high) for cutoff `f` (as 2 sin(pi fc/fs)) and damping `q`.
     fn tick(&mut self, x: f32, f: f32, q: f32) -> (f32, f32, f32) {
@@ -160,12 +163,18 @@ impl Mix {
         let mut phase = 0.0f32;
         let click = 0.3 + 0.3 * rng.unit() as f32;
         for i in 0..len {
-            let Some(d) = self.drums.get_mut(start + i) else { break };
+            let Some(d) = self.drums.get_mut(start + i) else {
+                break;
+            };
             let s = i as f32 / self.rate;
             let f = tone + 110.0 * (-s / 0.03).exp();
             phase += TAU * f / self.rate;
             let env = (-s / 0.28).exp();
-            let transient = if i < 200 { click * (1.0 - i as f32 / 200.0) } else { 0.0 };
+            let transient = if i < 200 {
+                click * (1.0 - i as f32 / 200.0)
+            } else {
+                0.0
+            };
             *d += amp * ((phase.sin() * 1.5).tanh() * env + transient * rng.noise());
             if let Some(sc) = self.side.get_mut(start + i) {
                 *sc = sc.max((-s / 0.15).exp());
@@ -179,7 +188,9 @@ impl Mix {
         let mut svf = Svf::new();
         let fc = coef(3000.0, self.rate);
         for i in 0..len {
-            let Some(d) = self.drums.get_mut(start + i) else { break };
+            let Some(d) = self.drums.get_mut(start + i) else {
+                break;
+            };
             let s = i as f32 / self.rate;
             let (_, band, high) = svf.tick(rng.noise(), fc, 0.7);
             let body = (TAU * 185.0 * s).sin() * (-s / 0.05).exp();
@@ -193,7 +204,9 @@ impl Mix {
         let mut svf = Svf::new();
         let fc = coef(1400.0, self.rate);
         for i in 0..len {
-            let Some(d) = self.drums.get_mut(start + i) else { break };
+            let Some(d) = self.drums.get_mut(start + i) else {
+                break;
+            };
             let s = i as f32 / self.rate;
             // Three quick bursts then a tail, like hands.
             let burst = if s < 0.03 {
@@ -213,7 +226,9 @@ impl Mix {
         let mut svf = Svf::new();
         let fc = coef(7500.0, self.rate);
         for i in 0..len {
-            let Some(d) = self.drums.get_mut(start + i) else { break };
+            let Some(d) = self.drums.get_mut(start + i) else {
+                break;
+            };
             let s = i as f32 / self.rate;
             let (_, _, high) = svf.tick(rng.noise(), fc, 0.4);
             *d += amp * high * (-s / decay).exp();
@@ -227,7 +242,9 @@ impl Mix {
         let mut svf = Svf::new();
         let mut phase = 0.0f32;
         for i in 0..len {
-            let Some(d) = self.music.get_mut(start + i) else { break };
+            let Some(d) = self.music.get_mut(start + i) else {
+                break;
+            };
             let s = i as f32 / self.rate;
             phase = (phase + hz / self.rate) % 1.0;
             let x = if sub {
@@ -250,7 +267,9 @@ impl Mix {
         let mut svf = Svf::new();
         let fc = coef(cutoff, self.rate);
         for i in 0..len {
-            let Some(d) = self.music.get_mut(start + i) else { break };
+            let Some(d) = self.music.get_mut(start + i) else {
+                break;
+            };
             let s = i as f32 / self.rate;
             let mut x = 0.0;
             for (j, &hz) in notes.iter().enumerate().take(4) {
@@ -273,7 +292,9 @@ impl Mix {
         let len = (dur * self.rate as f64) as usize;
         let mut svf = Svf::new();
         for i in 0..len {
-            let Some(d) = self.music.get_mut(start + i) else { break };
+            let Some(d) = self.music.get_mut(start + i) else {
+                break;
+            };
             let x = i as f32 / len as f32;
             let fc = coef(300.0 + 8000.0 * x * x, self.rate);
             let (_, band, _) = svf.tick(rng.noise(), fc, 0.3);
@@ -294,7 +315,10 @@ impl Mix {
         let mut env = 0.0f32;
         let peak = out.iter().fold(1e-6f32, |a, &x| a.max(x.abs()));
         let thr = 0.25 * peak;
-        let (att, rel) = (1.0 - (-1.0 / (0.003 * self.rate)).exp(), 1.0 - (-1.0 / (0.15 * self.rate)).exp());
+        let (att, rel) = (
+            1.0 - (-1.0 / (0.003 * self.rate)).exp(),
+            1.0 - (-1.0 / (0.15 * self.rate)).exp(),
+        );
         for x in out.iter_mut() {
             let a = x.abs();
             env += (a - env) * if a > env { att } else { rel };
@@ -355,7 +379,11 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
     };
     let beats = beat_grid(bpm0, bpm1, secs, 0.0);
     let mut mix = Mix::new(rate, secs);
-    let swing = if genre == Genre::HipHop { rng.range(0.58, 0.66) } else { 0.5 };
+    let swing = if genre == Genre::HipHop {
+        rng.range(0.58, 0.66)
+    } else {
+        0.5
+    };
     let humanize = match genre {
         Genre::HipHop => 0.008,
         Genre::Breakbeat => 0.004,
@@ -393,13 +421,18 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
             vec![2, 6, 10, 14],
         ),
         Genre::DrumAndBass => (
-            if rng.chance(0.5) { vec![0, 10] } else { vec![0, 7, 10] },
+            if rng.chance(0.5) {
+                vec![0, 10]
+            } else {
+                vec![0, 7, 10]
+            },
             vec![4, 12],
             (0..16).filter(|s| s % 2 == 0).collect(),
             vec![],
         ),
         Genre::HipHop => (
-            [vec![0, 7, 10], vec![0, 3, 8, 10], vec![0, 8, 11]][rng.next_u64() as usize % 3].clone(),
+            [vec![0, 7, 10], vec![0, 3, 8, 10], vec![0, 8, 11]][rng.next_u64() as usize % 3]
+                .clone(),
             vec![4, 12],
             (0..16).filter(|s| s % 2 == 0).collect(),
             vec![],
@@ -417,7 +450,10 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
             vec![],
         ),
     };
-    let clap = matches!(genre, Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown);
+    let clap = matches!(
+        genre,
+        Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown
+    );
     for bar in 0..bars {
         let b0 = (bar * 4) as f64;
         let drums = !(bd_start..bd_end).contains(&bar);
@@ -471,7 +507,11 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
             }
             if fill {
                 // A snare roll over the last beat, in 16ths (32nds in D&B and half-time).
-                let n = if matches!(genre, Genre::DrumAndBass | Genre::HalfTime) { 8 } else { 4 };
+                let n = if matches!(genre, Genre::DrumAndBass | Genre::HalfTime) {
+                    8
+                } else {
+                    4
+                };
                 for k in 0..n {
                     let pos = b0 + 3.0 + k as f64 / n as f64;
                     if let Some(t) = hit(&mut rng, pos) {
@@ -481,7 +521,9 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
             }
             // Bass line on the genre's groove.
             let bass_steps: &[u32] = match genre {
-                Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown => &[2, 6, 10, 14],
+                Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown => {
+                    &[2, 6, 10, 14]
+                }
                 Genre::HalfTime => &[0],
                 _ => &[0, 6, 10],
             };
@@ -489,7 +531,11 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
                 let pos = b0 + s as f64 / 4.0;
                 if let (Some(t), Some(t2)) = (hit(&mut rng, pos), time_of(&beats, pos + 0.45)) {
                     let sub = matches!(genre, Genre::HalfTime | Genre::DrumAndBass);
-                    let dur = if genre == Genre::HalfTime { 1.6 * (t2 - t) * 4.0 } else { t2 - t };
+                    let dur = if genre == Genre::HalfTime {
+                        1.6 * (t2 - t) * 4.0
+                    } else {
+                        t2 - t
+                    };
                     mix.bass(t, dur, midi(root + prog[bar % 4]), 0.45, sub);
                 }
             }
@@ -515,7 +561,11 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
             }
         }
     }
-    let pump = if genre.four_on_the_floor() || genre == Genre::Breakdown { 0.6 } else { 0.2 };
+    let pump = if genre.four_on_the_floor() || genre == Genre::Breakdown {
+        0.6
+    } else {
+        0.2
+    };
     let samples = mix.master(pump, &mut rng);
     Clip {
         name: format!("{}-{:02}", genre.name(), seed),
@@ -540,7 +590,13 @@ pub fn demo_loop(rate: u32) -> Vec<f32> {
         }
         let off = t + 30.0 / 124.0;
         mix.hat(off, 0.18, true, &mut rng);
-        mix.bass(off, 0.2, midi(41.0 + [0.0, 0.0, 3.0, 5.0][(i / 8) % 4]), 0.45, false);
+        mix.bass(
+            off,
+            0.2,
+            midi(41.0 + [0.0, 0.0, 3.0, 5.0][(i / 8) % 4]),
+            0.45,
+            false,
+        );
     }
     mix.master(0.5, &mut rng)
 }

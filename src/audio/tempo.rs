@@ -209,7 +209,11 @@ impl TempoTracker {
         // Parabolic refinement between neighbouring candidates.
         let mut p = self.periods[bj];
         if bj > 0 && bj + 1 < self.periods.len() {
-            let (a, b, c) = (self.smoothed[bj - 1], self.smoothed[bj], self.smoothed[bj + 1]);
+            let (a, b, c) = (
+                self.smoothed[bj - 1],
+                self.smoothed[bj],
+                self.smoothed[bj + 1],
+            );
             let d = a - 2.0 * b + c;
             if d < 0.0 {
                 p += STEP * (0.5 * (a - c) / d).clamp(-0.5, 0.5);

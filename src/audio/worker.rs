@@ -228,20 +228,23 @@ impl Analysis {
             } else if last_progress.elapsed() > STALL {
                 return Ended::Lost(format!("device {label} delivered no audio for 3 s"));
             }
-            self.shared
-                .overruns
-                .store(cap.flags.overruns.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.shared.overruns.store(
+                cap.flags.overruns.load(Ordering::Relaxed),
+                Ordering::Relaxed,
+            );
             let mut worked = false;
-            while let Ok(chunk) = ring.read_chunk(HOP) {
+            // At most 8 hops before looking at flags and config again: a device that delivers
+            // faster than real time must not starve set_config or stop.
+            for _ in 0..8 {
+                let Ok(chunk) = ring.read_chunk(HOP) else {
+                    break;
+                };
                 let (a, b) = chunk.as_slices();
                 buf[..a.len()].copy_from_slice(a);
                 buf[a.len()..].copy_from_slice(b);
                 chunk.commit_all();
                 self.hop(&mut analyzer, &buf, &label);
                 worked = true;
-                if self.stopping() {
-                    return Ended::Stop;
-                }
             }
             if !worked {
                 self.pet();
@@ -426,7 +429,10 @@ impl Worker for AudioAnalyzer {
         let capture = match (&live.source[..], live.fps > 0.0) {
             ("", _) => "starting".to_string(),
             (_, true) => "ok".to_string(),
-            (_, false) => live.last_error.clone().unwrap_or_else(|| "no frames yet".into()),
+            (_, false) => live
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no frames yet".into()),
         };
         m.insert("capture".into(), capture.into());
         m

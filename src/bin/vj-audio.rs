@@ -8,7 +8,10 @@ use clap::{Parser, Subcommand};
 use vj::audio::{eval, offline, AnalysisSettings};
 
 #[derive(Parser)]
-#[command(name = "vj-audio", about = "Live audio analysis over OSC; run without a command to serve")]
+#[command(
+    name = "vj-audio",
+    about = "Live audio analysis over OSC; run without a command to serve"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Cmd>,
