@@ -347,9 +347,7 @@ pub fn bus_dir(config: &Config) -> PathBuf {
     } else {
         env_path("XDG_RUNTIME_DIR")
     };
-    runtime
-        .unwrap_or_else(std::env::temp_dir)
-        .join("vj-bus")
+    runtime.unwrap_or_else(std::env::temp_dir).join("vj-bus")
 }
 
 /// The control socket of a worker.

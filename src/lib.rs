@@ -8,4 +8,5 @@ pub mod karaoke;
 pub mod osc;
 pub mod oscdebug;
 pub mod service;
+pub mod status;
 pub mod worker;
