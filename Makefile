@@ -7,7 +7,7 @@ BINDIR ?= $(HOME)/.local/bin
 export XDG_RUNTIME_DIR ?= /run/user/$(shell id -u)
 UNAME := $(shell uname -s)
 
-.PHONY: build deps test-deps install uninstall start stop run test bench lint eval-beats
+.PHONY: build deps test-deps install uninstall start stop run test bench lint fuzz
 
 build: deps
 	$(CARGO) build --release --bins
@@ -55,6 +55,10 @@ test: test-deps lint
 
 bench: deps
 	$(CARGO) bench
+
+# Every fuzz target for FUZZ_SECONDS each; crashes become regressions in fuzz/regressions/.
+fuzz: deps
+	scripts/fuzz.sh
 
 lint: deps
 	$(CARGO) fmt --check
