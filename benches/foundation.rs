@@ -10,56 +10,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
-
-struct Worker {
-    child: Child,
-    _dir: tempfile::TempDir,
-    socket: PathBuf,
-    osc_port: u16,
-}
-
-impl Worker {
-    fn start() -> Worker {
-        let dir = tempfile::tempdir().unwrap();
-        let osc_port = common::free_udp_port();
-        std::fs::write(
-            dir.path().join("vj.toml"),
-            format!("[osc_debugger]\nlisten = \"127.0.0.1:{osc_port}\"\ncapacity = 100000\n"),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vj-oscdebug"))
-            .env("VJ_CONFIG", dir.path().join("vj.toml"))
-            .env("VJ_BUS_DIR", dir.path().join("bus"))
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let socket = dir.path().join("bus/osc_debugger.sock");
-        assert!(common::wait_until(Duration::from_secs(10), || {
-            UnixStream::connect(&socket).is_ok()
-        }));
-        Worker {
-            child,
-            _dir: dir,
-            socket,
-            osc_port,
-        }
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One connection making blocking requests, as a simple client does.
 struct Conn {
@@ -133,14 +88,14 @@ fn proc_stat(pid: u32) -> (u64, u64) {
     (rss_kb, ticks)
 }
 
-fn osc_loopback(w: &Worker, n: usize) -> (f64, u64) {
+fn osc_loopback(w: &common::ByHand, n: usize) -> (f64, u64) {
     use vj::config::{OscConfig, OscTarget};
     let out = vj::osc::OscOut::new(&OscConfig {
-        targets: vec![OscTarget::Plain(format!("127.0.0.1:{}", w.osc_port))],
+        targets: vec![OscTarget::Plain(format!("127.0.0.1:{}", w.osc_port()))],
         routes: vec![],
     })
     .unwrap();
-    let mut c = Conn::open(&w.socket, "clear");
+    let mut c = Conn::open(&w.socket(), "clear");
     c.round_trip();
     let msg = rosc::OscMessage {
         addr: "/audio/levels".into(),
@@ -154,7 +109,7 @@ fn osc_loopback(w: &Worker, n: usize) -> (f64, u64) {
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_millis(500));
-    let reply = common::request(&w.socket, &json!({"type": "command", "cmd": "get_stats"}));
+    let reply = common::request(&w.socket(), &json!({"type": "command", "cmd": "get_stats"}));
     (rate, reply["data"]["messages"].as_u64().unwrap_or(0))
 }
 
@@ -178,8 +133,8 @@ fn cold_start() -> Option<(Duration, Duration)> {
 }
 
 fn report() {
-    let w = Worker::start();
-    let mut c = Conn::open(&w.socket, "get_state");
+    let w = common::ByHand::start("capacity = 100000");
+    let mut c = Conn::open(&w.socket(), "get_state");
     for _ in 0..1000 {
         c.round_trip();
     }
@@ -199,18 +154,18 @@ fn report() {
     );
     println!(
         "report: health requests/s, 1 client:   {:.0}",
-        throughput(&w.socket, 1, 20_000)
+        throughput(&w.socket(), 1, 20_000)
     );
     println!(
         "report: health requests/s, 16 clients: {:.0}",
-        throughput(&w.socket, 16, 5_000)
+        throughput(&w.socket(), 16, 5_000)
     );
 
     let (n, _) = (100_000, ());
     let (rate, received) = osc_loopback(&w, n);
     println!("report: OSC /audio/levels sent {n} at {rate:.0} msg/s, debugger received {received} ({} lost)", n as u64 - received.min(n as u64));
 
-    let fresh = Worker::start();
+    let fresh = common::ByHand::start("capacity = 100000");
     std::thread::sleep(Duration::from_secs(1));
     let (rss0, ticks0) = proc_stat(fresh.child.id());
     std::thread::sleep(Duration::from_secs(10));
@@ -235,12 +190,12 @@ fn report() {
 
 fn bench(c: &mut Criterion) {
     report();
-    let w = Worker::start();
-    let mut conn = Conn::open(&w.socket, "get_state");
+    let w = common::ByHand::start("capacity = 100000");
+    let mut conn = Conn::open(&w.socket(), "get_state");
     c.bench_function("get_state round trip (one connection)", |b| {
         b.iter(|| conn.round_trip())
     });
-    let mut conn = Conn::open(&w.socket, "health");
+    let mut conn = Conn::open(&w.socket(), "health");
     c.bench_function("health round trip (one connection)", |b| {
         b.iter(|| conn.round_trip())
     });

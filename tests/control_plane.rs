@@ -7,70 +7,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use common::{request, wait_until};
+use common::{request, ByHand};
 use serde_json::{json, Value};
-
-/// vj-oscdebug run by hand in a temp dir; killed on drop.
-struct ByHand {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl ByHand {
-    fn start() -> ByHand {
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_udp_port();
-        std::fs::write(
-            dir.path().join("vj.toml"),
-            format!("[osc_debugger]\nlisten = \"127.0.0.1:{port}\"\n"),
-        )
-        .unwrap();
-        Self::spawn(dir)
-    }
-
-    fn spawn(dir: tempfile::TempDir) -> ByHand {
-        let child = Command::new(env!("CARGO_BIN_EXE_vj-oscdebug"))
-            .env("VJ_CONFIG", dir.path().join("vj.toml"))
-            .env("VJ_BUS_DIR", dir.path().join("bus"))
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("LISTEN_FDS")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let me = ByHand { child, dir };
-        assert!(
-            wait_until(Duration::from_secs(10), || UnixStream::connect(me.socket())
-                .is_ok()),
-            "vj-oscdebug did not come up"
-        );
-        me
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("bus/osc_debugger.sock")
-    }
-
-    fn terminate(mut self) -> (std::process::ExitStatus, Duration, tempfile::TempDir) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let t = std::time::Instant::now();
-        let status = self.child.wait().unwrap();
-        let elapsed = t.elapsed();
-        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        (status, elapsed, dir)
-    }
-}
-
-impl Drop for ByHand {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A raw connection: frames out, frames in.
 struct Conn(UnixStream);
@@ -119,7 +61,7 @@ fn cmd(name: &str, id: Value) -> Value {
 
 #[test]
 fn every_error_reply_and_other_clients_are_not_disturbed() {
-    let w = ByHand::start();
+    let w = ByHand::start("");
     let mut bystander = Conn::open(&w.socket());
     let mut c = Conn::open(&w.socket());
 
@@ -211,7 +153,7 @@ fn every_error_reply_and_other_clients_are_not_disturbed() {
 
 #[test]
 fn pipelined_requests_come_back_with_their_own_msg_id() {
-    let w = ByHand::start();
+    let w = ByHand::start("");
     let mut c = Conn::open(&w.socket());
     let ids: Vec<Value> = (0..50)
         .map(|i| match i % 3 {
@@ -238,7 +180,7 @@ fn pipelined_requests_come_back_with_their_own_msg_id() {
 
 #[test]
 fn heartbeats_arrive_every_5_seconds_with_stats() {
-    let w = ByHand::start();
+    let w = ByHand::start("");
     let mut c = Conn::open(&w.socket());
     let mut len = [0u8; 4];
     c.0.read_exact(&mut len).unwrap();
@@ -254,7 +196,7 @@ fn heartbeats_arrive_every_5_seconds_with_stats() {
 
 #[test]
 fn a_python_stdlib_client_works_unchanged() {
-    let w = ByHand::start();
+    let w = ByHand::start("");
     // The shape of python-vj's vj_bus client: socket, struct, json and nothing else.
     let script = r#"
 import json, socket, struct, sys
@@ -293,7 +235,7 @@ print("ok")
 
 #[test]
 fn set_config_is_kept_across_a_restart_and_sigterm_exits_cleanly() {
-    let w = ByHand::start();
+    let w = ByHand::start("");
     let r = request(
         &w.socket(),
         &json!({"type": "command", "cmd": "set_config", "capacity": 7}),
@@ -317,7 +259,7 @@ fn set_config_is_kept_across_a_restart_and_sigterm_exits_cleanly() {
 
 #[test]
 fn restart_reinitialises_in_process_and_keeps_serving() {
-    let w = ByHand::start();
+    let w = ByHand::start("");
     let before = request(&w.socket(), &cmd("get_state", json!(1)));
     let r = request(&w.socket(), &cmd("restart", json!(2)));
     assert_eq!(r["success"], true, "{r}");
@@ -333,7 +275,7 @@ fn a_peer_of_another_uid_is_refused() {
         return;
     }
     use std::os::unix::fs::PermissionsExt;
-    let w = ByHand::start();
+    let w = ByHand::start("");
     // Open the door that 0700/0600 normally keeps shut, to see the uid check itself.
     let perm = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
     perm(w.dir.path(), 0o755).unwrap();

@@ -21,7 +21,10 @@ fn stderr_is_journal() -> bool {
         return false;
     }
     let st = unsafe { st.assume_init() };
-    dev.parse::<u64>() == Ok(st.st_dev as u64) && ino.parse::<u64>() == Ok(st.st_ino as u64)
+    // st_dev and st_ino are u64 here but not on every platform.
+    #[allow(clippy::unnecessary_cast)]
+    let (st_dev, st_ino) = (st.st_dev as u64, st.st_ino as u64);
+    dev.parse::<u64>() == Ok(st_dev) && ino.parse::<u64>() == Ok(st_ino)
 }
 
 /// Installs the global subscriber; `identifier` is the binary (`vj-oscdebug`).

@@ -8,8 +8,9 @@
 #![allow(dead_code)]
 
 use std::net::UdpSocket;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -308,5 +309,72 @@ pub fn try_request(socket: &Path, body: &serde_json::Value) -> Result<serde_json
         if v["type"] != "heartbeat" {
             return Ok(v);
         }
+    }
+}
+
+/// vj-oscdebug run by hand, as a developer would (no systemd), in a temp dir; killed on drop.
+pub struct ByHand {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl ByHand {
+    /// Starts it on a free OSC port; `extra` is more of the `[osc_debugger]` section.
+    pub fn start(extra: &str) -> ByHand {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        std::fs::write(
+            dir.path().join("vj.toml"),
+            format!("[osc_debugger]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n"),
+        )
+        .unwrap();
+        Self::spawn(dir)
+    }
+
+    pub fn spawn(dir: tempfile::TempDir) -> ByHand {
+        let child = Command::new(env!("CARGO_BIN_EXE_vj-oscdebug"))
+            .env("VJ_CONFIG", dir.path().join("vj.toml"))
+            .env("VJ_BUS_DIR", dir.path().join("bus"))
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = ByHand { child, dir };
+        assert!(
+            wait_until(Duration::from_secs(10), || UnixStream::connect(me.socket())
+                .is_ok()),
+            "vj-oscdebug did not come up"
+        );
+        me
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("bus/osc_debugger.sock")
+    }
+
+    /// The UDP port it captures OSC on.
+    pub fn osc_port(&self) -> u16 {
+        let text = std::fs::read_to_string(self.dir.path().join("vj.toml")).unwrap();
+        let at = text.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+        text[at..].split('"').next().unwrap().parse().unwrap()
+    }
+
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Duration, tempfile::TempDir) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = std::time::Instant::now();
+        let status = self.child.wait().unwrap();
+        let elapsed = t.elapsed();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (status, elapsed, dir)
+    }
+}
+
+impl Drop for ByHand {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
