@@ -84,6 +84,8 @@ pub struct LyricsFetcher {
     osc_in: InCounters,
     events: mpsc::UnboundedSender<Event>,
     events_rx: Mutex<Option<mpsc::UnboundedReceiver<Event>>>,
+    /// Bound in `start`, so playback sent once the worker answers is never lost.
+    socket: Mutex<Option<std::net::UdpSocket>>,
     listen: String,
 }
 
@@ -594,6 +596,7 @@ impl Worker for LyricsFetcher {
         let client = lrclib_client(&config.lyrics)?;
         let (llm, llm_state) = mood_llm(&config.lyrics);
         let (tx, rx) = mpsc::unbounded_channel();
+        let socket = ctx.udp_socket(activation::OSC, &config.lyrics.listen)?;
         Ok(LyricsFetcher {
             cache: Arc::new(LyricsCache::new(LyricsCache::default_dir())),
             client: Mutex::new(Arc::new(client)),
@@ -606,12 +609,17 @@ impl Worker for LyricsFetcher {
             osc_in: InCounters::default(),
             events: tx,
             events_rx: Mutex::new(Some(rx)),
-            listen: config.lyrics.listen.clone(),
+            listen: socket
+                .local_addr()
+                .map_or_else(|_| config.lyrics.listen.clone(), |a| a.to_string()),
+            socket: Mutex::new(Some(socket)),
         })
     }
 
     async fn run(self: Arc<Self>, ctx: Context) -> anyhow::Result<()> {
-        let socket = ctx.udp_socket(activation::OSC, &self.listen)?;
+        let socket = lock(&self.socket)
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the lyrics loop is already running"))?;
         let socket = tokio::net::UdpSocket::from_std(socket)?;
         let mut events = lock(&self.events_rx)
             .take()
