@@ -323,7 +323,7 @@ async fn a_track_change_brings_lyrics_and_the_sung_line_follows_the_position() {
     assert_eq!(s["lyrics"]["lines"], 4);
     assert_eq!(s["lyrics"]["synced"], true);
     assert_eq!(s["active_line"], 1);
-    assert_eq!(s["cache"]["writes"].as_u64().unwrap() >= 1, true);
+    assert!(s["cache"]["writes"].as_u64().unwrap() >= 1);
     assert!(s["llm"].as_str().unwrap().starts_with("not configured"));
 }
 
