@@ -5,6 +5,7 @@
 pub mod bus;
 pub mod config;
 pub mod karaoke;
+pub mod lyrics;
 pub mod osc;
 pub mod oscdebug;
 pub mod service;
