@@ -309,6 +309,19 @@ async fn a_track_change_brings_lyrics_and_the_sung_line_follows_the_position() {
         addrs(&more)
     );
 
+    // The player repeats the track saying has_lyrics 0: we answer once with 1, no more.
+    rig.send(track_message(Some(&track("Test Artist", "Test Song"))))
+        .await;
+    let more = rig
+        .collect_until(Duration::from_millis(800), |_| false)
+        .await;
+    let tracks: Vec<_> = more
+        .iter()
+        .filter(|(_, m)| m.address == "/karaoke/track")
+        .map(|(_, m)| m.args[6].clone())
+        .collect();
+    assert_eq!(tracks, vec![json!(1)]);
+
     // Pause, then seek back: the line follows at once.
     rig.send(position_message(Position {
         seconds: 1.3,
