@@ -571,8 +571,12 @@ async fn song_moods(
         return (words(), "words");
     };
     let path = cache.path(artist, title, "moods.json");
-    if let Some(scores) = std::fs::read(&path)
+    let read = path.clone();
+    let cached = tokio::task::spawn_blocking(move || std::fs::read(read).ok())
+        .await
         .ok()
+        .flatten();
+    if let Some(scores) = cached
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| moods::parse_llm_answer(&s))
     {
@@ -585,7 +589,11 @@ async fn song_moods(
                 .iter()
                 .map(|(m, s)| (m.to_string(), json!(s)))
                 .collect();
-            cache.write(&path, &serde_json::to_vec(&object).unwrap_or_default());
+            let (c, bytes) = (
+                cache.clone(),
+                serde_json::to_vec(&object).unwrap_or_default(),
+            );
+            let _ = tokio::task::spawn_blocking(move || c.write(&path, &bytes)).await;
             (scores, "llm")
         }
         Err(e) => {
