@@ -151,7 +151,6 @@ struct Current {
     track: NowPlaying,
     generation: u64,
     song: Option<Arc<Song>>,
-    from_cache: bool,
     follower: LineFollower,
     shown: ActiveShown,
     /// The last lookup got no answer: LRCLIB is asked again then (`None` while asking).
@@ -291,7 +290,6 @@ impl LyricsFetcher {
             track,
             generation: stage.generation,
             song: None,
-            from_cache: false,
             follower: LineFollower::new(&Default::default(), stage.offset_ms),
             shown: ActiveShown::default(),
             retry_at: None,
@@ -315,18 +313,16 @@ impl LyricsFetcher {
         }
         cur.follower.set_lyrics(&song.lyrics);
         cur.shown = ActiveShown::default();
-        cur.from_cache = found.from_cache;
         cur.retry_at = None;
         cur.backoff = None;
-        if !song.has_lyrics() {
+        if song.has_lyrics() {
+            self.spawn_moods(cur.generation, &cur.track, &song);
+        } else {
             // Nothing to score: clear the last song's moods rather than leave them standing.
             let zeros: Vec<(&str, f32)> = stage.moods_shown.drain(..).map(|m| (m, 0.0)).collect();
             for m in song::categories(&zeros) {
                 osc.send(&m);
             }
-        }
-        if song.has_lyrics() {
-            self.spawn_moods(cur.generation, &cur.track, &song);
         }
         let view = LyricsView {
             lines: song.lyrics.lines.len(),
