@@ -170,7 +170,11 @@ fn lrclib_record(synced: &str) -> ResponseTemplate {
 
 /// An LRCLIB double of its own (not from wiremock's pool, so dropping it really stops it).
 async fn lrclib() -> MockServer {
-    let server = MockServer::builder().start().await;
+    lrclib_on(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).await
+}
+
+async fn lrclib_on(listener: std::net::TcpListener) -> MockServer {
+    let server = MockServer::builder().listener(listener).start().await;
     Mock::given(path("/api/get"))
         .and(query_param("track_name", "Test Song"))
         .respond_with(lrclib_record(SONG_LRC))
@@ -305,6 +309,19 @@ async fn a_track_change_brings_lyrics_and_the_sung_line_follows_the_position() {
         addrs(&more)
     );
 
+    // The player repeats the track saying has_lyrics 0: we answer once with 1, no more.
+    rig.send(track_message(Some(&track("Test Artist", "Test Song"))))
+        .await;
+    let more = rig
+        .collect_until(Duration::from_millis(800), |_| false)
+        .await;
+    let tracks: Vec<_> = more
+        .iter()
+        .filter(|(_, m)| m.address == "/karaoke/track")
+        .map(|(_, m)| m.args[6].clone())
+        .collect();
+    assert_eq!(tracks, vec![json!(1)]);
+
     // Pause, then seek back: the line follows at once.
     rig.send(position_message(Position {
         seconds: 1.3,
@@ -345,6 +362,7 @@ async fn bad_packets_are_counted_and_a_cached_song_plays_with_lrclib_gone() {
     assert_eq!(s["lyrics"]["from_cache"], false);
 
     // LRCLIB goes away; nothing plays; the same song comes back: served from the cache.
+    let lrclib_addr = server.address().to_owned();
     drop(server);
     rig.send(track_message(None)).await;
     rig.send(track_message(Some(&track("Test Artist", "Test Song"))))
@@ -376,6 +394,24 @@ async fn bad_packets_are_counted_and_a_cached_song_plays_with_lrclib_gone() {
             .contains("cannot reach LRCLIB"),
         "{s:#}"
     );
+
+    // LRCLIB comes back on the same address: the retry (8 s after the failure) brings the
+    // lyrics of the song still playing, and the worker is healthy again.
+    let _server = lrclib_on(std::net::TcpListener::bind(lrclib_addr).unwrap()).await;
+    let msgs = rig
+        .collect_until(Duration::from_secs(30), |m| m.address == "/karaoke/track")
+        .await;
+    assert_eq!(
+        msgs.iter()
+            .filter(|(_, m)| m.address == "/karaoke/lyrics/line")
+            .count(),
+        2,
+        "{:?}",
+        addrs(&msgs)
+    );
+    let s = rig.wait_state(|s| s["status"] == "ok").await;
+    assert_eq!(s["lyrics"]["lines"], 2);
+    assert_eq!(s["last_error"], Value::Null);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -64,10 +65,15 @@ pub enum Cached {
     Unknown,
 }
 
-/// The lyrics cache and its counters.
-#[derive(Debug)]
+/// The lyrics cache and its counters; clones share the counters (hand one to a blocking task).
+#[derive(Debug, Clone)]
 pub struct LyricsCache {
     dir: PathBuf,
+    counters: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     unknown: AtomicU64,
@@ -93,12 +99,7 @@ impl LyricsCache {
     pub fn new(dir: PathBuf) -> LyricsCache {
         LyricsCache {
             dir,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            unknown: AtomicU64::new(0),
-            corrupt: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
-            write_errors: AtomicU64::new(0),
+            counters: Arc::default(),
         }
     }
 
@@ -128,7 +129,7 @@ impl LyricsCache {
                 Ok(e) if e.format == FORMAT => Some(e),
                 Ok(_) => None,
                 Err(e) => {
-                    self.corrupt.fetch_add(1, Ordering::Relaxed);
+                    self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(path = %path.display(), error = %e, "corrupt lyrics cache file; fetching again");
                     None
                 }
@@ -141,9 +142,9 @@ impl LyricsCache {
             _ => Cached::Unknown,
         };
         let counter = match result {
-            Cached::Hit(_) => &self.hits,
-            Cached::Miss => &self.misses,
-            Cached::Unknown => &self.unknown,
+            Cached::Hit(_) => &self.counters.hits,
+            Cached::Miss => &self.counters.misses,
+            Cached::Unknown => &self.counters.unknown,
         };
         counter.fetch_add(1, Ordering::Relaxed);
         result
@@ -160,10 +161,10 @@ impl LyricsCache {
     /// Writes a file of the cache dir atomically.
     pub fn write(&self, path: &Path, bytes: &[u8]) {
         match files::write_atomic(path, bytes, 0o600) {
-            Ok(()) => self.writes.fetch_add(1, Ordering::Relaxed),
+            Ok(()) => self.counters.writes.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write the lyrics cache");
-                self.write_errors.fetch_add(1, Ordering::Relaxed)
+                self.counters.write_errors.fetch_add(1, Ordering::Relaxed)
             }
         };
     }
@@ -171,14 +172,15 @@ impl LyricsCache {
     /// Counters for `get_state`.
     pub fn stats(&self) -> Value {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = &self.counters;
         json!({
             "dir": self.dir.display().to_string(),
-            "hits": n(&self.hits),
-            "misses": n(&self.misses),
-            "unknown": n(&self.unknown),
-            "corrupt": n(&self.corrupt),
-            "writes": n(&self.writes),
-            "write_errors": n(&self.write_errors),
+            "hits": n(&c.hits),
+            "misses": n(&c.misses),
+            "unknown": n(&c.unknown),
+            "corrupt": n(&c.corrupt),
+            "writes": n(&c.writes),
+            "write_errors": n(&c.write_errors),
         })
     }
 }

@@ -8,8 +8,8 @@ use crate::karaoke::Position;
 
 use super::lrc::Lyrics;
 
-/// A position report that is at most this far behind the interpolated one is clock jitter
-/// between the player and us, not a seek: it must not step the active line back and forth.
+/// A position this little before the stamp of the line already shown is clock jitter between
+/// the player and us (or a tiny seek): the line is held rather than stepped back and forth.
 const JITTER_MS: f64 = 300.0;
 /// Slack for float rounding, so the instant a deadline names really is past the stamp.
 const EPSILON_MS: f64 = 0.001;
@@ -77,19 +77,11 @@ impl LineFollower {
         })
     }
 
-    /// A `/karaoke/pos` arrived at `at`.
+    /// A `/karaoke/pos` arrived at `at`. The player is always believed (so our clock never
+    /// drifts from its); [`LineFollower::update`] keeps small steps back from flickering.
     pub fn set_position(&mut self, pos: Position, at: Instant) {
-        let reported = f64::from(pos.seconds) * 1000.0;
-        let mut pos_ms = reported;
-        if let (Some(expected), Some(a)) = (self.position_ms(at), self.anchor) {
-            let behind = expected - reported;
-            if a.playing && pos.playing && behind > 0.0 && behind < JITTER_MS {
-                // Keep our clock; a player that is really slower will show it by more.
-                pos_ms = expected;
-            }
-        }
         self.anchor = Some(Anchor {
-            pos_ms,
+            pos_ms: f64::from(pos.seconds) * 1000.0,
             at,
             playing: pos.playing,
         });
@@ -102,10 +94,14 @@ impl LineFollower {
 
     /// The line sung at `now` according to the position, ignoring what was reported.
     pub fn line_at(&self, now: Instant) -> i32 {
+        self.line_at_shifted(now, 0.0)
+    }
+
+    fn line_at_shifted(&self, now: Instant, shift_ms: f64) -> i32 {
         let Some(pos) = self.position_ms(now) else {
             return -1;
         };
-        let t = pos + self.offset_ms as f64 + EPSILON_MS;
+        let t = pos + shift_ms + self.offset_ms as f64 + EPSILON_MS;
         let n = self.steps.partition_point(|&(ms, _)| ms as f64 <= t);
         if n == 0 {
             -1
@@ -117,10 +113,16 @@ impl LineFollower {
     /// Brings the active line up to `now`: `Some(line)` when it changed (send it).
     pub fn update(&mut self, now: Instant) -> Option<i32> {
         let line = self.line_at(now);
-        (line != self.active).then(|| {
-            self.active = line;
-            line
-        })
+        if line == self.active {
+            return None;
+        }
+        // Just before the stamp of the line already shown: we got there a little early by the
+        // player's clock. Hold it; it is sung again in a moment anyway.
+        if self.active >= 0 && self.line_at_shifted(now, JITTER_MS) == self.active {
+            return None;
+        }
+        self.active = line;
+        Some(line)
     }
 
     /// When the active line will next change if playback goes on as reported; `None` when
@@ -213,6 +215,44 @@ mod tests {
     }
 
     #[test]
+    fn a_slower_player_clock_is_followed_without_flicker() {
+        // Lines every 400 ms; the player's clock runs 2 % slow and reports once a second.
+        let text: String = (0..100)
+            .map(|i| {
+                format!(
+                    "[{:02}:{:02}.{:02}]line {i}\n",
+                    i * 400 / 60_000,
+                    i * 400 / 1000 % 60,
+                    i * 400 % 1000 / 10
+                )
+            })
+            .collect();
+        let mut f = LineFollower::new(&parse(&text), 0);
+        let t0 = Instant::now();
+        let mut shown = vec![];
+        for tick in 0..4000u64 {
+            let now = ms(t0, tick * 10);
+            if tick % 100 == 0 {
+                f.set_position(at(tick as f32 * 0.01 * 0.98, true), now);
+            }
+            if let Some(line) = f.update(now) {
+                shown.push(line);
+            }
+        }
+        assert!(
+            shown.windows(2).all(|w| w[1] > w[0]),
+            "never back: {shown:?}"
+        );
+        // The player's clock, not ours, says which line is sung at the end.
+        let pos = f.position_ms(ms(t0, 39_990)).unwrap();
+        assert_eq!(f.active(), (pos / 400.0).floor() as i32);
+        assert!(
+            pos < 39_990.0 * 0.985,
+            "we follow the slower player ({pos} ms)"
+        );
+    }
+
+    #[test]
     fn the_user_offset_shows_lines_earlier() {
         let t0 = Instant::now();
         let mut f = follower();
@@ -223,6 +263,36 @@ mod tests {
             500
         );
         assert_eq!(f.update(ms(t0, 2000)), Some(1), "2.0 s + 0.5 s = line two");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn deadlines_hit_every_line_in_order_at_its_stamp(
+            gaps in proptest::collection::vec(1i64..5000, 1..40),
+            start_ms in 0i64..3000,
+        ) {
+            let mut t = 0;
+            let text: String = gaps.iter().enumerate().map(|(i, g)| {
+                t += g;
+                format!("[{:02}:{:02}.{:03}]l{i}\n", t / 60_000, t / 1000 % 60, t % 1000)
+            }).collect();
+            let lyrics = parse(&text);
+            let mut f = LineFollower::new(&lyrics, 0);
+            let t0 = Instant::now();
+            f.set_position(at(start_ms as f32 / 1000.0, true), t0);
+            f.update(t0);
+            let mut now = t0;
+            while let Some(next) = f.next_change(now) {
+                proptest::prop_assert!(next >= now);
+                now = next;
+                let line = f.update(now);
+                proptest::prop_assert!(line.is_some(), "a deadline with no change");
+                let stamp = lyrics.lines[line.unwrap() as usize].time_ms.unwrap() as f64;
+                let pos = f.position_ms(now).unwrap();
+                proptest::prop_assert!(pos >= stamp && pos - stamp < 1.0, "{} vs {}", pos, stamp);
+            }
+            proptest::prop_assert_eq!(f.active() as usize, lyrics.lines.len() - 1);
+        }
     }
 
     #[test]

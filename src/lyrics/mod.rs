@@ -33,7 +33,12 @@ pub async fn find_lyrics(
     client: &LrclibClient,
     q: &TrackQuery,
 ) -> Result<Found, LrclibError> {
-    match cache.get(&q.artist, &q.title) {
+    // Disk I/O (an fsync on write) off the event loop's thread: it must not delay a line.
+    let (c, artist, title) = (cache.clone(), q.artist.clone(), q.title.clone());
+    let cached = tokio::task::spawn_blocking(move || c.get(&artist, &title))
+        .await
+        .unwrap_or(Cached::Unknown);
+    match cached {
         Cached::Hit(entry) => {
             return Ok(Found {
                 entry,
@@ -56,7 +61,8 @@ pub async fn find_lyrics(
         entry.synced = r.synced_lyrics.filter(|s| !s.trim().is_empty());
         entry.plain = r.plain_lyrics.filter(|s| !s.trim().is_empty());
     }
-    cache.put(&entry);
+    let (c, e) = (cache.clone(), entry.clone());
+    let _ = tokio::task::spawn_blocking(move || c.put(&e)).await;
     Ok(Found {
         entry,
         from_cache: false,

@@ -151,11 +151,12 @@ struct Current {
     track: NowPlaying,
     generation: u64,
     song: Option<Arc<Song>>,
-    from_cache: bool,
     follower: LineFollower,
     shown: ActiveShown,
-    /// When to ask LRCLIB again after an unanswered lookup, and the wait after that.
-    retry: Option<(Instant, Duration)>,
+    /// The last lookup got no answer: LRCLIB is asked again then (`None` while asking).
+    retry_at: Option<Instant>,
+    /// How long to wait after the next unanswered lookup; `None` = the last one was answered.
+    backoff: Option<Duration>,
 }
 
 /// The loop's own state.
@@ -220,38 +221,35 @@ impl LyricsFetcher {
             return;
         };
         let name = format!("'{}' by {}", cur.track.title, cur.track.artist);
-        match (&cur.song, &cur.retry) {
-            (_, Some((at, _))) => ctx.status.set(
-                Health::Degraded,
-                format!(
+        let line = match (&cur.song, cur.backoff) {
+            (_, Some(_)) => match cur.retry_at {
+                Some(at) => format!(
                     "degraded: LRCLIB unreachable, retry in {}s",
                     at.saturating_duration_since(Instant::now())
                         .as_secs()
                         .max(1)
                 ),
+                None => format!("degraded: LRCLIB unreachable, asking again for {name}"),
+            },
+            (None, None) => format!("fetching lyrics of {name}"),
+            (Some(s), None) if s.instrumental => format!("{name}: instrumental"),
+            (Some(s), None) if !s.has_lyrics() => format!("{name}: no lyrics on LRCLIB"),
+            (Some(s), None) => format!(
+                "{name}: {} {} lines",
+                s.lyrics.lines.len(),
+                if s.lyrics.is_synced() {
+                    "synced"
+                } else {
+                    "plain"
+                }
             ),
-            (None, None) => ctx
-                .status
-                .set(Health::Ok, format!("fetching lyrics of {name}")),
-            (Some(s), None) if s.instrumental => {
-                ctx.status.set(Health::Ok, format!("{name}: instrumental"))
-            }
-            (Some(s), None) if !s.has_lyrics() => ctx
-                .status
-                .set(Health::Ok, format!("{name}: no lyrics on LRCLIB")),
-            (Some(s), None) => ctx.status.set(
-                Health::Ok,
-                format!(
-                    "{name}: {} {} lines",
-                    s.lyrics.lines.len(),
-                    if s.lyrics.is_synced() {
-                        "synced"
-                    } else {
-                        "plain"
-                    }
-                ),
-            ),
-        }
+        };
+        let health = if cur.backoff.is_some() {
+            Health::Degraded
+        } else {
+            Health::Ok
+        };
+        ctx.status.set(health, line);
     }
 
     /// A new song (or nothing): clear the stage and start looking its lyrics up.
@@ -292,10 +290,10 @@ impl LyricsFetcher {
             track,
             generation: stage.generation,
             song: None,
-            from_cache: false,
             follower: LineFollower::new(&Default::default(), stage.offset_ms),
             shown: ActiveShown::default(),
-            retry: None,
+            retry_at: None,
+            backoff: None,
         });
     }
 
@@ -315,10 +313,16 @@ impl LyricsFetcher {
         }
         cur.follower.set_lyrics(&song.lyrics);
         cur.shown = ActiveShown::default();
-        cur.from_cache = found.from_cache;
-        cur.retry = None;
+        cur.retry_at = None;
+        cur.backoff = None;
         if song.has_lyrics() {
             self.spawn_moods(cur.generation, &cur.track, &song);
+        } else {
+            // Nothing to score: clear the last song's moods rather than leave them standing.
+            let zeros: Vec<(&str, f32)> = stage.moods_shown.drain(..).map(|m| (m, 0.0)).collect();
+            for m in song::categories(&zeros) {
+                osc.send(&m);
+            }
         }
         let view = LyricsView {
             lines: song.lyrics.lines.len(),
@@ -410,8 +414,9 @@ impl LyricsFetcher {
                 match result {
                     Ok(found) => self.show(stage, osc, found),
                     Err(e) => {
-                        let wait = cur.retry.map_or(FIRST_RETRY, |(_, w)| w);
-                        cur.retry = Some((now + wait, (wait * 2).min(MAX_RETRY)));
+                        let wait = cur.backoff.unwrap_or(FIRST_RETRY);
+                        cur.retry_at = Some(now + wait);
+                        cur.backoff = Some((wait * 2).min(MAX_RETRY));
                         warn!(error = %e, retry_in = ?wait, "lyrics lookup failed");
                         self.update_view(|v| {
                             v.fetching = false;
@@ -455,9 +460,9 @@ impl LyricsFetcher {
         let Some(cur) = &mut stage.current else {
             return;
         };
-        if let Some((at, _)) = cur.retry {
+        if let Some(at) = cur.retry_at {
             if at <= now {
-                cur.retry = Some((now + MAX_RETRY * 10, cur.retry.map_or(FIRST_RETRY, |r| r.1)));
+                cur.retry_at = None;
                 self.update_view(|v| v.fetching = true);
                 self.spawn_fetch(cur.generation, &cur.track);
             }
@@ -474,7 +479,7 @@ impl LyricsFetcher {
     fn deadline(stage: &Stage, now: Instant) -> Option<Instant> {
         let cur = stage.current.as_ref()?;
         let next_line = cur.song.as_ref().and(cur.follower.next_change(now));
-        match (next_line, cur.retry.map(|r| r.0)) {
+        match (next_line, cur.retry_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -562,8 +567,12 @@ async fn song_moods(
         return (words(), "words");
     };
     let path = cache.path(artist, title, "moods.json");
-    if let Some(scores) = std::fs::read(&path)
+    let read = path.clone();
+    let cached = tokio::task::spawn_blocking(move || std::fs::read(read).ok())
+        .await
         .ok()
+        .flatten();
+    if let Some(scores) = cached
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|s| moods::parse_llm_answer(&s))
     {
@@ -576,7 +585,11 @@ async fn song_moods(
                 .iter()
                 .map(|(m, s)| (m.to_string(), json!(s)))
                 .collect();
-            cache.write(&path, &serde_json::to_vec(&object).unwrap_or_default());
+            let (c, bytes) = (
+                cache.clone(),
+                serde_json::to_vec(&object).unwrap_or_default(),
+            );
+            let _ = tokio::task::spawn_blocking(move || c.write(&path, &bytes)).await;
             (scores, "llm")
         }
         Err(e) => {
