@@ -26,7 +26,7 @@ start() {
     fi
     mkdir -p "$XDG_RUNTIME_DIR" "$state"
     chmod 0700 "$XDG_RUNTIME_DIR" "$state"
-    rm -f "$state/manager.pid" "$state/journald.pid"
+    rm -f "$state/manager.pid" "$state/journald.pid" "$state/cgroups"
     # Volatile journal storage: several private managers may run at once (tests).
     printf '[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n' >"$state/journald.conf"
     setsid unshare -m sh -c '
@@ -40,6 +40,13 @@ start() {
         echo $! >"$state/journald.pid"
         i=0
         while [ ! -S /run/systemd/journal/socket ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+        # A cgroup of its own: a manager whose cgroup is /init.scope takes the root as its own,
+        # and managers side by side (tests) would then share, and kill, the same units.
+        for h in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+            if [ -f "$h/cgroup.procs" ] && [ -w "$h" ]; then
+                mkdir -p "$h/vjt-$$" && echo $$ >"$h/vjt-$$/cgroup.procs" && echo "$h/vjt-$$" >>"$state/cgroups" || true
+            fi
+        done
         echo $$ >"$state/manager.pid"
         exec /lib/systemd/systemd --user
     ' vj-user-manager "$state" >"$state/manager.log" 2>&1 </dev/null &
@@ -68,7 +75,12 @@ stop() {
     if [ -f "$state/journald.pid" ]; then
         kill "$(cat "$state/journald.pid")" 2>/dev/null || true
     fi
-    rm -f "$state/manager.pid" "$state/journald.pid"
+    if [ -f "$state/cgroups" ]; then
+        while read -r cg; do
+            find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        done <"$state/cgroups"
+    fi
+    rm -f "$state/manager.pid" "$state/journald.pid" "$state/cgroups"
 }
 
 case "${1:-}" in

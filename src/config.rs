@@ -128,6 +128,8 @@ pub struct VirtualDjConfig {
 pub struct LyricsConfig {
     pub listen: String,
     pub lrclib_url: String,
+    pub timeout_ms: u64,
+    pub retries: u32,
     pub offset_ms: i64,
     pub llm: LlmConfig,
 }
@@ -137,6 +139,7 @@ pub struct LyricsConfig {
 pub struct LlmConfig {
     pub url: String,
     pub model: String,
+    pub timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -250,6 +253,9 @@ impl Config {
                 "audio.band_edges must be 8 ascending frequencies in Hz, not {:?}",
                 a.band_edges
             ));
+        }
+        if self.lyrics.timeout_ms == 0 || self.lyrics.llm.timeout_ms == 0 {
+            return Err("lyrics.timeout_ms and lyrics.llm.timeout_ms must be above 0".into());
         }
         for r in &self.osc.routes {
             if !r.prefix.starts_with('/') {

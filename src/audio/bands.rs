@@ -141,7 +141,7 @@ mod tests {
                 })
                 .collect();
             s.process(&hop);
-            b.process(&s, rms(&hop), 0.5);
+            b.process(s, rms(&hop), 0.5);
         }
     }
 

@@ -191,31 +191,6 @@ pub fn table(scores: &[ClipScore]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn f_measure_counts_hits_within_70_ms_after_5_s() {
-        let r: Vec<f64> = (0..20).map(|i| i as f64 * 0.5).collect();
-        assert_eq!(f_measure(&r, &r), 1.0);
-        let shifted: Vec<f64> = r.iter().map(|t| t + 0.06).collect();
-        assert_eq!(f_measure(&r, &shifted), 1.0);
-        let off: Vec<f64> = r.iter().map(|t| t + 0.25).collect();
-        assert_eq!(f_measure(&r, &off), 0.0);
-        // Double-time estimates: precision halves, recall stays: F = 2/3.
-        let double: Vec<f64> = (0..40).map(|i| i as f64 * 0.25).collect();
-        assert!((f_measure(&r, &double) - 2.0 / 3.0).abs() < 0.02);
-    }
-
-    #[test]
-    fn tempo_verdicts() {
-        assert_eq!(tempo_verdict(170.0, 172.0), TempoVerdict::Right);
-        assert_eq!(tempo_verdict(170.0, 85.0), TempoVerdict::Octave);
-        assert_eq!(tempo_verdict(120.0, 90.0), TempoVerdict::Wrong);
-    }
-}
-
 /// `vj-audio gen-corpus DIR`: writes `clips` clips of every genre (30 s each), seeds from
 /// `first_seed`.
 pub fn generate_corpus(
@@ -279,4 +254,29 @@ pub fn run_corpus(
         }
     }
     Ok(scores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f_measure_counts_hits_within_70_ms_after_5_s() {
+        let r: Vec<f64> = (0..20).map(|i| i as f64 * 0.5).collect();
+        assert_eq!(f_measure(&r, &r), 1.0);
+        let shifted: Vec<f64> = r.iter().map(|t| t + 0.06).collect();
+        assert_eq!(f_measure(&r, &shifted), 1.0);
+        let off: Vec<f64> = r.iter().map(|t| t + 0.25).collect();
+        assert_eq!(f_measure(&r, &off), 0.0);
+        // Double-time estimates: precision halves, recall stays: F = 2/3.
+        let double: Vec<f64> = (0..40).map(|i| i as f64 * 0.25).collect();
+        assert!((f_measure(&r, &double) - 2.0 / 3.0).abs() < 0.02);
+    }
+
+    #[test]
+    fn tempo_verdicts() {
+        assert_eq!(tempo_verdict(170.0, 172.0), TempoVerdict::Right);
+        assert_eq!(tempo_verdict(170.0, 85.0), TempoVerdict::Octave);
+        assert_eq!(tempo_verdict(120.0, 90.0), TempoVerdict::Wrong);
+    }
 }

@@ -52,12 +52,12 @@ impl OnsetStrength {
         let mut low = 0.0f32;
         // The bass in linear power: the kick is the loudest thing there, while in a log
         // spectrum an off-beat bass line would count as much.
-        for k in 1..self.low {
-            let d = mags[k] * mags[k] - self.prev_power[k];
+        for (m, p) in mags[1..self.low].iter().zip(&mut self.prev_power[1..]) {
+            let d = m * m - *p;
             if d > 0.0 {
                 low += d;
             }
-            self.prev_power[k] = mags[k] * mags[k];
+            *p = m * m;
         }
         for k in 1..self.top {
             // A 3-bin max filter on the previous frame ignores vibrato and slides.

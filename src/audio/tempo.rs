@@ -118,6 +118,7 @@ impl TempoTracker {
         }
     }
 
+    #[allow(clippy::needless_range_loop)] // `i` indexes the ring and the history alike
     fn estimate(&mut self) {
         let len = self.ring.len();
         let n = self.filled;
@@ -188,7 +189,7 @@ impl TempoTracker {
             let mut w = 0.0;
             for (k, &c) in COMB.iter().enumerate() {
                 let lag = p * (k + 1) as f32;
-                if lag as usize + 1 <= max_lag {
+                if (lag as usize) < max_lag {
                     s += c * at(lag);
                     w += c;
                 }

@@ -1,1 +1,196 @@
-fn main() {}
+//! `vj-status`: the operator's view of vj-suite. Exit 0 all ok, 1 any degraded/failed, 2 nothing
+//! reachable.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context as _};
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+
+use vj::bus::client::Client;
+use vj::config::{self, Config};
+use vj::status;
+
+/// Shows the health of every vj-suite worker, one row each, without waking idle ones.
+#[derive(Parser)]
+#[command(version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Print JSON for scripts instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show one worker's full state (bus name, unit or short name: osc_debugger, vj-oscdebug, oscdebug).
+    worker: Option<String>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Send any command to a worker: `vj-status send lyrics fetch_lyrics artist=Daft\ Punk title=One\ More\ Time`.
+    /// Values are JSON when they parse as JSON (numbers, true, null), else strings.
+    Send {
+        worker: String,
+        cmd: String,
+        /// key=value arguments.
+        args: Vec<String>,
+    },
+    /// Show what the OSC debugger captured, oldest first.
+    Osc {
+        /// Keep printing new messages as they arrive.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many recent messages to show first.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        count: u64,
+        /// Only addresses starting with this (`/audio/`).
+        prefix: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vj-status: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("vj-status: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn bus_dir() -> std::path::PathBuf {
+    // The bus dir may be set in the config; a broken config must not stop us looking.
+    let config = Config::load("bus", None)
+        .map(|l| l.config)
+        .unwrap_or_default();
+    config::bus_dir(&config)
+}
+
+async fn connect(worker: &str) -> anyhow::Result<Client> {
+    let (bus, unit) = status::find_worker(worker).ok_or_else(|| {
+        let names: Vec<_> = status::WORKERS.iter().map(|(b, _)| *b).collect();
+        anyhow!(
+            "no worker called {worker:?}; the workers are {}",
+            names.join(", ")
+        )
+    })?;
+    let path = config::socket_path(&bus_dir(), bus);
+    Client::connect(&path).await.with_context(|| {
+        format!("{bus} is not reachable (is {unit}.socket started? `systemctl --user start {unit}.socket`)")
+    })
+}
+
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn parse_args(args: &[String]) -> anyhow::Result<Map<String, Value>> {
+    args.iter()
+        .map(|a| {
+            let (k, v) = a
+                .split_once('=')
+                .ok_or_else(|| anyhow!("argument {a:?} is not key=value"))?;
+            let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+            Ok((k.to_string(), value))
+        })
+        .collect()
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    match (cli.command, cli.worker) {
+        (Some(Cmd::Send { worker, cmd, args }), _) => {
+            let args = parse_args(&args)?;
+            let mut client = connect(&worker).await?;
+            let ack = client.request(&cmd, args).await?;
+            if cli.json || ack.success {
+                print_json(&serde_json::json!({
+                    "success": ack.success, "message": ack.message, "data": ack.data
+                }));
+            } else {
+                eprintln!("{}", ack.message.unwrap_or_default());
+            }
+            Ok(if ack.success { 0 } else { 1 })
+        }
+        (
+            Some(Cmd::Osc {
+                follow,
+                count,
+                prefix,
+            }),
+            _,
+        ) => osc(follow, count, prefix.unwrap_or_default(), cli.json).await,
+        (None, Some(worker)) => {
+            let mut client = connect(&worker).await?;
+            let ack = client.request("get_state", Map::new()).await?;
+            print_json(&ack.data);
+            let status = ack.data.get("status").and_then(Value::as_str);
+            Ok(if ack.success && status == Some("ok") {
+                0
+            } else {
+                1
+            })
+        }
+        (None, None) => {
+            let report = status::gather(&bus_dir()).await;
+            if cli.json {
+                print_json(&serde_json::to_value(&report)?);
+            } else {
+                print!("{}", status::table(&report));
+            }
+            Ok(report.exit_code())
+        }
+    }
+}
+
+async fn osc(follow: bool, count: u64, prefix: String, json: bool) -> anyhow::Result<u8> {
+    let mut client = connect("osc_debugger").await?;
+    let mut since = 0u64;
+    let mut count = count;
+    loop {
+        let mut args = Map::new();
+        args.insert("count".into(), count.max(1).into());
+        args.insert("prefix".into(), prefix.clone().into());
+        args.insert("since".into(), since.into());
+        let ack = client.request("get_messages", args).await?;
+        if !ack.success {
+            return Err(anyhow!("{}", ack.message.unwrap_or_default()));
+        }
+        for m in ack.data["messages"].as_array().into_iter().flatten() {
+            if json {
+                println!("{m}");
+            } else {
+                let args: Vec<String> = m["args"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.to_string())
+                    .collect();
+                println!(
+                    "{:>8}  {:<28} {:<8} {}",
+                    m["seq"],
+                    m["address"].as_str().unwrap_or(""),
+                    m["types"].as_str().unwrap_or(""),
+                    args.join(" ")
+                );
+            }
+        }
+        if !follow {
+            return Ok(0);
+        }
+        since = ack.data["last_seq"].as_u64().unwrap_or(since);
+        // Following asks for everything new, a few times a second.
+        count = 10_000;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -128,38 +128,40 @@ impl OscOut {
         }
     }
 
-    /// Sends the messages of one analysis frame: plain messages to ordinary targets, one
-    /// timetagged bundle to targets that asked for bundles.
+    /// Sends the messages of one analysis frame: plain messages to ordinary destinations, one
+    /// timetagged bundle (of the messages meant for it) to each destination that asked for bundles.
     pub fn send_frame(&self, msgs: &[OscMessage]) {
+        let mut bundles: Vec<(SocketAddr, Vec<OscPacket>)> = Vec::new();
         for msg in msgs {
             let Ok(bytes) = encoder::encode(&OscPacket::Message(msg.clone())) else {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            for d in self.destinations(&msg.addr).filter(|d| !d.bundle) {
-                self.send_bytes(&bytes, d.addr);
+            for d in self.destinations(&msg.addr) {
+                if !d.bundle {
+                    self.send_bytes(&bytes, d.addr);
+                    continue;
+                }
+                let packet = OscPacket::Message(msg.clone());
+                match bundles.iter_mut().find(|(to, _)| *to == d.addr) {
+                    Some((_, content)) => content.push(packet),
+                    None => bundles.push((d.addr, vec![packet])),
+                }
             }
         }
-        let bundle_targets: Vec<SocketAddr> = self
-            .targets
-            .iter()
-            .filter(|d| d.bundle)
-            .map(|d| d.addr)
-            .collect();
-        if bundle_targets.is_empty() {
+        if bundles.is_empty() {
             return;
         }
-        let time = OscTime::try_from(std::time::SystemTime::now()).unwrap_or(OscTime {
+        let timetag = OscTime::try_from(std::time::SystemTime::now()).unwrap_or(OscTime {
             seconds: 0,
             fractional: 1,
         });
-        let bundle = OscPacket::Bundle(OscBundle {
-            timetag: time,
-            content: msgs.iter().cloned().map(OscPacket::Message).collect(),
-        });
-        if let Ok(bytes) = encoder::encode(&bundle) {
-            for to in bundle_targets {
-                self.send_bytes(&bytes, to);
+        for (to, content) in bundles {
+            match encoder::encode(&OscPacket::Bundle(OscBundle { timetag, content })) {
+                Ok(bytes) => self.send_bytes(&bytes, to),
+                Err(_) => {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
     }
@@ -169,5 +171,92 @@ impl OscOut {
             packets_sent: self.sent.load(Ordering::Relaxed),
             packets_dropped: self.dropped.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::OscRoute;
+    use crate::osc::decode;
+    use rosc::OscType;
+    use std::time::Duration;
+
+    fn receiver() -> UdpSocket {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s
+    }
+
+    /// Every datagram that arrives, as (was it a bundle, addresses inside).
+    fn drain(s: &UdpSocket) -> Vec<(bool, Vec<String>)> {
+        let mut buf = [0u8; 4096];
+        let mut got = Vec::new();
+        while let Ok(n) = s.recv(&mut buf) {
+            let msgs = decode(&buf[..n]).unwrap();
+            let bundle = buf.starts_with(b"#bundle");
+            got.push((bundle, msgs.into_iter().map(|m| m.address).collect()));
+        }
+        got
+    }
+
+    fn msg(addr: &str) -> OscMessage {
+        OscMessage {
+            addr: addr.into(),
+            args: vec![OscType::Int(1)],
+        }
+    }
+
+    #[test]
+    fn targets_routes_and_bundles_each_get_what_they_asked_for() {
+        let (plain, bundled, karaoke) = (receiver(), receiver(), receiver());
+        let addr = |s: &UdpSocket| s.local_addr().unwrap().to_string();
+        let out = OscOut::new(&OscConfig {
+            targets: vec![
+                OscTarget::Plain(addr(&plain)),
+                OscTarget::Detailed {
+                    addr: addr(&bundled),
+                    bundle: true,
+                },
+            ],
+            routes: vec![OscRoute {
+                prefix: "/karaoke/".into(),
+                targets: vec![OscTarget::Plain(addr(&karaoke))],
+            }],
+        })
+        .unwrap();
+
+        out.send_frame(&[msg("/audio/levels"), msg("/audio/beat")]);
+        out.send(&msg("/karaoke/pos"));
+
+        let p = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            drain(&plain),
+            [
+                (false, p(&["/audio/levels"])),
+                (false, p(&["/audio/beat"])),
+                (false, p(&["/karaoke/pos"]))
+            ]
+        );
+        assert_eq!(
+            drain(&bundled),
+            [
+                (true, p(&["/audio/levels", "/audio/beat"])),
+                (false, p(&["/karaoke/pos"]))
+            ]
+        );
+        assert_eq!(drain(&karaoke), [(false, p(&["/karaoke/pos"]))]);
+        assert_eq!(out.stats().packets_sent, 6);
+    }
+
+    #[test]
+    fn a_bad_target_is_named() {
+        let err = OscOut::new(&OscConfig {
+            targets: vec![OscTarget::Plain("not-an-address".into())],
+            routes: vec![],
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("\"not-an-address\""), "{err}");
     }
 }

@@ -2,7 +2,6 @@
 //! stderr. `RUST_LOG` filters (default `info`).
 
 use std::io::IsTerminal;
-use std::os::unix::fs::MetadataExt;
 
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::EnvFilter;
@@ -16,24 +15,32 @@ fn stderr_is_journal() -> bool {
     let Some((dev, ino)) = v.split_once(':') else {
         return false;
     };
-    let Ok(meta) =
-        std::fs::metadata("/proc/self/fd/2").or_else(|_| std::fs::metadata("/dev/stderr"))
-    else {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills `st` when it returns 0.
+    if unsafe { libc::fstat(2, st.as_mut_ptr()) } != 0 {
         return false;
-    };
-    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+    }
+    let st = unsafe { st.assume_init() };
+    // st_dev and st_ino are u64 here but not on every platform.
+    #[allow(clippy::unnecessary_cast)]
+    let (st_dev, st_ino) = (st.st_dev as u64, st.st_ino as u64);
+    dev.parse::<u64>() == Ok(st_dev) && ino.parse::<u64>() == Ok(st_ino)
 }
 
 /// Installs the global subscriber; `identifier` is the binary (`vj-oscdebug`).
 pub fn init(identifier: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut journald_error = None;
     if stderr_is_journal() {
-        if let Ok(journald) = tracing_journald::layer() {
-            let _ = tracing_subscriber::registry()
-                .with(filter)
-                .with(journald.with_syslog_identifier(identifier.to_string()))
-                .try_init();
-            return;
+        match tracing_journald::layer() {
+            Ok(journald) => {
+                let _ = tracing_subscriber::registry()
+                    .with(filter)
+                    .with(journald.with_syslog_identifier(identifier.to_string()))
+                    .try_init();
+                return;
+            }
+            Err(e) => journald_error = Some(e),
         }
     }
     let _ = tracing_subscriber::registry()
@@ -45,4 +52,7 @@ pub fn init(identifier: &str) {
                 .with_target(false),
         )
         .try_init();
+    if let Some(e) = journald_error {
+        tracing::warn!(error = %e, "cannot log to the journal directly; logging to stderr");
+    }
 }

@@ -1,0 +1,67 @@
+# vj-suite. `make run` brings the suite up and shows vj-status; `make test` runs every test.
+# On a machine whose PID 1 is not systemd, both start a private systemd user manager
+# (scripts/user-manager.sh) instead of the session's.
+
+CARGO ?= cargo
+BINDIR ?= $(HOME)/.local/bin
+export XDG_RUNTIME_DIR ?= /run/user/$(shell id -u)
+UNAME := $(shell uname -s)
+
+.PHONY: build deps test-deps install uninstall start stop run test bench lint fuzz
+
+build: deps
+	$(CARGO) build --release --bins
+
+deps:
+ifeq ($(UNAME),Linux)
+	@scripts/deps.sh
+endif
+
+test-deps:
+ifeq ($(UNAME),Linux)
+	@scripts/deps.sh --test
+endif
+
+install: build
+	BINDIR=$(BINDIR) scripts/install.sh target/release
+
+uninstall:
+	BINDIR=$(BINDIR) scripts/install.sh --uninstall
+
+ifeq ($(UNAME),Darwin)
+start:
+	@for p in launchd/*.plist; do launchctl kickstart "gui/$$(id -u)/$$(basename $$p .plist)" || true; done
+stop:
+	@for p in launchd/*.plist; do launchctl kill TERM "gui/$$(id -u)/$$(basename $$p .plist)" || true; done
+else
+start:
+	@scripts/user-manager.sh ensure
+	systemctl --user start vj.target
+stop:
+	systemctl --user stop vj.target
+endif
+
+# Brings the suite up and shows its health (a degraded worker does not fail `make run`).
+run: install start
+	@sleep 1
+	-@$(BINDIR)/vj-status
+	@echo
+	@echo "vj-status again: XDG_RUNTIME_DIR=$(XDG_RUNTIME_DIR) $(BINDIR)/vj-status"
+
+# Every test: unit, integration (real systemd user manager, ALSA, UDP, HTTP on 127.0.0.1),
+# fuzz regressions, unit-file and plist checks, formatting and clippy.
+test: test-deps lint
+	$(CARGO) test --no-fail-fast
+
+bench: deps
+	$(CARGO) bench
+
+# Every fuzz target for FUZZ_SECONDS each; crashes become regressions in fuzz/regressions/.
+fuzz: deps
+	scripts/fuzz.sh
+
+lint: deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) build --bins
+	scripts/check-units.sh target/debug

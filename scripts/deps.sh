@@ -1,0 +1,21 @@
+#!/bin/sh
+# Installs the Debian packages vj-suite needs, if any is missing:
+#   build:  pkg-config, libasound2-dev (cpal's ALSA backend)
+#   tests:  liblo-tools (oscdump/oscsend, an OSC peer we did not write), alsa-utils (arecord),
+#           dbus (a private session bus for MPRIS)
+set -eu
+want="pkg-config libasound2-dev"
+if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus"; fi
+missing=""
+for p in $want; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "vj-suite needs these Debian packages:$missing" >&2
+    echo "install them with: sudo apt-get update && sudo apt-get install -y$missing" >&2
+    exit 1
+fi
+echo "installing:$missing"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,380 @@
+//! Test harness: a real systemd user manager per test, in a box of its own (HOME, XDG_* dirs,
+//! runtime dir), with the suite installed into it by `scripts/install.sh` — the same script
+//! `make install` runs — from the binaries cargo built for this test run.
+//!
+//! On a desktop with its own manager this still starts a private one (scripts/user-manager.sh),
+//! so tests never touch the user's units.
+
+#![allow(dead_code)]
+
+use std::net::UdpSocket;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static BOXES: AtomicU32 = AtomicU32::new(0);
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Where cargo put the binaries of this test run.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_vj-status"))
+        .parent()
+        .expect("binaries live in a directory")
+        .to_path_buf()
+}
+
+/// Where boxes go: not under /tmp (PrivateTmp= would hide it), nor /run (the sandbox cannot
+/// exec from it there), and short (Unix socket
+/// paths are limited to 108 bytes).
+fn boxes_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("VJ_TEST_BOXES") {
+        return PathBuf::from(dir);
+    }
+    if unsafe { libc::geteuid() } == 0 {
+        PathBuf::from("/var/lib/vjt")
+    } else {
+        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vjt")
+    }
+}
+
+/// Polls `f` until it is true or `timeout` passes; says whether it became true.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A UDP port nobody uses right now.
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+/// A private systemd user manager with vj-suite installed.
+pub struct UserManager {
+    pub root: PathBuf,
+    pub home: PathBuf,
+    pub runtime: PathBuf,
+    env: Vec<(String, PathBuf)>,
+}
+
+impl UserManager {
+    /// Starts a manager in a fresh box and installs the suite (units not started).
+    pub fn start() -> UserManager {
+        let n = BOXES.fetch_add(1, Ordering::SeqCst);
+        let root = boxes_root().join(format!("{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let home = root.join("h");
+        let runtime = root.join("r");
+        for d in [&home, &runtime] {
+            std::fs::create_dir_all(d).expect("box dirs");
+        }
+        let env = vec![
+            ("HOME".to_string(), home.clone()),
+            ("XDG_RUNTIME_DIR".to_string(), runtime.clone()),
+            ("XDG_CONFIG_HOME".to_string(), home.join(".config")),
+            ("XDG_CACHE_HOME".to_string(), home.join(".cache")),
+            ("XDG_STATE_HOME".to_string(), home.join(".local/state")),
+        ];
+        let m = UserManager {
+            root,
+            home,
+            runtime,
+            env,
+        };
+        m.script("user-manager.sh", &["start"]);
+        m.script("install.sh", &[bin_dir().to_str().expect("utf-8 path")]);
+        m
+    }
+
+    fn script(&self, name: &str, args: &[&str]) {
+        let out = self
+            .command(repo().join("scripts").join(name))
+            .args(args)
+            .output()
+            .expect("run a script");
+        assert!(
+            out.status.success(),
+            "{name} {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A command with this box's environment (and nothing of the caller's XDG_* or VJ_*).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        for var in [
+            "VJ_CONFIG",
+            "VJ_BUS_DIR",
+            "DBUS_SESSION_BUS_ADDRESS",
+            "NOTIFY_SOCKET",
+        ] {
+            c.env_remove(var);
+        }
+        c.envs(self.env.iter().map(|(k, v)| (k, v)));
+        c.stdin(Stdio::null());
+        c
+    }
+
+    pub fn env(&self) -> &[(String, PathBuf)] {
+        &self.env
+    }
+
+    pub fn systemctl(&self, args: &[&str]) -> Output {
+        self.command("systemctl")
+            .arg("--user")
+            .args(args)
+            .output()
+            .expect("systemctl")
+    }
+
+    /// `systemctl --user` that must succeed.
+    pub fn ok(&self, args: &[&str]) {
+        let out = self.systemctl(args);
+        assert!(
+            out.status.success(),
+            "systemctl --user {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// One property of a unit (`ActiveState`, `MainPID`, `NRestarts`).
+    pub fn show(&self, unit: &str, property: &str) -> String {
+        let out = self.systemctl(&["show", unit, "--value", "-p", property]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn main_pid(&self, unit: &str) -> u32 {
+        self.show(unit, "MainPID").parse().unwrap_or(0)
+    }
+
+    /// Writes the user's `vj.toml`.
+    pub fn write_config(&self, toml: &str) {
+        let dir = self.home.join(".config/vj");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("vj.toml"), toml).unwrap();
+    }
+
+    /// Adds a drop-in to an installed unit and reloads the manager.
+    pub fn drop_in(&self, unit: &str, text: &str) {
+        let dir = self
+            .home
+            .join(".config/systemd/user")
+            .join(format!("{unit}.d"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("test.conf"), text).unwrap();
+        self.ok(&["daemon-reload"]);
+    }
+
+    /// Moves a socket unit's datagram port (tests run side by side; 9001 is not theirs).
+    pub fn move_udp_port(&self, socket_unit: &str, port: u16) {
+        self.drop_in(
+            socket_unit,
+            &format!("[Socket]\nListenDatagram=\nListenDatagram=127.0.0.1:{port}\n"),
+        );
+    }
+
+    /// A worker's control socket.
+    pub fn bus_socket(&self, bus_name: &str) -> PathBuf {
+        self.runtime.join("vj-bus").join(format!("{bus_name}.sock"))
+    }
+
+    /// Runs `vj-status` as the user would.
+    pub fn vj_status(&self, args: &[&str]) -> Output {
+        self.command(self.home.join(".local/bin/vj-status"))
+            .args(args)
+            .output()
+            .expect("vj-status")
+    }
+
+    /// What a binary logged (the manager's journald lives in its mount namespace; the cgroup
+    /// the manager runs in hides unit names from journald, so this goes by identifier).
+    pub fn journal(&self, binary: &str) -> String {
+        let pid = std::fs::read_to_string(self.runtime.join("vj-user-manager/manager.pid"))
+            .unwrap_or_default();
+        let out = self
+            .command("nsenter")
+            .args([
+                "-t",
+                pid.trim(),
+                "-m",
+                "journalctl",
+                "--no-pager",
+                "-o",
+                "cat",
+            ])
+            .args(["-t", binary])
+            .output()
+            .expect("journalctl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for UserManager {
+    fn drop(&mut self) {
+        let _ = self.systemctl(&["stop", "vj.target"]);
+        let _ = self
+            .command(repo().join("scripts/user-manager.sh"))
+            .arg("stop")
+            .output();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+/// A UDP receiver on an ephemeral port that decodes what arrives with the suite's decoder.
+pub struct OscReceiver {
+    pub socket: UdpSocket,
+}
+
+impl OscReceiver {
+    pub fn bind() -> OscReceiver {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        OscReceiver { socket }
+    }
+
+    pub fn addr(&self) -> String {
+        self.socket.local_addr().unwrap().to_string()
+    }
+
+    /// Every message that arrives within `window`.
+    pub fn collect(&self, window: Duration) -> Vec<vj::osc::CapturedMessage> {
+        let end = Instant::now() + window;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65_536];
+        while Instant::now() < end {
+            if let Ok(n) = self.socket.recv(&mut buf) {
+                out.extend(vj::osc::decode(&buf[..n]).unwrap_or_default());
+            }
+        }
+        out
+    }
+}
+
+/// Sends one OSC message to `addr`.
+pub fn send_osc(addr: &str, address: &str, args: Vec<rosc::OscType>) {
+    let bytes = rosc::encoder::encode(&rosc::OscPacket::Message(rosc::OscMessage {
+        addr: address.into(),
+        args,
+    }))
+    .unwrap();
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .send_to(&bytes, addr)
+        .unwrap();
+}
+
+/// A blocking control-plane request, as a Python-stdlib client would make it.
+pub fn request(socket: &Path, body: &serde_json::Value) -> serde_json::Value {
+    try_request(socket, body).unwrap_or_else(|e| panic!("request {body} to {socket:?}: {e}"))
+}
+
+/// The same, with failures as errors: connect errors say `connect: …`.
+pub fn try_request(socket: &Path, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+    use std::io::{Read, Write};
+    let mut s =
+        std::os::unix::net::UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
+    let io = |e: std::io::Error| e.to_string();
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(io)?;
+    let b = serde_json::to_vec(body).unwrap();
+    s.write_all(&(b.len() as u32).to_be_bytes()).map_err(io)?;
+    s.write_all(&b).map_err(io)?;
+    loop {
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).map_err(io)?;
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).map_err(io)?;
+        let v: serde_json::Value = serde_json::from_slice(&buf).map_err(|e| e.to_string())?;
+        if v["type"] != "heartbeat" {
+            return Ok(v);
+        }
+    }
+}
+
+/// vj-oscdebug run by hand, as a developer would (no systemd), in a temp dir; killed on drop.
+pub struct ByHand {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+}
+
+impl ByHand {
+    /// Starts it on a free OSC port; `extra` is more of the `[osc_debugger]` section.
+    pub fn start(extra: &str) -> ByHand {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_udp_port();
+        std::fs::write(
+            dir.path().join("vj.toml"),
+            format!("[osc_debugger]\nlisten = \"127.0.0.1:{port}\"\n{extra}\n"),
+        )
+        .unwrap();
+        Self::spawn(dir)
+    }
+
+    pub fn spawn(dir: tempfile::TempDir) -> ByHand {
+        let child = Command::new(env!("CARGO_BIN_EXE_vj-oscdebug"))
+            .env("VJ_CONFIG", dir.path().join("vj.toml"))
+            .env("VJ_BUS_DIR", dir.path().join("bus"))
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("LISTEN_FDS")
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let me = ByHand { child, dir };
+        assert!(
+            wait_until(Duration::from_secs(10), || UnixStream::connect(me.socket())
+                .is_ok()),
+            "vj-oscdebug did not come up"
+        );
+        me
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("bus/osc_debugger.sock")
+    }
+
+    /// The UDP port it captures OSC on.
+    pub fn osc_port(&self) -> u16 {
+        let text = std::fs::read_to_string(self.dir.path().join("vj.toml")).unwrap();
+        let at = text.find("127.0.0.1:").unwrap() + "127.0.0.1:".len();
+        text[at..].split('"').next().unwrap().parse().unwrap()
+    }
+
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Duration, tempfile::TempDir) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let t = std::time::Instant::now();
+        let status = self.child.wait().unwrap();
+        let elapsed = t.elapsed();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        (status, elapsed, dir)
+    }
+}
+
+impl Drop for ByHand {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
