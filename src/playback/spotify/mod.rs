@@ -1,0 +1,1 @@
+//! vj-spotify: what Spotify plays, from the Web API, MPRIS (Linux) or AppleScript (macOS).
