@@ -73,7 +73,12 @@ pub fn locate(configured: &str, home: &Path) -> Located {
         usual_folders(home)
     } else {
         let p = expand_home(configured, home);
-        if !p.is_dir() {
+        // A folder is searched; anything else (even a directory named like VirtualDJ's file,
+        // which then reads as an error) is the file itself.
+        let named_like_a_file = p
+            .extension()
+            .is_some_and(|x| x.eq_ignore_ascii_case("txt") || x.eq_ignore_ascii_case("m3u"));
+        if !p.is_dir() || named_like_a_file {
             let watch = p.parent().and_then(nearest_existing).into_iter().collect();
             return Located {
                 file: Some(p.clone()),
