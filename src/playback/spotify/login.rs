@@ -37,7 +37,9 @@ pub enum LoginError {
     StateMismatch,
     #[error("exchanging the code failed: {0}")]
     Exchange(#[from] ApiError),
-    #[error("Spotify gave no refresh token; check the app's settings and run `vj-spotify login` again")]
+    #[error(
+        "Spotify gave no refresh token; check the app's settings and run `vj-spotify login` again"
+    )]
     NoRefreshToken,
     #[error("cannot save the refresh token: {0}")]
     Save(std::io::Error),
@@ -101,7 +103,13 @@ pub async fn login(
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).expect("the OS random source works");
     let state = crate::osc::hex_string(&nonce);
-    let url = authorize_url(&c.accounts_url, client_id, &redirect_uri, &challenge, &state)?;
+    let url = authorize_url(
+        &c.accounts_url,
+        client_id,
+        &redirect_uri,
+        &challenge,
+        &state,
+    )?;
     writeln!(
         out,
         "Open this URL in a browser and allow vj-spotify to read what you play:\n\n{url}\n\n\
@@ -155,20 +163,39 @@ async fn wait_for_code(listener: &TcpListener, state: &str) -> Result<String, Lo
             respond(&mut stream, 404, "Not the Spotify callback").await;
             continue;
         }
-        let q = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+        let q = |k: &str| {
+            url.query_pairs()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.into_owned())
+        };
         if q("state").as_deref() != Some(state) {
-            respond(&mut stream, 400, "This login is stale: run vj-spotify login again.").await;
+            respond(
+                &mut stream,
+                400,
+                "This login is stale: run vj-spotify login again.",
+            )
+            .await;
             return Err(LoginError::StateMismatch);
         }
         if let Some(e) = q("error") {
-            respond(&mut stream, 200, "vj-spotify was not authorized. You can close this tab.").await;
+            respond(
+                &mut stream,
+                200,
+                "vj-spotify was not authorized. You can close this tab.",
+            )
+            .await;
             return Err(LoginError::Denied(e));
         }
         let Some(code) = q("code").filter(|c| !c.is_empty()) else {
             respond(&mut stream, 400, "The redirect has no code.").await;
             continue;
         };
-        respond(&mut stream, 200, "vj-spotify is logged in. You can close this tab.").await;
+        respond(
+            &mut stream,
+            200,
+            "vj-spotify is logged in. You can close this tab.",
+        )
+        .await;
         return Ok(code);
     }
 }
@@ -187,7 +214,9 @@ async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
         }
         Some(())
     };
-    tokio::time::timeout(Duration::from_secs(10), read).await.ok()??;
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .ok()??;
     let line = std::str::from_utf8(&buf).ok()?.lines().next()?;
     let mut parts = line.split(' ');
     let (method, target) = (parts.next()?, parts.next()?);
@@ -195,7 +224,8 @@ async fn read_request_target(stream: &mut TcpStream) -> Option<String> {
 }
 
 async fn respond(stream: &mut TcpStream, status: u16, text: &str) {
-    let body = format!("<!doctype html><meta charset=utf-8><title>vj-spotify</title><p>{text}</p>\n");
+    let body =
+        format!("<!doctype html><meta charset=utf-8><title>vj-spotify</title><p>{text}</p>\n");
     let reason = if status == 200 { "OK" } else { "Error" };
     let resp = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -222,10 +252,20 @@ mod tests {
 
     #[test]
     fn the_authorize_url_names_loopback_and_s256() {
-        let u = authorize_url("https://accounts.spotify.com/", "cid", "http://127.0.0.1:8888/callback", "ch", "st").unwrap();
+        let u = authorize_url(
+            "https://accounts.spotify.com/",
+            "cid",
+            "http://127.0.0.1:8888/callback",
+            "ch",
+            "st",
+        )
+        .unwrap();
         let s = u.to_string();
         assert!(s.starts_with("https://accounts.spotify.com/authorize?"));
-        assert!(s.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A8888%2Fcallback"), "{s}");
+        assert!(
+            s.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A8888%2Fcallback"),
+            "{s}"
+        );
         assert!(s.contains("code_challenge_method=S256") && s.contains("response_type=code"));
     }
 }

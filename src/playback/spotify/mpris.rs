@@ -1,4 +1,4 @@
 //! MPRIS (placeholder).
-use tokio::sync::mpsc;
 use super::Report;
+use tokio::sync::mpsc;
 pub async fn follow(_c: crate::config::SpotifyConfig, _tx: mpsc::Sender<Report>) {}

@@ -123,7 +123,10 @@ pub fn parse_player(body: &[u8]) -> Result<PlayerState, ApiError> {
             duration_s: item.duration_ms.map_or(0.0, |d| (d / 1000.0) as f32),
             has_lyrics: false,
         }),
-        progress_s: b.progress_ms.filter(|p| p.is_finite() && *p >= 0.0).map(|p| p / 1000.0),
+        progress_s: b
+            .progress_ms
+            .filter(|p| p.is_finite() && *p >= 0.0)
+            .map(|p| p / 1000.0),
         playing: b.is_playing,
         kind,
     })
@@ -272,12 +275,19 @@ impl WebApi {
         )
         .await?;
         self.refreshes += 1;
-        debug!(expires_in = tokens.expires_in.as_secs(), "access token refreshed");
+        debug!(
+            expires_in = tokens.expires_in.as_secs(),
+            "access token refreshed"
+        );
         if let Some(r) = tokens.refresh {
             if r != self.refresh {
                 match credentials::save(REFRESH_TOKEN, &r) {
-                    Ok(path) => info!(path = %path.display(), "Spotify rotated the refresh token; saved the new one"),
-                    Err(e) => warn!(error = %e, "cannot save Spotify's new refresh token; `vj-spotify login` may be needed after a restart"),
+                    Ok(path) => {
+                        info!(path = %path.display(), "Spotify rotated the refresh token; saved the new one")
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot save Spotify's new refresh token; `vj-spotify login` may be needed after a restart")
+                    }
                 }
                 self.refresh = r;
             }
@@ -348,7 +358,10 @@ mod tests {
         let s = parse_player(body).unwrap();
         let t = s.track.unwrap();
         assert_eq!(t.artist, "Daft Punk, Pharrell Williams");
-        assert_eq!((t.title.as_str(), t.album.as_str(), t.duration_s), ("Get Lucky", "Random Access Memories", 369.0));
+        assert_eq!(
+            (t.title.as_str(), t.album.as_str(), t.duration_s),
+            ("Get Lucky", "Random Access Memories", 369.0)
+        );
         assert_eq!((s.progress_s, s.playing), (Some(61.5), true));
     }
 
@@ -358,7 +371,10 @@ mod tests {
         assert!(s.track.is_some() && s.progress_s.is_none());
         let ep = parse_player(br#"{"is_playing":true,"progress_ms":5,"currently_playing_type":"episode","item":{"type":"episode","name":"Podcast"}}"#).unwrap();
         assert_eq!((ep.track, ep.kind.as_str()), (None, "episode"));
-        let ad = parse_player(br#"{"is_playing":true,"progress_ms":5,"currently_playing_type":"ad","item":null}"#).unwrap();
+        let ad = parse_player(
+            br#"{"is_playing":true,"progress_ms":5,"currently_playing_type":"ad","item":null}"#,
+        )
+        .unwrap();
         assert_eq!((ad.track, ad.kind.as_str()), (None, "ad"));
     }
 

@@ -50,8 +50,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Picks the source for `config` on this machine.
 pub fn source_for(c: &SpotifyConfig) -> SourceKind {
-    let ready = !c.client_id.trim().is_empty()
-        && matches!(credentials::read(REFRESH_TOKEN), Ok(Some(_)));
+    let ready =
+        !c.client_id.trim().is_empty() && matches!(credentials::read(REFRESH_TOKEN), Ok(Some(_)));
     SourceKind::choose(&c.source, ready)
 }
 
@@ -62,7 +62,9 @@ pub async fn follow_web_api(c: SpotifyConfig, tx: mpsc::Sender<Report>) {
         let mut api = match WebApi::new(&c) {
             Ok(a) => a,
             Err(e) => {
-                let _ = tx.send(Report::Health(Health::Degraded, format!("degraded: {e}"))).await;
+                let _ = tx
+                    .send(Report::Health(Health::Degraded, format!("degraded: {e}")))
+                    .await;
                 sleep(LOGIN_RECHECK).await;
                 continue;
             }
@@ -153,7 +155,11 @@ impl SpotifyMonitor {
         if let Some(t) = &track {
             let running = ann.clock().map(|c| c.position(now));
             let seconds = progress_s
-                .or_else(|| (!changed).then(|| running.map(|p| f64::from(p.seconds))).flatten())
+                .or_else(|| {
+                    (!changed)
+                        .then(|| running.map(|p| f64::from(p.seconds)))
+                        .flatten()
+                })
                 .unwrap_or(0.0);
             if !changed {
                 if let Some(p) = running {
