@@ -21,6 +21,7 @@ const PREFIX: &str = "org.mpris.MediaPlayer2.";
 /// Position is read no more often than this.
 const POSITION_MIN_PERIOD: Duration = Duration::from_secs(1);
 const RECONNECT: Duration = Duration::from_secs(5);
+const SETTLE: Duration = Duration::from_millis(30);
 
 #[zbus::proxy(
     interface = "org.mpris.MediaPlayer2.Player",
@@ -199,6 +200,8 @@ async fn follow_player(
     loop {
         if changed {
             changed = false;
+            // Players change several properties in a burst (file name, then tags): read once.
+            tokio::time::sleep(SETTLE).await;
             let meta = player.metadata().await.unwrap_or_default();
             let (track, kind) = track_from_metadata(&meta, &source);
             playing = player.playback_status().await.is_ok_and(|s| s == "Playing");
