@@ -249,7 +249,6 @@ async fn follow_player(
                 }
             }
         }
-        let _ = playing;
     }
 }
 
