@@ -193,7 +193,6 @@ async fn follow_player(
     let mut seeked = player.receive_seeked().await?;
     let poll = Duration::from_millis(c.poll_interval_ms).max(POSITION_MIN_PERIOD);
     let mut last_read: Option<Instant> = None;
-    let mut playing = false;
     let mut next_read = None;
     let mut seek_to: Option<f64> = None;
     let mut changed = true;
@@ -204,7 +203,7 @@ async fn follow_player(
             tokio::time::sleep(SETTLE).await;
             let meta = player.metadata().await.unwrap_or_default();
             let (track, kind) = track_from_metadata(&meta, &source);
-            playing = player.playback_status().await.is_ok_and(|s| s == "Playing");
+            let playing = player.playback_status().await.is_ok_and(|s| s == "Playing");
             // Position: from Seeked, else read (at most once a second), else interpolated.
             let progress_s = match seek_to.take() {
                 Some(s) => Some(s),
