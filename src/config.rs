@@ -115,12 +115,16 @@ pub struct SpotifyConfig {
     pub api_url: String,
     pub accounts_url: String,
     pub poll_interval_ms: u64,
+    pub timeout_ms: u64,
+    pub mpris_player: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VirtualDjConfig {
     pub path: String,
+    pub lead_s: f64,
+    pub poll_interval_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -252,6 +256,24 @@ impl Config {
             return Err(format!(
                 "audio.band_edges must be 8 ascending frequencies in Hz, not {:?}",
                 a.band_edges
+            ));
+        }
+        if self.spotify.timeout_ms == 0
+            || !matches!(
+                self.spotify.source.as_str(),
+                "auto" | "web_api" | "mpris" | "applescript"
+            )
+        {
+            return Err(format!(
+                "spotify.timeout_ms must be above 0 and spotify.source one of auto, web_api, mpris, applescript (not {:?})",
+                self.spotify.source
+            ));
+        }
+        if !(0.0..=600.0).contains(&self.virtualdj.lead_s) || self.virtualdj.poll_interval_ms < 100
+        {
+            return Err(format!(
+                "virtualdj.lead_s must be 0..=600 (not {}) and virtualdj.poll_interval_ms at least 100 (not {})",
+                self.virtualdj.lead_s, self.virtualdj.poll_interval_ms
             ));
         }
         if self.lyrics.timeout_ms == 0 || self.lyrics.llm.timeout_ms == 0 {

@@ -9,6 +9,7 @@ pub mod karaoke;
 pub mod lyrics;
 pub mod osc;
 pub mod oscdebug;
+pub mod playback;
 pub mod service;
 pub mod status;
 pub mod worker;
