@@ -35,13 +35,56 @@ fn per_hop(c: &mut Criterion) {
     let ten = clip(secs);
     g.throughput(Throughput::Elements(ten.len() as u64));
     g.sample_size(10);
-    g.bench_function("offline analysis of 10 s (samples/s; /44100 = × real time)", |b| {
+    g.bench_function(
+        "offline analysis of 10 s (samples/s; /44100 = × real time)",
+        |b| {
+            b.iter(|| {
+                let mut beats = 0;
+                vj::audio::offline::analyze(&ten, AnalysisSettings::default(), |f| {
+                    beats += f.beat as u32
+                });
+                beats
+            })
+        },
+    );
+    g.finish();
+}
+
+/// Each stage alone, to see where a hop's time goes.
+fn stages(c: &mut Criterion) {
+    use vj::audio::tempo::{TempoSettings, TempoTracker};
+    use vj::audio::{beat::BeatTracker, onset::OnsetStrength, pitch::Pitch, spectrum::Spectrum};
+    let samples = clip(20.0);
+    let hops: Vec<&[f32]> = samples.chunks_exact(HOP).collect();
+    let fps = 44_100.0 / HOP as f32;
+    let mut g = c.benchmark_group("audio stage");
+    let mut spectrum = Spectrum::new(44_100);
+    let mut i = 0;
+    g.bench_function("spectrum (2048-point FFT)", |b| {
         b.iter(|| {
-            let mut beats = 0;
-            vj::audio::offline::analyze(&ten, AnalysisSettings::default(), |f| {
-                beats += f.beat as u32
-            });
-            beats
+            i = (i + 1) % hops.len();
+            spectrum.process(hops[i]);
+        })
+    });
+    let mut onset = OnsetStrength::new(&spectrum);
+    g.bench_function("onset strength", |b| b.iter(|| onset.process(&spectrum)));
+    let mut pitch = Pitch::new(44_100);
+    g.bench_function("pitch (NSDF)", |b| {
+        b.iter(|| pitch.process(spectrum.samples()))
+    });
+    let mut tempo = TempoTracker::new(fps, TempoSettings::default());
+    let mut beat = BeatTracker::new(fps, 2.0);
+    let mut k = 0u32;
+    g.bench_function("tempo tracker (per hop)", |b| {
+        b.iter(|| {
+            k = k.wrapping_add(1);
+            tempo.process(if k % 43 == 0 { 1.0 } else { 0.1 });
+        })
+    });
+    g.bench_function("beat tracker (per hop)", |b| {
+        b.iter(|| {
+            k = k.wrapping_add(1);
+            beat.process(if k % 43 == 0 { 1.0 } else { 0.1 }, 43.0)
         })
     });
     g.finish();
@@ -97,5 +140,5 @@ fn latency(_: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, per_hop, latency);
+criterion_group!(benches, per_hop, stages, latency);
 criterion_main!(benches);
