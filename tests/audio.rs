@@ -223,7 +223,10 @@ async fn a_vanished_device_degrades_and_the_worker_recovers() {
 
 #[tokio::test]
 async fn no_device_plays_the_demo_and_set_config_toggles_features_live() {
-    let w = start("source = \"demo\"", |_| {});
+    // `auto` and no input that opens (the only PCM reads a file that is not there): the demo.
+    let w = start("source = \"auto\"", |home| {
+        asoundrc(home, &home.join("missing.raw"))
+    });
     let mut c = w.client().await;
     let state = wait_for(&mut c, "on the demo", |s| s["fps"].as_f64() > Some(0.0)).await;
     assert_eq!(state["source"], "demo");

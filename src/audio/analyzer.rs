@@ -203,7 +203,9 @@ impl Analyzer {
         } else {
             f.beat = false;
         }
-        if s.pitch {
+        // Pitch every other hop (23 ms): it moves slower than beats, and it costs as much as
+        // the spectrum.
+        if s.pitch && self.samples % (2 * HOP as u64) == 0 {
             self.pitch.process(self.spectrum.samples());
             f.pitch_hz = self.pitch.hz();
             f.pitch_confidence = self.pitch.confidence();

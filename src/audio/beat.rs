@@ -10,6 +10,8 @@ const HISTORY_SECS: f32 = 8.5;
 
 pub struct BeatTracker {
     ring: Vec<f32>,
+    /// The ring newest-first, rebuilt each hop so the phase fit indexes it directly.
+    recent: Vec<f32>,
     pos: usize,
     /// Frames processed so far; the current frame is `frame - 1`.
     frame: u64,
@@ -29,6 +31,7 @@ impl BeatTracker {
     pub fn new(frames_per_sec: f32, latency_frames: f32) -> Self {
         BeatTracker {
             ring: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
+            recent: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
             pos: 0,
             frame: 0,
             latency: latency_frames,
@@ -42,15 +45,12 @@ impl BeatTracker {
 
     /// Onset strength `ago` frames before the current one (fractional: interpolated).
     fn onset_at(&self, ago: f32) -> f32 {
-        let len = self.ring.len();
         let i = ago as usize;
-        if i + 1 >= len || ago < 0.0 {
+        if i + 1 >= self.recent.len() || ago < 0.0 {
             return 0.0;
         }
         let f = ago - i as f32;
-        let a = self.ring[(self.pos + len - 1 - i) % len];
-        let b = self.ring[(self.pos + len - 2 - i) % len];
-        a * (1.0 - f) + b * f
+        self.recent[i] * (1.0 - f) + self.recent[i + 1] * f
     }
 
     /// One hop: its onset strength and the current beat period in frames (0 = unknown).
@@ -60,6 +60,23 @@ impl BeatTracker {
         self.ring[self.pos] = onset;
         self.pos = (self.pos + 1) % len;
         self.frame += 1;
+        let (older, newer) = self.ring.split_at(self.pos);
+        for (r, &v) in self
+            .recent
+            .iter_mut()
+            .zip(older.iter().rev().chain(newer.iter().rev()))
+        {
+            *r = v;
+        }
+        // Tolerate ±1 frame of jitter: each point is the best of itself and 0.7 × neighbours.
+        let n = self.recent.len();
+        let mut prev = 0.0f32;
+        for i in 0..n {
+            let cur = self.recent[i];
+            let next = if i + 1 < n { self.recent[i + 1] } else { 0.0 };
+            self.recent[i] = cur.max(0.7 * prev).max(0.7 * next);
+            prev = cur;
+        }
         self.level += (onset - self.level) * (1.0 / (1.0 * self.fps));
         self.long_level += (onset - self.long_level) * (1.0 / (20.0 * self.fps));
         let now = (self.frame - 1) as f64;
@@ -79,16 +96,7 @@ impl BeatTracker {
             let mut w = 1.0;
             for k in 0..beats {
                 let ago = phi + k as f32 * tau;
-                // Tolerate ±1 frame of jitter: the best of three.
-                let v = self
-                    .onset_at(ago)
-                    .max(self.onset_at(ago + 1.0) * 0.7)
-                    .max(if ago >= 1.0 {
-                        self.onset_at(ago - 1.0) * 0.7
-                    } else {
-                        0.0
-                    });
-                s += w * v;
+                s += w * self.onset_at(ago);
                 w *= FIT_DECAY;
             }
             // Inertia: favour the grid that is already running.

@@ -172,7 +172,8 @@ impl Analysis {
     }
 
     /// Plays `samples` in a loop at real time (the demo loop, a file source).
-    fn run_generated(&mut self, samples: &[f32], rate: u32, label: &str) -> Ended {
+    fn run_generated(&mut self, samples: &[f32], rate: u32, label: &str, probe: bool) -> Ended {
+        let mut probed = Instant::now();
         let mut analyzer = Analyzer::new(AnalysisSettings::from_config(&self.config.audio, rate));
         let hop_time = Duration::from_secs_f64(HOP as f64 / rate as f64);
         let mut next = Instant::now();
@@ -187,6 +188,13 @@ impl Analysis {
             }
             if let Some(e) = self.check_config(&mut analyzer) {
                 return e;
+            }
+            if probe && probed.elapsed() > Duration::from_secs(30) {
+                probed = Instant::now();
+                if capture::list_devices().is_ok_and(|d| !d.is_empty()) {
+                    info!("a capture device appeared: leaving the demo loop");
+                    return Ended::Reconfigure;
+                }
             }
             for b in buf.iter_mut() {
                 *b = samples[pos];
@@ -290,12 +298,12 @@ impl Analysis {
                 }
             };
             let ended = match &source {
-                Source::Demo => self.demo("demo loop"),
+                Source::Demo => self.demo("demo loop", false),
                 Source::File(path) => match super::offline::read_wav(path) {
                     Ok(m) => {
                         self.set_live("file", &path.display().to_string(), m.rate, 1);
                         let label = format!("file {}", path.display());
-                        self.run_generated(&m.samples, m.rate, &label)
+                        self.run_generated(&m.samples, m.rate, &label, false)
                     }
                     Err(e) => Ended::Lost(e.to_string()),
                 },
@@ -308,8 +316,15 @@ impl Analysis {
                             backoff = Duration::from_secs(1);
                             self.run_device(cap, consumer)
                         }
-                        Err(CaptureError::NoDevice) if source == Source::Auto => {
-                            self.demo("demo loop (no capture device)")
+                        // `auto` with nothing that opens as an input (no card at all, or only a
+                        // `default` PCM that leads nowhere): play the demo loop.
+                        Err(e)
+                            if source == Source::Auto
+                                && (matches!(e, CaptureError::NoDevice)
+                                    || capture::list_devices().is_ok_and(|d| d.is_empty())) =>
+                        {
+                            info!(reason = %e, "no capture device: playing the demo loop");
+                            self.demo("demo loop (no capture device)", true)
                         }
                         Err(e) => Ended::Lost(e.to_string()),
                     }
@@ -344,11 +359,13 @@ impl Analysis {
         }
     }
 
-    fn demo(&mut self, label: &str) -> Ended {
+    /// Plays the demo loop; with `probe`, looks for a capture device every 30 s and
+    /// switches to it when one appears.
+    fn demo(&mut self, label: &str, probe: bool) -> Ended {
         let rate = super::DEFAULT_RATE;
         self.set_live("demo", "", rate, 1);
         let samples = synth::demo_loop(rate);
-        self.run_generated(&samples, rate, label)
+        self.run_generated(&samples, rate, label, probe)
     }
 }
 
