@@ -55,3 +55,27 @@ pub fn config(data: &[u8]) {
         let _ = vj::config::Config::from_table(table, "fuzz");
     }
 }
+
+/// LRC text as LRCLIB returns it (any bytes, read as UTF-8 with replacement).
+pub fn lrc(data: &[u8]) {
+    let lyrics = vj::lyrics::lrc::parse(&String::from_utf8_lossy(data));
+    let _ = format!("{lyrics:?}");
+}
+
+/// A VirtualDJ now-playing / tracklist / m3u file, or the tail of one.
+pub fn virtualdj(data: &[u8]) {
+    let _ = vj::playback::virtualdj::parse_played(data);
+    let tail = vj::playback::virtualdj::parse::drop_partial_first_line(data, false);
+    let _ = vj::playback::virtualdj::parse_played(tail);
+}
+
+/// HTTP bodies from the services on the internet: Spotify's player state, LRCLIB's records.
+pub fn http_body(data: &[u8]) {
+    let _ = vj::playback::spotify::web_api::parse_player(data);
+    if let Ok(record) = serde_json::from_slice::<vj::lyrics::lrclib::LrclibRecord>(data) {
+        let _ = vj::lyrics::lrclib::choose(vec![record], 180.0);
+    }
+    if let Ok(records) = serde_json::from_slice::<Vec<vj::lyrics::lrclib::LrclibRecord>>(data) {
+        let _ = vj::lyrics::lrclib::choose(records, 180.0);
+    }
+}

@@ -36,3 +36,18 @@ fn osc_datagrams() {
 fn config_files() {
     replay("config", targets::config);
 }
+
+#[test]
+fn lrc_texts() {
+    replay("lrc", targets::lrc);
+}
+
+#[test]
+fn virtualdj_files() {
+    replay("virtualdj", targets::virtualdj);
+}
+
+#[test]
+fn http_bodies() {
+    replay("http_body", targets::http_body);
+}
