@@ -101,10 +101,11 @@ async fn connection<H: Handler>(
                 Ok(Some(body)) => match Command::parse(&body) {
                     Ok(cmd) => {
                         let tx = tx.clone();
-                        let reply = handler.clone().handle(cmd.clone());
+                        let msg_id = cmd.msg_id.clone();
+                        let reply = handler.clone().handle(cmd);
                         tokio::spawn(async move {
                             let outcome = reply.await;
-                            let _ = tx.send(message::ack_json(&outcome, &cmd.msg_id));
+                            let _ = tx.send(message::ack_json(&outcome, &msg_id));
                         });
                     }
                     Err(bad) => {
