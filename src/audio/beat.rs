@@ -24,9 +24,6 @@ pub struct BeatTracker {
     level: f32,
     long_level: f32,
     fps: f32,
-    /// Hops of quiet in a row (a breakdown), and hops left of free re-locking after it.
-    quiet: u32,
-    relock: u32,
     beat: bool,
 }
 
@@ -42,8 +39,6 @@ impl BeatTracker {
             level: 0.0,
             long_level: 0.0,
             fps: frames_per_sec,
-            quiet: 0,
-            relock: 0,
             beat: false,
         }
     }
@@ -109,9 +104,9 @@ impl BeatTracker {
                 s += w * self.onset_at(ago);
                 w *= FIT_DECAY;
             }
-            // Inertia: favour the grid that is already running — except just after a
-            // breakdown, when the drums come back on a phase the held grid may have lost.
-            if let (Some(last), 0) = (self.last_beat, self.relock) {
+            // Inertia: favour the grid that is already running (it rides fills, and carries
+            // the phase through a breakdown to the drop).
+            if let Some(last) = self.last_beat {
                 let anchor = now - phi as f64 - self.latency as f64;
                 let d = ((anchor - last) / tau as f64).rem_euclid(1.0);
                 let d = d.min(1.0 - d) as f32;
@@ -124,15 +119,6 @@ impl BeatTracker {
         }
         let mean = total / steps as f32;
         let loud = self.level > 0.35 * self.long_level;
-        if !loud {
-            self.quiet += 1;
-        } else {
-            if self.quiet as f32 > 2.0 * self.fps {
-                self.relock = (2.0 * self.fps) as u32;
-            }
-            self.quiet = 0;
-            self.relock = self.relock.saturating_sub(1);
-        }
         let music = best.1 > 1.3 * mean && best.1 > 1e-6 && loud;
         // The last grid point in true time (the envelope lags the sound by `latency`).
         let anchor = if music {
