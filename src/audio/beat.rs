@@ -20,7 +20,7 @@ pub struct BeatTracker {
     latency: f32,
     /// The frame of the last emitted beat (may be fractional on the grid), or None.
     last_beat: Option<f64>,
-    /// Recent (one beat-ish) and long-term (20 s) onset level: in a breakdown the grid runs on.
+    /// Recent (1 s) onset level and its slowly falling peak: in a breakdown the grid runs on.
     level: f32,
     long_level: f32,
     fps: f32,
@@ -78,7 +78,12 @@ impl BeatTracker {
             prev = cur;
         }
         self.level += (onset - self.level) * (1.0 / (1.0 * self.fps));
-        self.long_level += (onset - self.long_level) * (1.0 / (20.0 * self.fps));
+        // The reference is the recent peak of that level, falling over ~20 s: a fresh track
+        // has it at once, and a long breakdown only slowly lowers it (so a riser late in the
+        // breakdown does not count as the drums being back).
+        self.long_level = self
+            .level
+            .max(self.long_level * (1.0 - 1.0 / (20.0 * self.fps)));
         let now = (self.frame - 1) as f64;
         self.beat = false;
         if period < 2.0 {
@@ -99,7 +104,8 @@ impl BeatTracker {
                 s += w * self.onset_at(ago);
                 w *= FIT_DECAY;
             }
-            // Inertia: favour the grid that is already running.
+            // Inertia: favour the grid that is already running (it rides fills, and carries
+            // the phase through a breakdown to the drop).
             if let Some(last) = self.last_beat {
                 let anchor = now - phi as f64 - self.latency as f64;
                 let d = ((anchor - last) / tau as f64).rem_euclid(1.0);
@@ -112,7 +118,8 @@ impl BeatTracker {
             }
         }
         let mean = total / steps as f32;
-        let music = best.1 > 1.3 * mean && best.1 > 1e-6 && self.level > 0.35 * self.long_level;
+        let loud = self.level > 0.35 * self.long_level;
+        let music = best.1 > 1.3 * mean && best.1 > 1e-6 && loud;
         // The last grid point in true time (the envelope lags the sound by `latency`).
         let anchor = if music {
             now - best.0 as f64 - self.latency as f64

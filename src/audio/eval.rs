@@ -126,13 +126,38 @@ pub fn parse_beats(text: &str) -> (Vec<f64>, f64) {
     (beats, tempo)
 }
 
-/// Parses a `.beats` ground-truth file: `# genre tempo`, then one time per line.
-pub fn parse_truth(text: &str) -> Option<(String, f64, Vec<f64>)> {
+/// A `.beats` ground-truth file.
+pub struct Truth {
+    pub genre: String,
+    pub tempo: f64,
+    pub drop: Option<f64>,
+    pub beats: Vec<f64>,
+}
+
+/// Parses a `.beats` file: `# genre tempo [drop]`, then one time per line.
+pub fn parse_truth(text: &str) -> Option<Truth> {
     let mut lines = text.lines();
-    let header = lines.next()?.strip_prefix("# ")?;
-    let (genre, tempo) = header.split_once(' ')?;
+    let mut header = lines.next()?.strip_prefix("# ")?.split_whitespace();
+    let genre = header.next()?.to_string();
+    let tempo = header.next()?.parse().ok()?;
+    let drop = header.next().and_then(|d| d.parse().ok());
     let beats = lines.filter_map(|l| l.trim().parse().ok()).collect();
-    Some((genre.to_string(), tempo.parse().ok()?, beats))
+    Some(Truth {
+        genre,
+        tempo,
+        drop,
+        beats,
+    })
+}
+
+/// Seconds from `from` until the tracker is locked: the first reference beat at or after
+/// `from` that starts four beats in a row each matched within the tolerance. None: never.
+pub fn lock_time(reference: &[f64], estimated: &[f64], from: f64) -> Option<f64> {
+    let hit = |r: f64| estimated.iter().any(|&e| (e - r).abs() <= TOLERANCE);
+    let start = reference.iter().position(|&r| r >= from)?;
+    (start..reference.len().saturating_sub(3))
+        .find(|&i| reference[i..i + 4].iter().all(|&r| hit(r)))
+        .map(|i| reference[i] - from)
 }
 
 /// One clip's scores for both trackers.
@@ -143,6 +168,9 @@ pub struct ClipScore {
     pub tempo: TempoVerdict,
     pub naive_f: f64,
     pub naive_tempo: TempoVerdict,
+    /// Seconds to lock after the music starts, and after the drop (breakdown clips).
+    pub lock_start: Option<f64>,
+    pub lock_drop: Option<f64>,
 }
 
 /// The per-genre and overall table `make eval-beats` prints.
@@ -188,6 +216,28 @@ pub fn table(scores: &[ClipScore]) -> String {
     out.push_str(&row("4-on-floor", &fotf));
     let all: Vec<&ClipScore> = scores.iter().collect();
     out.push_str(&row("overall", &all));
+    let lock = |name: &str, v: Vec<Option<f64>>| -> String {
+        if v.is_empty() {
+            return String::new();
+        }
+        let never = v.iter().filter(|x| x.is_none()).count();
+        let t: Vec<f64> = v.into_iter().flatten().collect();
+        let mean = t.iter().sum::<f64>() / t.len().max(1) as f64;
+        let max = t.iter().fold(0.0f64, |a, &b| a.max(b));
+        format!("locked after {name}: mean {mean:.1} s, max {max:.1} s, never {never}\n")
+    };
+    out.push_str(&lock(
+        "the music starts",
+        scores.iter().map(|s| s.lock_start).collect(),
+    ));
+    out.push_str(&lock(
+        "the drop",
+        scores
+            .iter()
+            .filter(|s| s.genre == "breakdown")
+            .map(|s| s.lock_drop)
+            .collect(),
+    ));
     out
 }
 
@@ -230,7 +280,12 @@ pub fn run_corpus(
     let mut scores = Vec::new();
     for truth_path in names {
         let text = std::fs::read_to_string(&truth_path)?;
-        let (genre, tempo, truth) = parse_truth(&text)
+        let Truth {
+            genre,
+            tempo,
+            drop,
+            beats: truth,
+        } = parse_truth(&text)
             .ok_or_else(|| anyhow::anyhow!("{} is not a .beats file", truth_path.display()))?;
         let wav = truth_path.with_extension("wav");
         let (beats, est) = parse_beats(&analyzer(&wav)?);
@@ -242,6 +297,8 @@ pub fn run_corpus(
             tempo: tempo_verdict(tempo, est),
             naive_f: f_measure(&truth, &nbeats),
             naive_tempo: tempo_verdict(tempo, ntempo),
+            lock_start: truth.first().and_then(|&t0| lock_time(&truth, &beats, t0)),
+            lock_drop: drop.and_then(|d| lock_time(&truth, &beats, d)),
         });
         if std::env::var_os("VJ_EVAL_VERBOSE").is_some() {
             eprintln!(

@@ -73,6 +73,8 @@ pub struct Clip {
     pub beats: Vec<f64>,
     /// The tempo at the end of the clip.
     pub tempo: f64,
+    /// When the drums return after the breakdown (breakdown clips only).
+    pub drop: Option<f64>,
 }
 
 /// xorshift: small, deterministic, good enough for noise and choices.
@@ -572,6 +574,9 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
         genre,
         rate,
         samples,
+        drop: (genre == Genre::Breakdown)
+            .then(|| beats.get(bd_end * 4).copied())
+            .flatten(),
         beats,
         tempo: bpm1,
     }
@@ -601,7 +606,8 @@ pub fn demo_loop(rate: u32) -> Vec<f32> {
     mix.master(0.5, &mut rng)
 }
 
-/// Writes a clip as 16-bit WAV plus `name.beats` (one time per line, a `# genre tempo` header).
+/// Writes a clip as 16-bit WAV plus `name.beats` (one time per line after a
+/// `# genre tempo [drop]` header).
 pub fn write_clip(dir: &std::path::Path, clip: &Clip) -> std::io::Result<()> {
     let spec = hound::WavSpec {
         channels: 1,
@@ -616,7 +622,11 @@ pub fn write_clip(dir: &std::path::Path, clip: &Clip) -> std::io::Result<()> {
             .map_err(std::io::Error::other)?;
     }
     w.finalize().map_err(std::io::Error::other)?;
-    let mut text = format!("# {} {:.3}\n", clip.genre.name(), clip.tempo);
+    let mut text = format!("# {} {:.3}", clip.genre.name(), clip.tempo);
+    if let Some(d) = clip.drop {
+        text.push_str(&format!(" {d:.4}"));
+    }
+    text.push('\n');
     for b in &clip.beats {
         text.push_str(&format!("{b:.4}\n"));
     }

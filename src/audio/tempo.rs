@@ -49,8 +49,8 @@ pub struct TempoTracker {
     smoothed: Vec<f32>,
     period: f32,
     confidence: f32,
-    /// Recent (2 s) and long-term (20 s) level of the envelope: a breakdown's quiet is no
-    /// reason to move the tempo.
+    /// Recent (2 s) level of the envelope and its slowly falling (20 s) peak: a breakdown's
+    /// quiet is no reason to move the tempo.
     level: f32,
     long_level: f32,
 }
@@ -111,7 +111,9 @@ impl TempoTracker {
         self.filled = (self.filled + 1).min(len);
         self.frame += 1;
         self.level += (onset - self.level) * (1.0 / (2.0 * self.fps));
-        self.long_level += (onset - self.long_level) * (1.0 / (20.0 * self.fps));
+        self.long_level = self
+            .level
+            .max(self.long_level * (1.0 - 1.0 / (20.0 * self.fps)));
         // Every 4 hops (46 ms): often enough to lock fast, cheap enough to ignore.
         if self.frame % 4 == 0 && self.filled as f32 > 1.5 * self.fps {
             self.estimate();
