@@ -23,7 +23,7 @@ ifeq ($(UNAME),Linux)
 endif
 
 install: build
-	BINDIR=$(BINDIR) scripts/install.sh target/release
+	BINDIR=$(BINDIR) scripts/install.sh $${CARGO_TARGET_DIR:-target}/release
 
 uninstall:
 	BINDIR=$(BINDIR) scripts/install.sh --uninstall
@@ -53,7 +53,7 @@ run: install start
 test: test-deps
 	$(CARGO) fmt --check
 	$(CARGO) build --bins
-	scripts/check-units.sh target/debug
+	scripts/check-units.sh $${CARGO_TARGET_DIR:-target}/debug
 	$(CARGO) test --no-fail-fast
 
 bench: deps
@@ -72,4 +72,4 @@ lint: deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build --bins
-	scripts/check-units.sh target/debug
+	scripts/check-units.sh $${CARGO_TARGET_DIR:-target}/debug
