@@ -96,7 +96,9 @@ fn a_track_datagram_starts_the_worker_and_lyrics_follow_the_position() {
         rx.addr(),
         server.uri()
     ));
-    m.ok(&["start", "vj.target"]);
+    // Only the fetcher's sockets: the playback monitors in vj.target would announce
+    // "nothing plays" to the same receiver.
+    m.ok(&["start", "vj-lyrics.socket", "vj-lyrics-osc.socket"]);
     assert_eq!(m.show(SERVICE, "ActiveState"), "inactive");
 
     // A corrupt cache file for the song, as a crash of an older version might leave.
