@@ -67,6 +67,10 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s),
+        // A write caught half-way may end inside a character: that is still UTF-8, cut short.
+        Err(e) if e.error_len().is_none() => {
+            Cow::Borrowed(std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default())
+        }
         Err(_) => Cow::Owned(bytes.iter().map(|&b| windows_1252(b)).collect()),
     }
 }
@@ -420,6 +424,14 @@ mod tests {
             parse_played(&utf16).last,
             Some(entry("Sigur Rós", "Hoppípolla"))
         );
+    }
+
+    #[test]
+    fn a_write_cut_inside_a_character_is_still_utf8() {
+        let text = "12:00 : Motörhead - Ace\n12:01 : Björk - Café";
+        let cut = &text.as_bytes()[..text.len() - 1];
+        assert_eq!(decode(cut), "12:00 : Motörhead - Ace\n12:01 : Björk - Caf");
+        assert_eq!(decode(b"Beyonc\xe9 - Halo"), "Beyoncé - Halo");
     }
 
     #[test]
