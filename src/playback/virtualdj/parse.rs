@@ -67,6 +67,10 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
     }
     match std::str::from_utf8(bytes) {
         Ok(s) => Cow::Borrowed(s),
+        // A write caught in the middle of a character: UTF-8 up to there.
+        Err(e) if e.error_len().is_none() => {
+            Cow::Borrowed(std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or_default())
+        }
         Err(_) => Cow::Owned(bytes.iter().map(|&b| windows_1252(b)).collect()),
     }
 }
@@ -115,9 +119,10 @@ pub fn parse_played(bytes: &[u8]) -> Played {
     let last = match kind {
         PlayedFile::NowPlaying => now_playing(&text),
         PlayedFile::Tracklist => {
+            // From the end: the last finished entry is all that matters.
             complete_lines(&text)
-                .filter_map(tracklist_line)
-                .last()
+                .rev()
+                .find_map(tracklist_line)
                 .map(|(at, e)| PlayedEntry {
                     played_at: Some(at.to_string()),
                     ..e
@@ -129,7 +134,7 @@ pub fn parse_played(bytes: &[u8]) -> Played {
 }
 
 /// The lines a writer has finished (the last one only if it ends in a newline).
-fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
+fn complete_lines(text: &str) -> impl DoubleEndedIterator<Item = &str> {
     let done = match text.rfind('\n') {
         Some(i) => &text[..i],
         None => "",
@@ -400,6 +405,17 @@ mod tests {
     fn non_utf8_bytes_read_as_windows_1252() {
         let p = parse_played(b"Beyonc\xe9 - D\xe9j\xe0 Vu \x96 Live");
         assert_eq!(p.last, Some(entry("Beyoncé", "Déjà Vu – Live")));
+    }
+
+    #[test]
+    fn a_character_cut_by_a_write_keeps_the_text_utf8() {
+        let p = parse_played(
+            "21:00 : Sigur Rós - Hoppípolla\n21:05 : Björk - J"
+                .as_bytes()
+                .split_at(44)
+                .0,
+        );
+        assert_eq!(p.last.unwrap().artist, "Sigur Rós");
     }
 
     #[test]
