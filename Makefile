@@ -7,7 +7,7 @@ BINDIR ?= $(HOME)/.local/bin
 export XDG_RUNTIME_DIR ?= /run/user/$(shell id -u)
 UNAME := $(shell uname -s)
 
-.PHONY: build deps test-deps install uninstall start stop run test bench lint fuzz
+.PHONY: build deps test-deps install uninstall start stop run test bench lint fuzz eval-beats
 
 build: deps
 	$(CARGO) build --release --bins
@@ -55,6 +55,15 @@ test: test-deps lint
 
 bench: deps
 	$(CARGO) bench
+
+# Beat and tempo accuracy of vj-audio on a synthesized corpus with exact ground truth (held-out
+# seeds: not the ones the tracker was tuned on), next to the naive tracker.
+EVAL_DIR ?= target/eval-corpus
+EVAL_SEED ?= 1001
+eval-beats: deps
+	$(CARGO) build --release --bin vj-audio
+	target/release/vj-audio gen-corpus $(EVAL_DIR) --seed $(EVAL_SEED)
+	target/release/vj-audio eval $(EVAL_DIR)
 
 # Every fuzz target for FUZZ_SECONDS each; crashes become regressions in fuzz/regressions/.
 fuzz: deps

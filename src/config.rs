@@ -94,6 +94,17 @@ pub struct OscRoute {
 pub struct AudioConfig {
     pub source: String,
     pub device: String,
+    /// Feature toggles: which `/audio/*` messages are computed and sent.
+    pub spectrum: bool,
+    pub bpm: bool,
+    pub pitch: bool,
+    pub structure: bool,
+    pub bpm_min: f64,
+    pub bpm_max: f64,
+    /// Release smoothing of `/audio/levels`, 0..=0.99.
+    pub smoothing: f64,
+    /// The 8 edges in Hz of the 7 bands of `/audio/levels`.
+    pub band_edges: Vec<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +221,41 @@ impl Config {
             return Err(format!(
                 "spotify.poll_interval_ms must be at least 200, not {}",
                 self.spotify.poll_interval_ms
+            ));
+        }
+        let a = &self.audio;
+        let source_ok = matches!(a.source.as_str(), "auto" | "device" | "demo")
+            || a.source
+                .strip_prefix("file:")
+                .is_some_and(|p| !p.is_empty());
+        if !source_ok {
+            return Err(format!(
+                "audio.source must be auto, device, demo or file:PATH, not {:?}",
+                a.source
+            ));
+        }
+        if !(30.0..=300.0).contains(&a.bpm_min)
+            || !(30.0..=300.0).contains(&a.bpm_max)
+            || a.bpm_max < a.bpm_min * 1.5
+        {
+            return Err(format!(
+                "audio.bpm_min/bpm_max must lie in 30..=300 with bpm_max ≥ 1.5 × bpm_min, not {}/{}",
+                a.bpm_min, a.bpm_max
+            ));
+        }
+        if !(0.0..=0.99).contains(&a.smoothing) {
+            return Err(format!(
+                "audio.smoothing must be 0..=0.99, not {}",
+                a.smoothing
+            ));
+        }
+        if a.band_edges.len() != 8
+            || a.band_edges.windows(2).any(|w| w[0] >= w[1])
+            || a.band_edges[0] <= 0.0
+        {
+            return Err(format!(
+                "audio.band_edges must be 8 ascending frequencies in Hz, not {:?}",
+                a.band_edges
             ));
         }
         if self.spotify.timeout_ms == 0

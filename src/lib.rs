@@ -2,6 +2,7 @@
 //!
 //! The library holds everything; `src/bin/*` are thin entry points. See docs/ARCHITECTURE.md.
 
+pub mod audio;
 pub mod bus;
 pub mod config;
 pub mod karaoke;

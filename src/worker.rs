@@ -107,6 +107,7 @@ impl Context {
             })?,
         };
         socket.set_nonblocking(true)?;
+        grow_receive_buffer(&socket);
         sockets.udp.insert(name.to_string(), socket.try_clone()?);
         Ok(socket)
     }
@@ -114,6 +115,23 @@ impl Context {
     /// Resolves when the worker must stop.
     pub async fn stopped(&mut self) {
         let _ = self.shutdown.wait_for(|s| *s).await;
+    }
+}
+
+/// Asks for a 4 MiB receive buffer (the kernel caps it at `net.core.rmem_max`) so a burst of
+/// OSC is queued rather than dropped while the worker is busy. Best effort.
+fn grow_receive_buffer(socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4 << 20;
+    // SAFETY: setsockopt reads `size` for the given length; failure leaves the socket as it was.
+    unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
     }
 }
 

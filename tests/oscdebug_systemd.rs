@@ -20,7 +20,8 @@ fn suite() -> (UserManager, u16) {
     let m = UserManager::start();
     let port = common::free_udp_port();
     m.move_udp_port("vj-oscdebug-osc.socket", port);
-    m.ok(&["start", "vj.target"]);
+    // Only the debugger's sockets: the rest of the suite is not under test here.
+    m.ok(&["start", "vj-oscdebug.socket", "vj-oscdebug-osc.socket"]);
     (m, port)
 }
 
@@ -190,7 +191,7 @@ fn a_crash_loop_hits_the_start_limit_and_vj_status_says_failed() {
     let m = UserManager::start();
     m.move_udp_port("vj-oscdebug-osc.socket", common::free_udp_port());
     m.write_config("[osc_debugger]\ncapasity = 10\n");
-    m.ok(&["start", "vj.target"]);
+    m.ok(&["start", "vj-oscdebug.socket", "vj-oscdebug-osc.socket"]);
     let sock = m.bus_socket("osc_debugger");
     // The first connection starts it; the bad config makes every start fail.
     let _ = std::os::unix::net::UnixStream::connect(&sock);

@@ -121,10 +121,15 @@ impl OscCapture {
             Ok(messages) => {
                 let time = unix_now();
                 for message in messages {
-                    self.addresses
-                        .entry(message.address.clone())
-                        .or_insert_with(|| AddressStats::new(now))
-                        .record(&message, now);
+                    // Look up before inserting: no key allocation for an address already seen.
+                    match self.addresses.get_mut(&message.address) {
+                        Some(stats) => stats.record(&message, now),
+                        None => {
+                            let mut stats = AddressStats::new(now);
+                            stats.record(&message, now);
+                            self.addresses.insert(message.address.clone(), stats);
+                        }
+                    }
                     if self.ring.len() == self.capacity {
                         self.ring.pop_front();
                     }

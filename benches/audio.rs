@@ -1,0 +1,144 @@
+//! Audio analysis speed: cost per 512-sample hop, offline speed as a multiple of real time, and
+//! the in-process latency from a hop's last sample entering the capture ring to its OSC packets
+//! leaving (p50/p99, printed; criterion has no percentiles).
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use vj::audio::synth::{generate, Genre};
+use vj::audio::{AnalysisSettings, Analyzer, HOP};
+use vj::config::{OscConfig, OscTarget};
+use vj::osc::OscOut;
+
+fn clip(secs: f64) -> Vec<f32> {
+    generate(Genre::House, 1, 44_100, secs).samples
+}
+
+fn per_hop(c: &mut Criterion) {
+    let samples = clip(20.0);
+    let hops: Vec<&[f32]> = samples.chunks_exact(HOP).collect();
+    let mut g = c.benchmark_group("audio");
+    let mut a = Analyzer::new(AnalysisSettings::default());
+    // Warm the trackers so tempo estimation and beat fitting are in their steady state.
+    for h in &hops[..800] {
+        a.process(h);
+    }
+    let mut i = 0;
+    g.bench_function("analysis per 512-sample hop (all features)", |b| {
+        b.iter(|| {
+            i = (i + 1) % hops.len();
+            *a.process(hops[i])
+        })
+    });
+    let secs = 10.0;
+    let ten = clip(secs);
+    g.throughput(Throughput::Elements(ten.len() as u64));
+    g.sample_size(10);
+    g.bench_function(
+        "offline analysis of 10 s (samples/s; /44100 = × real time)",
+        |b| {
+            b.iter(|| {
+                let mut beats = 0;
+                vj::audio::offline::analyze(&ten, AnalysisSettings::default(), |f| {
+                    beats += f.beat as u32
+                });
+                beats
+            })
+        },
+    );
+    g.finish();
+}
+
+/// Each stage alone, to see where a hop's time goes.
+fn stages(c: &mut Criterion) {
+    use vj::audio::tempo::{TempoSettings, TempoTracker};
+    use vj::audio::{beat::BeatTracker, onset::OnsetStrength, pitch::Pitch, spectrum::Spectrum};
+    let samples = clip(20.0);
+    let hops: Vec<&[f32]> = samples.chunks_exact(HOP).collect();
+    let fps = 44_100.0 / HOP as f32;
+    let mut g = c.benchmark_group("audio stage");
+    let mut spectrum = Spectrum::new(44_100);
+    let mut i = 0;
+    g.bench_function("spectrum (2048-point FFT)", |b| {
+        b.iter(|| {
+            i = (i + 1) % hops.len();
+            spectrum.process(hops[i]);
+        })
+    });
+    let mut onset = OnsetStrength::new(&spectrum);
+    g.bench_function("onset strength", |b| b.iter(|| onset.process(&spectrum)));
+    let mut pitch = Pitch::new(44_100);
+    g.bench_function("pitch (NSDF)", |b| {
+        b.iter(|| pitch.process(spectrum.samples()))
+    });
+    let mut tempo = TempoTracker::new(fps, TempoSettings::default());
+    let mut beat = BeatTracker::new(fps, 2.0);
+    let mut k = 0u32;
+    g.bench_function("tempo tracker (per hop)", |b| {
+        b.iter(|| {
+            k = k.wrapping_add(1);
+            tempo.process(if k % 43 == 0 { 1.0 } else { 0.1 });
+        })
+    });
+    g.bench_function("beat tracker (per hop)", |b| {
+        b.iter(|| {
+            k = k.wrapping_add(1);
+            beat.process(if k % 43 == 0 { 1.0 } else { 0.1 }, 43.0)
+        })
+    });
+    g.finish();
+}
+
+fn latency(_: &mut Criterion) {
+    // The worker's path: the capture callback pushes into the ring; the analysis thread pops a
+    // hop, analyses it, builds and sends the OSC frame (to a local receiver).
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let out = OscOut::new(&OscConfig {
+        targets: vec![OscTarget::Plain(rx.local_addr().unwrap().to_string())],
+        routes: vec![],
+    })
+    .unwrap();
+    let samples = clip(20.0);
+    let (mut tx, mut ring) = rtrb::RingBuffer::<f32>::new(96_000);
+    let mut a = Analyzer::new(AnalysisSettings::default());
+    let mut msgs = Vec::new();
+    let mut buf = [0.0f32; HOP];
+    let mut lat = Vec::new();
+    let mut sink = [0u8; 2048];
+    let start = Instant::now();
+    for hop in samples.chunks_exact(HOP) {
+        for &x in hop {
+            let _ = tx.push(x);
+        }
+        let t0 = Instant::now();
+        let chunk = ring.read_chunk(HOP).unwrap();
+        let (p, q) = chunk.as_slices();
+        buf[..p.len()].copy_from_slice(p);
+        buf[p.len()..].copy_from_slice(q);
+        chunk.commit_all();
+        let f = *a.process(&buf);
+        f.osc_messages(a.settings(), &mut msgs);
+        out.send_frame(&msgs);
+        lat.push(t0.elapsed());
+        while rx.recv(&mut sink).is_ok() {}
+    }
+    let total = start.elapsed();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "audio latency, last sample of a hop → OSC sent, {} hops: p50 {:?}  p99 {:?}  max {:?}",
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        lat.last().copied().unwrap_or(Duration::ZERO)
+    );
+    println!(
+        "audio live path: {:.0}× real time including OSC encoding and sending",
+        samples.len() as f64 / 44_100.0 / total.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, per_hop, stages, latency);
+criterion_main!(benches);

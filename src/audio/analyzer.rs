@@ -1,0 +1,371 @@
+//! One hop in, one [`AudioFrame`] out: runs every stage in order. The same code serves the live
+//! worker and `vj-audio analyze`, and it never looks ahead. No allocation per hop.
+
+use rosc::{OscMessage, OscType};
+use serde::Serialize;
+
+use super::bands::{self, BandLevels, BANDS};
+use super::beat::BeatTracker;
+use super::onset::OnsetStrength;
+use super::pitch::Pitch;
+use super::spectrum::{LogSpectrum, Spectrum, SPECTRUM_BINS};
+use super::structure::Structure;
+use super::tempo::{TempoSettings, TempoTracker};
+use super::HOP;
+
+/// What the analysis computes, from `[audio]` in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalysisSettings {
+    pub rate: u32,
+    pub band_edges: [f32; 8],
+    /// 0 = raw, 0.99 = very slow release of band levels.
+    pub smoothing: f32,
+    pub spectrum: bool,
+    pub bpm: bool,
+    pub pitch: bool,
+    pub structure: bool,
+    pub tempo: TempoSettings,
+}
+
+impl Default for AnalysisSettings {
+    fn default() -> Self {
+        AnalysisSettings {
+            rate: super::DEFAULT_RATE,
+            band_edges: bands::DEFAULT_EDGES,
+            smoothing: 0.6,
+            spectrum: true,
+            bpm: true,
+            pitch: true,
+            structure: true,
+            tempo: TempoSettings::default(),
+        }
+    }
+}
+
+impl AnalysisSettings {
+    /// From the `[audio]` config section, at a device's rate.
+    pub fn from_config(c: &crate::config::AudioConfig, rate: u32) -> Self {
+        let mut edges = bands::DEFAULT_EDGES;
+        if c.band_edges.len() == 8 {
+            for (e, v) in edges.iter_mut().zip(&c.band_edges) {
+                *e = *v as f32;
+            }
+        }
+        AnalysisSettings {
+            rate,
+            band_edges: edges,
+            smoothing: c.smoothing as f32,
+            spectrum: c.spectrum,
+            bpm: c.bpm,
+            pitch: c.pitch,
+            structure: c.structure,
+            tempo: TempoSettings {
+                bpm_min: c.bpm_min as f32,
+                bpm_max: c.bpm_max as f32,
+                ..TempoSettings::default()
+            },
+        }
+    }
+}
+
+/// Everything one analysis frame says about the music.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AudioFrame {
+    /// Seconds since the start of the stream at the last sample of this hop.
+    pub time: f64,
+    /// sub_bass, bass, low_mid, mid, high_mid, presence, air, rms.
+    pub levels: [f32; BANDS + 1],
+    #[serde(serialize_with = "serialize_spectrum")]
+    pub spectrum: [f32; SPECTRUM_BINS],
+    pub beat: bool,
+    pub onset: f32,
+    pub bpm: f32,
+    pub bpm_confidence: f32,
+    pub pitch_hz: f32,
+    pub pitch_confidence: f32,
+    pub buildup: bool,
+    pub drop: bool,
+    pub energy_trend: f32,
+    pub brightness: f32,
+}
+
+fn serialize_spectrum<S: serde::Serializer>(
+    v: &[f32; SPECTRUM_BINS],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter())
+}
+
+impl Default for AudioFrame {
+    fn default() -> Self {
+        AudioFrame {
+            time: 0.0,
+            levels: [0.0; BANDS + 1],
+            spectrum: [0.0; SPECTRUM_BINS],
+            beat: false,
+            onset: 0.0,
+            bpm: 0.0,
+            bpm_confidence: 0.0,
+            pitch_hz: 0.0,
+            pitch_confidence: 0.0,
+            buildup: false,
+            drop: false,
+            energy_trend: 0.0,
+            brightness: 0.0,
+        }
+    }
+}
+
+/// The onset envelope peaks this many frames after the sound (the 2048-sample window centre
+/// plus the flux rise); beats are emitted that much ahead. Measured on the eval corpus.
+const ONSET_LATENCY_FRAMES: f32 = 2.0;
+
+pub struct Analyzer {
+    settings: AnalysisSettings,
+    spectrum: Spectrum,
+    log_spectrum: LogSpectrum,
+    bands: BandLevels,
+    onset: OnsetStrength,
+    tempo: TempoTracker,
+    beat: BeatTracker,
+    pitch: Pitch,
+    structure: Structure,
+    samples: u64,
+    frame: AudioFrame,
+}
+
+impl Analyzer {
+    pub fn new(settings: AnalysisSettings) -> Self {
+        let spectrum = Spectrum::new(settings.rate);
+        let fps = settings.rate as f32 / HOP as f32;
+        Analyzer {
+            log_spectrum: LogSpectrum::new(&spectrum),
+            bands: BandLevels::new(&spectrum, &settings.band_edges),
+            onset: OnsetStrength::new(&spectrum),
+            tempo: TempoTracker::new(fps, settings.tempo),
+            beat: BeatTracker::new(fps, ONSET_LATENCY_FRAMES),
+            pitch: Pitch::new(settings.rate),
+            structure: Structure::new(fps),
+            spectrum,
+            samples: 0,
+            frame: AudioFrame::default(),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &AnalysisSettings {
+        &self.settings
+    }
+
+    /// Applies new settings, keeping the tracked state where the change allows it: toggles
+    /// and smoothing apply at once; a new rate, band edges or tempo range rebuild what
+    /// depends on them.
+    pub fn set_settings(&mut self, s: AnalysisSettings) {
+        if s.rate != self.settings.rate {
+            *self = Analyzer::new(s);
+            return;
+        }
+        if s.band_edges != self.settings.band_edges {
+            self.bands = BandLevels::new(&self.spectrum, &s.band_edges);
+        }
+        if s.tempo != self.settings.tempo {
+            let fps = s.rate as f32 / HOP as f32;
+            self.tempo = TempoTracker::new(fps, s.tempo);
+        }
+        self.settings = s;
+    }
+
+    pub fn frames_per_sec(&self) -> f32 {
+        self.settings.rate as f32 / HOP as f32
+    }
+
+    /// Analyses one hop of mono samples (normally `HOP` long) and returns the frame.
+    pub fn process(&mut self, hop: &[f32]) -> &AudioFrame {
+        self.samples += hop.len() as u64;
+        let s = &self.settings;
+        self.spectrum.process(hop);
+        let rms = bands::rms(hop);
+        self.bands.process(&self.spectrum, rms, s.smoothing);
+        self.onset.process(&self.spectrum);
+        let f = &mut self.frame;
+        f.time = self.samples as f64 / s.rate as f64;
+        f.levels = *self.bands.values();
+        f.onset = self.onset.strength();
+        if s.spectrum {
+            self.log_spectrum.process(&self.spectrum);
+            f.spectrum = *self.log_spectrum.values();
+        }
+        if s.bpm {
+            self.tempo.process(self.onset.raw());
+            f.beat = self.beat.process(self.onset.accent(), self.tempo.period());
+            f.bpm = self.tempo.bpm();
+            f.bpm_confidence = self.tempo.confidence();
+        } else {
+            f.beat = false;
+        }
+        // Pitch every other hop (23 ms): it moves slower than beats, and it costs as much as
+        // the spectrum.
+        if s.pitch && self.samples % (2 * HOP as u64) == 0 {
+            self.pitch.process(self.spectrum.samples());
+            f.pitch_hz = self.pitch.hz();
+            f.pitch_confidence = self.pitch.confidence();
+        }
+        if s.structure {
+            let bass = {
+                let mags = self.spectrum.magnitudes();
+                let hi = self.spectrum.hz_bin(250.0);
+                mags[1..hi].iter().map(|m| m * m).sum::<f32>().sqrt()
+            };
+            self.structure
+                .process(rms, bass, self.spectrum.brightness());
+            f.buildup = self.structure.buildup();
+            f.drop = self.structure.drop();
+            f.energy_trend = self.structure.energy_trend();
+            f.brightness = self.structure.brightness();
+        }
+        &self.frame
+    }
+
+    pub fn frame(&self) -> &AudioFrame {
+        &self.frame
+    }
+}
+
+impl AudioFrame {
+    /// The OSC messages of this frame (SPEC section 4), for the features that are on.
+    pub fn osc_messages(&self, s: &AnalysisSettings, out: &mut Vec<OscMessage>) {
+        out.clear();
+        let f = |x: f32| OscType::Float(x);
+        out.push(OscMessage {
+            addr: "/audio/levels".into(),
+            args: self.levels.iter().map(|&x| f(x)).collect(),
+        });
+        if s.spectrum {
+            out.push(OscMessage {
+                addr: "/audio/spectrum".into(),
+                args: self.spectrum.iter().map(|&x| f(x)).collect(),
+            });
+        }
+        out.push(OscMessage {
+            addr: "/audio/beat".into(),
+            args: vec![OscType::Int(self.beat as i32), f(self.onset)],
+        });
+        if s.bpm {
+            out.push(OscMessage {
+                addr: "/audio/bpm".into(),
+                args: vec![f(self.bpm), f(self.bpm_confidence)],
+            });
+        }
+        if s.pitch {
+            out.push(OscMessage {
+                addr: "/audio/pitch".into(),
+                args: vec![f(self.pitch_hz), f(self.pitch_confidence)],
+            });
+        }
+        if s.structure {
+            out.push(OscMessage {
+                addr: "/audio/structure".into(),
+                args: vec![
+                    OscType::Int(self.buildup as i32),
+                    OscType::Int(self.drop as i32),
+                    f(self.energy_trend),
+                    f(self.brightness),
+                ],
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audio::eval::{f_measure, tempo_verdict, TempoVerdict};
+    use crate::audio::synth::{generate, Genre};
+
+    fn run(genre: Genre, seed: u64) -> (Vec<f64>, f32, crate::audio::synth::Clip) {
+        let clip = generate(genre, seed, 44_100, 20.0);
+        let mut beats = Vec::new();
+        let mut bpm = 0.0;
+        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+            if f.beat {
+                beats.push(f.time);
+            }
+            bpm = f.bpm;
+        });
+        (beats, bpm, clip)
+    }
+
+    #[test]
+    fn known_tempos_are_found_and_beats_land_on_them() {
+        // Four-on-the-floor, drum & bass (must read ~170, not 85) and swung hip-hop.
+        for (genre, seed) in [
+            (Genre::House, 21),
+            (Genre::DrumAndBass, 22),
+            (Genre::HipHop, 23),
+        ] {
+            let (beats, bpm, clip) = run(genre, seed);
+            assert_eq!(
+                tempo_verdict(clip.tempo, bpm as f64),
+                TempoVerdict::Right,
+                "{genre:?}: {bpm} vs {}",
+                clip.tempo
+            );
+            let f = f_measure(&clip.beats, &beats);
+            assert!(f > 0.9, "{genre:?} F {f}");
+        }
+    }
+
+    #[test]
+    fn a_sine_gives_its_pitch_and_toggles_stop_their_stage() {
+        let tone: Vec<f32> = (0..44_100)
+            .map(|i| 0.4 * (std::f32::consts::TAU * 220.0 * i as f32 / 44_100.0).sin())
+            .collect();
+        let mut a = Analyzer::new(AnalysisSettings::default());
+        let mut last = AudioFrame::default();
+        for hop in tone.chunks_exact(HOP) {
+            last = *a.process(hop);
+        }
+        assert!((last.pitch_hz - 220.0).abs() < 3.0, "{}", last.pitch_hz);
+        assert!(last.pitch_confidence > 0.9);
+        let mut msgs = Vec::new();
+        last.osc_messages(a.settings(), &mut msgs);
+        assert_eq!(msgs.len(), 6);
+        a.set_settings(AnalysisSettings {
+            pitch: false,
+            spectrum: false,
+            ..AnalysisSettings::default()
+        });
+        let f = *a.process(&tone[..HOP]);
+        f.osc_messages(a.settings(), &mut msgs);
+        let addrs: Vec<&str> = msgs.iter().map(|m| m.addr.as_str()).collect();
+        assert_eq!(
+            addrs,
+            [
+                "/audio/levels",
+                "/audio/beat",
+                "/audio/bpm",
+                "/audio/structure"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_drop_after_a_breakdown_is_flagged() {
+        let clip = generate(Genre::Breakdown, 3, 44_100, 30.0);
+        // The breakdown spans bars [bars/3, bars/3 + 8); the drop is its end.
+        let bars = clip.beats.len() / 4;
+        let drop_at = clip.beats[(bars / 3 + 8) * 4];
+        let mut drops = Vec::new();
+        let mut was = false;
+        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+            if f.drop && !was {
+                drops.push(f.time);
+            }
+            was = f.drop;
+        });
+        assert!(
+            drops.iter().any(|&t| (t - drop_at).abs() < 1.0),
+            "drop at {drop_at:.1}, flagged at {drops:?}"
+        );
+    }
+}

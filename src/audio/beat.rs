@@ -1,0 +1,150 @@
+//! Beats on the tracked grid: every hop the phase of the tempo grid is fitted to the last few
+//! beats of onset strength (with inertia toward the grid already running), and a beat is emitted
+//! when the grid's next point arrives, so fills and breakdowns do not move or stop the pulse.
+
+/// Beats of history the phase fit looks at, and how much each older beat counts.
+const FIT_BEATS: usize = 8;
+const FIT_DECAY: f32 = 0.85;
+/// Seconds of onset history kept (≥ FIT_BEATS beats at the slowest tempo).
+const HISTORY_SECS: f32 = 8.5;
+
+pub struct BeatTracker {
+    ring: Vec<f32>,
+    /// The ring newest-first, rebuilt each hop so the phase fit indexes it directly.
+    recent: Vec<f32>,
+    pos: usize,
+    /// Frames processed so far; the current frame is `frame - 1`.
+    frame: u64,
+    /// Frames between a sound and the peak of its onset strength (the flux window's delay):
+    /// beats are emitted that much ahead of the envelope so they land on the sound.
+    latency: f32,
+    /// The frame of the last emitted beat (may be fractional on the grid), or None.
+    last_beat: Option<f64>,
+    /// Recent (one beat-ish) and long-term (20 s) onset level: in a breakdown the grid runs on.
+    level: f32,
+    long_level: f32,
+    fps: f32,
+    beat: bool,
+}
+
+impl BeatTracker {
+    pub fn new(frames_per_sec: f32, latency_frames: f32) -> Self {
+        BeatTracker {
+            ring: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
+            recent: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
+            pos: 0,
+            frame: 0,
+            latency: latency_frames,
+            last_beat: None,
+            level: 0.0,
+            long_level: 0.0,
+            fps: frames_per_sec,
+            beat: false,
+        }
+    }
+
+    /// Onset strength `ago` frames before the current one (fractional: interpolated).
+    fn onset_at(&self, ago: f32) -> f32 {
+        let i = ago as usize;
+        if i + 1 >= self.recent.len() || ago < 0.0 {
+            return 0.0;
+        }
+        let f = ago - i as f32;
+        self.recent[i] * (1.0 - f) + self.recent[i + 1] * f
+    }
+
+    /// One hop: its onset strength and the current beat period in frames (0 = unknown).
+    /// Returns whether this hop carries a beat.
+    pub fn process(&mut self, onset: f32, period: f32) -> bool {
+        let len = self.ring.len();
+        self.ring[self.pos] = onset;
+        self.pos = (self.pos + 1) % len;
+        self.frame += 1;
+        let (older, newer) = self.ring.split_at(self.pos);
+        for (r, &v) in self
+            .recent
+            .iter_mut()
+            .zip(older.iter().rev().chain(newer.iter().rev()))
+        {
+            *r = v;
+        }
+        // Tolerate ±1 frame of jitter: each point is the best of itself and 0.7 × neighbours.
+        let n = self.recent.len();
+        let mut prev = 0.0f32;
+        for i in 0..n {
+            let cur = self.recent[i];
+            let next = if i + 1 < n { self.recent[i + 1] } else { 0.0 };
+            self.recent[i] = cur.max(0.7 * prev).max(0.7 * next);
+            prev = cur;
+        }
+        self.level += (onset - self.level) * (1.0 / (1.0 * self.fps));
+        self.long_level += (onset - self.long_level) * (1.0 / (20.0 * self.fps));
+        let now = (self.frame - 1) as f64;
+        self.beat = false;
+        if period < 2.0 {
+            return false;
+        }
+        let tau = period;
+        // Fit: where in the last period does the grid sit best?
+        let steps = tau.ceil() as usize;
+        let mut best = (0.0f32, f32::MIN);
+        let mut total = 0.0f32;
+        let beats = FIT_BEATS.min(((len as f32 - 2.0) / tau) as usize);
+        for phi in 0..steps {
+            let phi = phi as f32;
+            let mut s = 0.0;
+            let mut w = 1.0;
+            for k in 0..beats {
+                let ago = phi + k as f32 * tau;
+                s += w * self.onset_at(ago);
+                w *= FIT_DECAY;
+            }
+            // Inertia: favour the grid that is already running.
+            if let Some(last) = self.last_beat {
+                let anchor = now - phi as f64 - self.latency as f64;
+                let d = ((anchor - last) / tau as f64).rem_euclid(1.0);
+                let d = d.min(1.0 - d) as f32;
+                s *= 0.7 + 0.3 * (-0.5 * (d / 0.08).powi(2)).exp();
+            }
+            total += s;
+            if s > best.1 {
+                best = (phi, s);
+            }
+        }
+        let mean = total / steps as f32;
+        let music = best.1 > 1.3 * mean && best.1 > 1e-6 && self.level > 0.35 * self.long_level;
+        // The last grid point in true time (the envelope lags the sound by `latency`).
+        let anchor = if music {
+            now - best.0 as f64 - self.latency as f64
+        } else if let Some(last) = self.last_beat {
+            // Nothing to fit (a breakdown): keep running on the grid we had.
+            last
+        } else {
+            return false;
+        };
+        let tau = tau as f64;
+        let after = self.last_beat.map_or(f64::MIN, |l| l + 0.5 * tau);
+        let m = ((after - anchor) / tau).ceil().max(0.0);
+        let mut next = anchor + m * tau;
+        if self.last_beat.is_none() {
+            // First beat: the next grid point from now on.
+            while next < now - 0.5 {
+                next += tau;
+            }
+        }
+        if next <= now + 0.5 {
+            if next >= now - 0.2 * tau {
+                self.beat = true;
+                self.last_beat = Some(next);
+            } else {
+                // The grid moved past a beat we never sent: skip it rather than send it late.
+                self.last_beat = Some(next);
+            }
+        }
+        self.beat
+    }
+
+    pub fn is_beat(&self) -> bool {
+        self.beat
+    }
+}

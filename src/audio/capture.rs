@@ -1,0 +1,191 @@
+//! Live capture through cpal. The audio callback only mixes to mono and pushes into a
+//! lock-free ring (rtrb): it never allocates, locks or blocks. Errors raise a flag the
+//! analysis thread reads, which then reopens the device with back-off.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::{FromSample, SampleFormat, SizedSample};
+use serde::Serialize;
+
+/// Samples the ring holds: 2 s at 48 kHz, so a slow analysis hop never loses audio.
+pub const RING_SAMPLES: usize = 96_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("no audio input device on this machine")]
+    NoDevice,
+    #[error("no input device matches {0:?} (list_devices shows their names)")]
+    NoMatch(String),
+    #[error("cannot list audio devices: {0}")]
+    Devices(String),
+    #[error("input device {device:?} cannot be opened: {message}")]
+    Open { device: String, message: String },
+}
+
+/// An input device as `list_devices` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub default: bool,
+    pub channels: u16,
+    pub rate: u32,
+}
+
+/// The input devices of the default host.
+pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
+    let host = cpal::default_host();
+    let default = host
+        .default_input_device()
+        .and_then(|d| d.name().ok())
+        .unwrap_or_default();
+    let devices = host
+        .input_devices()
+        .map_err(|e| CaptureError::Devices(e.to_string()))?;
+    Ok(devices
+        .filter_map(|d| {
+            let name = d.name().ok()?;
+            let config = d.default_input_config().ok()?;
+            Some(DeviceInfo {
+                default: name == default,
+                name,
+                channels: config.channels(),
+                rate: config.sample_rate().0,
+            })
+        })
+        .collect())
+}
+
+/// What the callback and the analysis thread share.
+#[derive(Debug, Default)]
+pub struct CaptureFlags {
+    /// The stream reported an error: the device is gone or broken.
+    pub failed: AtomicBool,
+    /// Samples the ring had no room for.
+    pub overruns: AtomicU64,
+    /// Callbacks so far (a stalled device stops counting).
+    pub callbacks: AtomicU64,
+}
+
+/// An open input stream. Dropping it stops capture.
+pub struct Capture {
+    _stream: cpal::Stream,
+    pub name: String,
+    pub rate: u32,
+    pub channels: u16,
+    pub flags: Arc<CaptureFlags>,
+}
+
+fn pick_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, CaptureError> {
+    if wanted.is_empty() {
+        if let Some(d) = host.default_input_device() {
+            return Ok(d);
+        }
+    }
+    let mut devices = host
+        .input_devices()
+        .map_err(|e| CaptureError::Devices(e.to_string()))?
+        .peekable();
+    if devices.peek().is_none() {
+        return Err(CaptureError::NoDevice);
+    }
+    let needle = wanted.to_lowercase();
+    devices
+        .find(|d| d.name().is_ok_and(|n| n.to_lowercase().contains(&needle)))
+        .ok_or_else(|| CaptureError::NoMatch(wanted.to_string()))
+}
+
+/// The stream config: 16-bit or float at 44.1 kHz when the device offers it (the rate SPEC
+/// section 4 is written for), else the device's default; any channel count, mixed to mono.
+fn pick_config(device: &cpal::Device) -> Result<cpal::SupportedStreamConfig, String> {
+    let default = device.default_input_config().map_err(|e| e.to_string())?;
+    let want = cpal::SampleRate(super::DEFAULT_RATE);
+    let ranges: Vec<_> = device
+        .supported_input_configs()
+        .map_err(|e| e.to_string())?
+        .collect();
+    for format in [SampleFormat::I16, SampleFormat::F32] {
+        for channels in [2, 1] {
+            if let Some(r) = ranges.iter().find(|r| {
+                r.sample_format() == format
+                    && r.channels() == channels
+                    && r.min_sample_rate() <= want
+                    && want <= r.max_sample_rate()
+            }) {
+                return Ok(r.with_sample_rate(want));
+            }
+        }
+    }
+    Ok(default)
+}
+
+/// Opens the input whose name contains `wanted` ("" = the default) and starts pushing mono
+/// samples into `ring`.
+pub fn open(wanted: &str, ring: rtrb::Producer<f32>) -> Result<Capture, CaptureError> {
+    let host = cpal::default_host();
+    let device = pick_device(&host, wanted)?;
+    let name = device.name().unwrap_or_else(|_| "unnamed input".into());
+    let open_err = |message: String| CaptureError::Open {
+        device: name.clone(),
+        message,
+    };
+    let supported = pick_config(&device).map_err(open_err)?;
+    let config: cpal::StreamConfig = supported.config();
+    let flags = Arc::new(CaptureFlags::default());
+    let stream = match supported.sample_format() {
+        SampleFormat::I16 => build::<i16>(&device, &config, ring, flags.clone()),
+        SampleFormat::I32 => build::<i32>(&device, &config, ring, flags.clone()),
+        SampleFormat::U16 => build::<u16>(&device, &config, ring, flags.clone()),
+        SampleFormat::F32 => build::<f32>(&device, &config, ring, flags.clone()),
+        SampleFormat::F64 => build::<f64>(&device, &config, ring, flags.clone()),
+        other => Err(format!("sample format {other} is not supported")),
+    }
+    .map_err(open_err)?;
+    stream.play().map_err(|e| open_err(e.to_string()))?;
+    Ok(Capture {
+        _stream: stream,
+        name,
+        rate: config.sample_rate.0,
+        channels: config.channels,
+        flags,
+    })
+}
+
+fn build<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    mut ring: rtrb::Producer<f32>,
+    flags: Arc<CaptureFlags>,
+) -> Result<cpal::Stream, String>
+where
+    T: SizedSample,
+    f32: FromSample<T>,
+{
+    let channels = config.channels.max(1) as usize;
+    let scale = 1.0 / channels as f32;
+    let err_flags = flags.clone();
+    device
+        .build_input_stream(
+            config,
+            move |data: &[T], _: &cpal::InputCallbackInfo| {
+                // Realtime context: no allocation, no locks, no blocking.
+                flags.callbacks.fetch_add(1, Ordering::Relaxed);
+                let mut lost = 0u64;
+                for frame in data.chunks_exact(channels) {
+                    let mono = frame.iter().map(|&s| s.to_sample::<f32>()).sum::<f32>() * scale;
+                    if ring.push(mono).is_err() {
+                        lost += 1;
+                    }
+                }
+                if lost > 0 {
+                    flags.overruns.fetch_add(lost, Ordering::Relaxed);
+                }
+            },
+            move |_err| {
+                err_flags.failed.store(true, Ordering::Relaxed);
+            },
+            None,
+        )
+        .map_err(|e| e.to_string())
+}

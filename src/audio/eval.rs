@@ -1,0 +1,282 @@
+//! Beat-tracking evaluation: F-measure (±70 ms, first 5 s ignored), tempo accuracy (4 %, octave
+//! errors apart), and the naive baseline (thresholded spectral-flux onsets, median-IOI tempo).
+
+use super::onset::OnsetStrength;
+use super::spectrum::Spectrum;
+use super::HOP;
+
+pub const TOLERANCE: f64 = 0.07;
+pub const SKIP: f64 = 5.0;
+
+/// F-measure of `estimated` against `reference` beat times (mir_eval's definition: greedy
+/// one-to-one matches within the tolerance window), both after `SKIP` seconds.
+pub fn f_measure(reference: &[f64], estimated: &[f64]) -> f64 {
+    f_measure_offset(reference, estimated).0
+}
+
+/// F-measure and the mean signed error of the matched beats (seconds, + = late).
+pub fn f_measure_offset(reference: &[f64], estimated: &[f64]) -> (f64, f64) {
+    let r: Vec<f64> = reference.iter().copied().filter(|&t| t >= SKIP).collect();
+    let e: Vec<f64> = estimated.iter().copied().filter(|&t| t >= SKIP).collect();
+    if r.is_empty() || e.is_empty() {
+        return (0.0, 0.0);
+    }
+    let mut err = 0.0;
+    // Both sorted: a two-pointer sweep matches each reference with the nearest free estimate.
+    let mut used = vec![false; e.len()];
+    let mut hits = 0usize;
+    for &t in &r {
+        let mut best: Option<(usize, f64)> = None;
+        for (j, &x) in e.iter().enumerate() {
+            if used[j] {
+                continue;
+            }
+            let d = (x - t).abs();
+            if d <= TOLERANCE && best.is_none_or(|(_, bd)| d < bd) {
+                best = Some((j, d));
+            }
+            if x > t + TOLERANCE {
+                break;
+            }
+        }
+        if let Some((j, _)) = best {
+            used[j] = true;
+            hits += 1;
+            err += e[j] - t;
+        }
+    }
+    let p = hits as f64 / e.len() as f64;
+    let rc = hits as f64 / r.len() as f64;
+    let offset = if hits > 0 { err / hits as f64 } else { 0.0 };
+    if p + rc == 0.0 {
+        (0.0, offset)
+    } else {
+        (2.0 * p * rc / (p + rc), offset)
+    }
+}
+
+/// How a tempo estimate compares with the truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TempoVerdict {
+    Right,
+    /// Half or double.
+    Octave,
+    Wrong,
+}
+
+pub fn tempo_verdict(reference: f64, estimated: f64) -> TempoVerdict {
+    let near = |x: f64| (estimated - x).abs() <= 0.04 * x;
+    if near(reference) {
+        TempoVerdict::Right
+    } else if near(2.0 * reference) || near(0.5 * reference) {
+        TempoVerdict::Octave
+    } else {
+        TempoVerdict::Wrong
+    }
+}
+
+/// The naive tracker: every spectral-flux onset above an adaptive threshold is a beat; the
+/// tempo is 60 / the median inter-onset interval.
+pub fn naive(samples: &[f32], rate: u32) -> (Vec<f64>, f64) {
+    let mut spectrum = Spectrum::new(rate);
+    let mut onset = OnsetStrength::new(&spectrum);
+    let fps = rate as f64 / HOP as f64;
+    let mut history: Vec<f32> = Vec::new();
+    let mut beats = Vec::new();
+    let mut last = f64::MIN;
+    let window = (0.5 * fps) as usize;
+    for (n, hop) in samples.chunks_exact(HOP).enumerate() {
+        spectrum.process(hop);
+        onset.process(&spectrum);
+        let v = onset.raw();
+        let start = history.len().saturating_sub(window);
+        let mut recent: Vec<f32> = history[start..].to_vec();
+        history.push(v);
+        if recent.len() < 3 {
+            continue;
+        }
+        recent.sort_by(f32::total_cmp);
+        let median = recent[recent.len() / 2];
+        let mean = recent.iter().sum::<f32>() / recent.len() as f32;
+        let t = (n + 1) as f64 / fps;
+        // Above threshold, a local peak so far, and not within 100 ms of the last onset.
+        let prev = history[history.len() - 2];
+        if v > 1.5 * median + 0.5 * mean && v >= prev && t - last > 0.1 {
+            beats.push(t);
+            last = t;
+        }
+    }
+    let mut ioi: Vec<f64> = beats.windows(2).map(|w| w[1] - w[0]).collect();
+    ioi.sort_by(f64::total_cmp);
+    let tempo = ioi.get(ioi.len() / 2).map_or(0.0, |d| 60.0 / d);
+    (beats, tempo)
+}
+
+/// Parses `vj-audio analyze --beats` output: beat times, then `tempo <bpm>`.
+pub fn parse_beats(text: &str) -> (Vec<f64>, f64) {
+    let mut beats = Vec::new();
+    let mut tempo = 0.0;
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix("tempo ") {
+            tempo = t.trim().parse().unwrap_or(0.0);
+        } else if let Ok(t) = line.trim().parse() {
+            beats.push(t);
+        }
+    }
+    (beats, tempo)
+}
+
+/// Parses a `.beats` ground-truth file: `# genre tempo`, then one time per line.
+pub fn parse_truth(text: &str) -> Option<(String, f64, Vec<f64>)> {
+    let mut lines = text.lines();
+    let header = lines.next()?.strip_prefix("# ")?;
+    let (genre, tempo) = header.split_once(' ')?;
+    let beats = lines.filter_map(|l| l.trim().parse().ok()).collect();
+    Some((genre.to_string(), tempo.parse().ok()?, beats))
+}
+
+/// One clip's scores for both trackers.
+#[derive(Debug, Clone)]
+pub struct ClipScore {
+    pub genre: String,
+    pub f: f64,
+    pub tempo: TempoVerdict,
+    pub naive_f: f64,
+    pub naive_tempo: TempoVerdict,
+}
+
+/// The per-genre and overall table `make eval-beats` prints.
+pub fn table(scores: &[ClipScore]) -> String {
+    let mut genres: Vec<String> = scores.iter().map(|s| s.genre.clone()).collect();
+    genres.dedup();
+    let mut out = String::from(
+        "genre        clips  F(vj)  tempo(vj)  oct(vj)  F(naive)  tempo(naive)  oct(naive)\n",
+    );
+    let row = |name: &str, s: &[&ClipScore]| -> String {
+        let n = s.len().max(1) as f64;
+        let f = s.iter().map(|c| c.f).sum::<f64>() / n;
+        let nf = s.iter().map(|c| c.naive_f).sum::<f64>() / n;
+        let pct = |v: TempoVerdict, naive: bool| {
+            100.0
+                * s.iter()
+                    .filter(|c| (if naive { c.naive_tempo } else { c.tempo }) == v)
+                    .count() as f64
+                / n
+        };
+        let oct = |naive: bool| {
+            s.iter()
+                .filter(|c| (if naive { c.naive_tempo } else { c.tempo }) == TempoVerdict::Octave)
+                .count()
+        };
+        format!(
+            "{name:<12} {:>5}  {f:>5.3}  {:>8.0}%  {:>7}  {nf:>8.3}  {:>11.0}%  {:>10}\n",
+            s.len(),
+            pct(TempoVerdict::Right, false),
+            oct(false),
+            pct(TempoVerdict::Right, true),
+            oct(true),
+        )
+    };
+    for g in &genres {
+        let s: Vec<&ClipScore> = scores.iter().filter(|c| &c.genre == g).collect();
+        out.push_str(&row(g, &s));
+    }
+    let fotf: Vec<&ClipScore> = scores
+        .iter()
+        .filter(|c| super::synth::Genre::from_name(&c.genre).is_some_and(|g| g.four_on_the_floor()))
+        .collect();
+    out.push_str(&row("4-on-floor", &fotf));
+    let all: Vec<&ClipScore> = scores.iter().collect();
+    out.push_str(&row("overall", &all));
+    out
+}
+
+/// `vj-audio gen-corpus DIR`: writes `clips` clips of every genre (30 s each), seeds from
+/// `first_seed`.
+pub fn generate_corpus(
+    dir: &std::path::Path,
+    first_seed: u64,
+    clips: u64,
+) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut n = 0;
+    for genre in super::synth::Genre::ALL {
+        for seed in first_seed..first_seed + clips {
+            let clip = super::synth::generate(genre, seed, super::DEFAULT_RATE, 30.0);
+            super::synth::write_clip(dir, &clip)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// `vj-audio eval DIR`: runs `analyzer` (a command printing `analyze --beats` output for a
+/// WAV path) and the naive tracker over every clip of DIR and scores both.
+pub fn run_corpus(
+    dir: &std::path::Path,
+    mut analyzer: impl FnMut(&std::path::Path) -> anyhow::Result<String>,
+) -> anyhow::Result<Vec<ClipScore>> {
+    let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "beats"))
+        .collect();
+    names.sort();
+    anyhow::ensure!(
+        !names.is_empty(),
+        "{} holds no clips: run `vj-audio gen-corpus {}` first",
+        dir.display(),
+        dir.display()
+    );
+    let mut scores = Vec::new();
+    for truth_path in names {
+        let text = std::fs::read_to_string(&truth_path)?;
+        let (genre, tempo, truth) = parse_truth(&text)
+            .ok_or_else(|| anyhow::anyhow!("{} is not a .beats file", truth_path.display()))?;
+        let wav = truth_path.with_extension("wav");
+        let (beats, est) = parse_beats(&analyzer(&wav)?);
+        let mono = super::offline::read_wav(&wav)?;
+        let (nbeats, ntempo) = naive(&mono.samples, mono.rate);
+        scores.push(ClipScore {
+            genre,
+            f: f_measure(&truth, &beats),
+            tempo: tempo_verdict(tempo, est),
+            naive_f: f_measure(&truth, &nbeats),
+            naive_tempo: tempo_verdict(tempo, ntempo),
+        });
+        if std::env::var_os("VJ_EVAL_VERBOSE").is_some() {
+            eprintln!(
+                "{:<20} truth {tempo:6.1}  vj {est:6.1} F {:.3} ({:+.0} ms)  naive {ntempo:6.1} F {:.3}",
+                wav.file_name().unwrap_or_default().to_string_lossy(),
+                scores.last().map_or(0.0, |s| s.f),
+                1000.0 * f_measure_offset(&truth, &beats).1,
+                scores.last().map_or(0.0, |s| s.naive_f),
+            );
+        }
+    }
+    Ok(scores)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f_measure_counts_hits_within_70_ms_after_5_s() {
+        let r: Vec<f64> = (0..20).map(|i| i as f64 * 0.5).collect();
+        assert_eq!(f_measure(&r, &r), 1.0);
+        let shifted: Vec<f64> = r.iter().map(|t| t + 0.06).collect();
+        assert_eq!(f_measure(&r, &shifted), 1.0);
+        let off: Vec<f64> = r.iter().map(|t| t + 0.25).collect();
+        assert_eq!(f_measure(&r, &off), 0.0);
+        // Double-time estimates: precision halves, recall stays: F = 2/3.
+        let double: Vec<f64> = (0..40).map(|i| i as f64 * 0.25).collect();
+        assert!((f_measure(&r, &double) - 2.0 / 3.0).abs() < 0.02);
+    }
+
+    #[test]
+    fn tempo_verdicts() {
+        assert_eq!(tempo_verdict(170.0, 172.0), TempoVerdict::Right);
+        assert_eq!(tempo_verdict(170.0, 85.0), TempoVerdict::Octave);
+        assert_eq!(tempo_verdict(120.0, 90.0), TempoVerdict::Wrong);
+    }
+}

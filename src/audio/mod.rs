@@ -1,0 +1,24 @@
+//! The audio analyzer (`vj-audio`): capture, causal analysis stages (aubio-style units, each
+//! `new(rate, …)` then `process(one hop)` then read results) and the worker that sends `/audio/*`.
+
+pub mod analyzer;
+pub mod bands;
+pub mod beat;
+pub mod capture;
+pub mod eval;
+pub mod offline;
+pub mod onset;
+pub mod pitch;
+pub mod spectrum;
+pub mod structure;
+pub mod synth;
+pub mod tempo;
+pub mod worker;
+
+pub use analyzer::{AnalysisSettings, Analyzer, AudioFrame};
+pub use worker::AudioAnalyzer;
+
+/// Samples per analysis hop: at 44.1 kHz one frame every 11.6 ms (≈86 fps).
+pub const HOP: usize = 512;
+/// The rate SPEC section 4 is written for; any other device rate is analysed at its own rate.
+pub const DEFAULT_RATE: u32 = 44_100;

@@ -1,0 +1,82 @@
+//! vj-audio under a real systemd user manager, capturing through cpal from ALSA's `file`
+//! plugin: the unit starts with vj.target, says what it analyses in STATUS=, and a UDP
+//! receiver sees every /audio address with its exact type tags at ≥ 80 frames a second.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{request, wait_until, OscReceiver, UserManager};
+use serde_json::json;
+use vj::audio::synth::{self, Genre};
+
+const SERVICE: &str = "vj-audio.service";
+
+#[test]
+fn the_unit_captures_through_alsa_and_sends_every_address() {
+    let m = UserManager::start();
+    let osc = OscReceiver::bind();
+    let clip = synth::generate(Genre::House, 9, 44_100, 40.0);
+    let mut raw = Vec::with_capacity(clip.samples.len() * 4);
+    for &x in &clip.samples {
+        let v = (x.clamp(-1.0, 1.0) * 32767.0) as i16;
+        raw.extend_from_slice(&v.to_le_bytes());
+        raw.extend_from_slice(&v.to_le_bytes());
+    }
+    let infile = m.home.join("clip.raw");
+    std::fs::write(&infile, raw).unwrap();
+    std::fs::write(
+        m.home.join(".asoundrc"),
+        format!(
+            "pcm.!default {{ type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{}\"; format \"raw\" }}\n",
+            infile.display()
+        ),
+    )
+    .unwrap();
+    m.write_config(&format!(
+        "[osc]\ntargets = [\"{}\"]\nroutes = []\n[audio]\nsource = \"device\"\n",
+        osc.addr()
+    ));
+    m.ok(&["start", "vj.target"]);
+    assert!(
+        wait_until(Duration::from_secs(15), || m
+            .show(SERVICE, "StatusText")
+            .starts_with("analyzing 'default'")),
+        "status: {:?}, journal:\n{}",
+        m.show(SERVICE, "StatusText"),
+        m.journal("vj-audio")
+    );
+    let msgs = osc.collect(Duration::from_secs(2));
+    let spectrum_tags = "f".repeat(32);
+    let want: HashMap<&str, &str> = [
+        ("/audio/levels", "ffffffff"),
+        ("/audio/spectrum", spectrum_tags.as_str()),
+        ("/audio/beat", "if"),
+        ("/audio/bpm", "ff"),
+        ("/audio/pitch", "ff"),
+        ("/audio/structure", "iiff"),
+    ]
+    .into_iter()
+    .collect();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for msg in &msgs {
+        assert_eq!(
+            want.get(msg.address.as_str()).copied(),
+            Some(msg.types.as_str()),
+            "{}",
+            msg.address
+        );
+        *seen.entry(msg.address.clone()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert!(seen["/audio/levels"] >= 160, "≥ 80 fps: {seen:?} in 2 s");
+
+    let state = request(
+        &m.bus_socket("audio_analyzer"),
+        &json!({"type": "command", "cmd": "get_state", "msg_id": 1}),
+    );
+    assert_eq!(state["data"]["source"], "device", "{state}");
+    assert_eq!(state["data"]["status"], "ok", "{state}");
+    assert_eq!(m.show(SERVICE, "ActiveState"), "active");
+}
