@@ -535,7 +535,10 @@ async fn a_rotated_refresh_token_is_saved_0600_and_wins_over_the_systemd_credent
     assert!(rig.request("restart", json!({})).await.success);
     let deadline = Instant::now() + Duration::from_secs(10);
     while accounts.received_requests().await.unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "no token request after the restart");
+        assert!(
+            Instant::now() < deadline,
+            "no token request after the restart"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let sent: Vec<String> = accounts
