@@ -161,9 +161,14 @@ async fn spotify_under_systemd_uses_the_stored_token_and_never_logs_it() {
         &json!({"type":"command","cmd":"get_state","msg_id":1}),
     );
     assert_eq!(state["data"]["status"], "ok", "{state}");
-    let said = format!("{state}\n{}", m.journal("vj-spotify"));
+    let journal = m.journal("vj-spotify");
+    assert!(journal.contains("following Spotify"), "journal: {journal}");
+    let said = format!("{state}\n{journal}");
     assert!(
         !said.contains(REFRESH) && !said.contains(ACCESS),
         "a token leaked: {said}"
     );
+    let level = exposure(&m, "vj-spotify.service");
+    eprintln!("vj-spotify.service exposure {level}");
+    assert!(level <= 2.0, "vj-spotify.service exposure {level}");
 }
