@@ -22,6 +22,32 @@ fn tracks(rx: &OscReceiver, window: Duration) -> Vec<Vec<serde_json::Value>> {
         .collect()
 }
 
+/// `systemd-analyze --user security` overall exposure of an installed unit (SPEC: ≤ 2.0).
+fn exposure(m: &UserManager, unit: &str) -> f64 {
+    let out = m
+        .command("systemd-analyze")
+        .args(["--user", "security", "--no-pager", unit])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.split("Overall exposure level for").nth(1))
+        .and_then(|rest| {
+            rest.split(':')
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no exposure level: {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
 /// Waits for a `/karaoke/track` whose title is `title`.
 fn wait_track(rx: &OscReceiver, title: &str) -> bool {
     wait_until(Duration::from_secs(15), || {
@@ -74,6 +100,9 @@ fn virtualdj_under_systemd_follows_the_history_and_survives_kill_9() {
     }));
     assert_eq!(m.show("vj-virtualdj.service", "NRestarts"), "1");
     assert!(wait_track(&rx, "One More Time"));
+    let level = exposure(&m, "vj-virtualdj.service");
+    assert!(level <= 2.0, "vj-virtualdj.service exposure {level}");
+    eprintln!("vj-virtualdj.service exposure {level}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,9 +161,14 @@ async fn spotify_under_systemd_uses_the_stored_token_and_never_logs_it() {
         &json!({"type":"command","cmd":"get_state","msg_id":1}),
     );
     assert_eq!(state["data"]["status"], "ok", "{state}");
-    let said = format!("{state}\n{}", m.journal("vj-spotify"));
+    let journal = m.journal("vj-spotify");
+    assert!(journal.contains("following Spotify"), "journal: {journal}");
+    let said = format!("{state}\n{journal}");
     assert!(
         !said.contains(REFRESH) && !said.contains(ACCESS),
         "a token leaked: {said}"
     );
+    let level = exposure(&m, "vj-spotify.service");
+    eprintln!("vj-spotify.service exposure {level}");
+    assert!(level <= 2.0, "vj-spotify.service exposure {level}");
 }

@@ -486,3 +486,75 @@ async fn login_runs_pkce_through_the_loopback_redirect_and_stores_the_token_0600
         0o600
     );
 }
+
+#[tokio::test]
+async fn a_rotated_refresh_token_is_saved_0600_and_wins_over_the_systemd_credential() {
+    const ROTATED: &str = "AQDrotated-n3w-token-55e1";
+    let accounts = MockServer::start().await;
+    for (given, answer) in [(REFRESH, Some(ROTATED)), (ROTATED, None)] {
+        let mut body = json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 3600});
+        if let Some(r) = answer {
+            body["refresh_token"] = json!(r);
+        }
+        Mock::given(path("/api/token"))
+            .and(body_string_contains(format!("refresh_token={given}&")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .mount(&accounts)
+            .await;
+    }
+    let api = MockServer::start().await;
+    player_mock()
+        .respond_with(ResponseTemplate::new(200).set_body_json(playing(json!(5000), true)))
+        .mount(&api)
+        .await;
+    // The original token comes as a systemd credential (LoadCredential=).
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("credentials-directory");
+    std::fs::create_dir_all(&creds).unwrap();
+    std::fs::write(creds.join("spotify_refresh_token"), REFRESH).unwrap();
+    let config = format!(
+        "[spotify]\nsource = \"web_api\"\nclient_id = \"test-client\"\napi_url = \"{}\"\n\
+         accounts_url = \"{}\"\npoll_interval_ms = 200\n",
+        api.uri(),
+        accounts.uri()
+    );
+    let rig = Rig::start_in(dir, BIN, BUS, &config, move |cmd| {
+        cmd.env("CREDENTIALS_DIRECTORY", &creds);
+    })
+    .await;
+    rig.next_track().await;
+    let saved = rig
+        .home()
+        .join("state/vj/credentials/spotify_refresh_token");
+    assert_eq!(std::fs::read_to_string(&saved).unwrap(), ROTATED);
+    assert_eq!(
+        std::fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // After a restart the rotated token is the one sent, not the stale credential.
+    assert!(rig.request("restart", json!({})).await.success);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while accounts.received_requests().await.unwrap().len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no token request after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent: Vec<String> = accounts
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        sent.last()
+            .unwrap()
+            .contains(&format!("refresh_token={ROTATED}")),
+        "{sent:?}"
+    );
+    let state = rig.state().await;
+    assert!(!format!("{}\n{state}", rig.stderr()).contains(ROTATED));
+    assert_no_secret(&rig, &state);
+}

@@ -325,3 +325,20 @@ fn which(program: &str) -> Option<PathBuf> {
         .map(|d| Path::new(d).join(program))
         .find(|p| p.exists())
 }
+
+#[tokio::test]
+async fn a_folder_tree_created_at_once_is_followed_without_the_safety_recheck() {
+    // The safety re-check is a minute away: only notify can find the file in time.
+    let rig = Rig::start(BIN, BUS, "[virtualdj]\npoll_interval_ms = 60000\n").await;
+    rig.wait_state("waiting", |s| s["status"] == "degraded")
+        .await;
+    let history = rig.home().join("Documents/VirtualDJ/History");
+    std::fs::create_dir_all(&history).unwrap();
+    std::fs::write(
+        history.join("tracklist.txt"),
+        "VirtualDJ History 2024/01/15\n------\n21:03 : Bicep - Glue\n",
+    )
+    .unwrap();
+    let (_, t) = rig.next_track().await;
+    assert_eq!(song(&t), pair("Bicep", "Glue"));
+}

@@ -221,6 +221,35 @@ fn network(what: &'static str, e: &reqwest::Error) -> ApiError {
     ApiError::Network { what, reason }
 }
 
+/// The refresh token: the systemd credential, unless Spotify has since rotated it and the new
+/// one was saved in the state dir (with PKCE the old token stops working once exchanged).
+pub fn stored_refresh_token() -> Result<Option<Secret>, ApiError> {
+    use std::os::unix::fs::MetadataExt;
+    let credential =
+        credentials::read(REFRESH_TOKEN).map_err(|e| ApiError::Credential(e.to_string()))?;
+    let state = credentials::state_path(REFRESH_TOKEN);
+    let from_systemd = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .filter(|d| !d.is_empty())
+        .map(|d| std::path::PathBuf::from(d).join(REFRESH_TOKEN))
+        .filter(|p| p.exists());
+    let modified = |p: &std::path::Path| std::fs::metadata(p).ok().and_then(|m| m.modified().ok());
+    if let Some(cred) = from_systemd {
+        if let (Some(c), Ok(meta)) = (modified(&cred), std::fs::metadata(&state)) {
+            let rotated_later = meta.modified().is_ok_and(|s| s > c);
+            if rotated_later && meta.mode() & 0o077 == 0 {
+                let text = std::fs::read_to_string(&state).map_err(|e| {
+                    ApiError::Credential(format!("cannot read {}: {e}", state.display()))
+                })?;
+                let text = text.trim();
+                if !text.is_empty() {
+                    return Ok(Some(Secret::new(text)));
+                }
+            }
+        }
+    }
+    Ok(credential)
+}
+
 /// A Web API session: client id, refresh token, the current access token.
 pub struct WebApi {
     http: reqwest::Client,
@@ -238,9 +267,7 @@ impl WebApi {
         if c.client_id.trim().is_empty() {
             return Err(ApiError::NoClientId);
         }
-        let refresh = credentials::read(REFRESH_TOKEN)
-            .map_err(|e| ApiError::Credential(e.to_string()))?
-            .ok_or(ApiError::NoRefreshToken)?;
+        let refresh = stored_refresh_token()?.ok_or(ApiError::NoRefreshToken)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(c.timeout_ms))
             .user_agent(concat!("vj-suite v", env!("CARGO_PKG_VERSION")))

@@ -13,10 +13,9 @@ use tracing::info;
 use crate::config::SpotifyConfig;
 use crate::karaoke::{NowPlaying, Position};
 use crate::playback::clock::{sleep_until_some, Announced, Announcer, PlaybackClock};
-use crate::service::credentials;
 use crate::worker::{Context, Health, Worker};
 
-use super::web_api::{ApiError, WebApi, REFRESH_TOKEN};
+use super::web_api::{stored_refresh_token, ApiError, WebApi};
 use super::{Report, SourceKind};
 
 /// Back-off after a network failure or 5xx: doubles from the first to the last.
@@ -50,8 +49,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Picks the source for `config` on this machine.
 pub fn source_for(c: &SpotifyConfig) -> SourceKind {
-    let ready =
-        !c.client_id.trim().is_empty() && matches!(credentials::read(REFRESH_TOKEN), Ok(Some(_)));
+    let ready = !c.client_id.trim().is_empty() && matches!(stored_refresh_token(), Ok(Some(_)));
     SourceKind::choose(&c.source, ready)
 }
 

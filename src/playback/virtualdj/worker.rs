@@ -182,12 +182,19 @@ impl VirtualDjMonitor {
 
     /// Finds and reads the file, says what changed, and watches where it matters.
     fn refresh(&self, st: &mut Stage, ann: &mut Announcer, ctx: &Context) {
+        // Folders created since the last look get watched; look again after watching them, so
+        // a file written meanwhile is not missed until the safety re-check.
+        let mut found = locate(&st.config.path, &self.home);
+        for _ in 0..4 {
+            if st.watching == found.watch && st.watcher.is_some() {
+                break;
+            }
+            self.rewatch(st, &found.watch);
+            found = locate(&st.config.path, &self.home);
+        }
         let Located {
-            file,
-            watch,
-            looked_in,
-        } = locate(&st.config.path, &self.home);
-        self.rewatch(st, &watch);
+            file, looked_in, ..
+        } = found;
         self.update(|v| {
             v.looked_in = looked_in.clone();
             v.file = file.clone();
