@@ -2,10 +2,10 @@
 # Installs the Debian packages vj-suite needs, if any is missing:
 #   build:  pkg-config, libasound2-dev (cpal's ALSA backend)
 #   tests:  liblo-tools (oscdump/oscsend, an OSC peer we did not write), alsa-utils (arecord),
-#           dbus (a private session bus for MPRIS)
+#           dbus, mpv, mpv-mpris (a real MPRIS player on a private session bus)
 set -eu
 want="pkg-config libasound2-dev"
-if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus"; fi
+if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris"; fi
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
