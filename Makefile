@@ -4,7 +4,9 @@
 
 CARGO ?= cargo
 BINDIR ?= $(HOME)/.local/bin
-export XDG_RUNTIME_DIR ?= /run/user/$(shell id -u)
+# Without systemd as PID 1 (no session manager), the private manager's runtime dir lives under
+# /var/lib: sandboxed units lose sight of /run/user/UID there (systemd 252 in a mount namespace).
+export XDG_RUNTIME_DIR ?= $(shell scripts/user-manager.sh runtime-dir)
 UNAME := $(shell uname -s)
 
 .PHONY: build deps test-deps install uninstall start stop run test bench lint fuzz eval-beats
@@ -44,7 +46,7 @@ endif
 # Brings the suite up and shows its health (a degraded worker does not fail `make run`).
 run: install start
 	@sleep 1
-	-@$(BINDIR)/vj-status
+	@$(BINDIR)/vj-status || true
 	@echo
 	@echo "vj-status again: XDG_RUNTIME_DIR=$(XDG_RUNTIME_DIR) $(BINDIR)/vj-status"
 

@@ -7,12 +7,24 @@
 #   user-manager.sh start    start a private manager for $HOME / $XDG_RUNTIME_DIR (idempotent)
 #   user-manager.sh stop     stop the private manager and its journald
 #   user-manager.sh pid      print the private manager's PID (for nsenter -t PID -m)
+#   user-manager.sh runtime-dir   the XDG_RUNTIME_DIR it serves
 #
 # The manager serves $XDG_RUNTIME_DIR (created 0700 if missing) and inherits HOME and XDG_*;
 # `systemctl --user` reaches it from outside the namespace with the same environment.
 set -eu
 
-: "${XDG_RUNTIME_DIR:=/run/user/$(id -u)}"
+# The runtime dir when none is set: the session's, or for a private manager one outside /run
+# (its sandboxed units lose sight of /run/user/UID when the manager runs in a mount namespace).
+default_runtime_dir() {
+    if [ -d /run/systemd/system ] && [ -d "/run/user/$(id -u)" ]; then
+        echo "/run/user/$(id -u)"
+    elif [ "$(id -u)" -eq 0 ]; then
+        echo "/var/lib/vj-user-manager/run"
+    else
+        echo "${XDG_CACHE_HOME:-$HOME/.cache}/vj-user-manager/run"
+    fi
+}
+: "${XDG_RUNTIME_DIR:=$(default_runtime_dir)}"
 export XDG_RUNTIME_DIR
 state="$XDG_RUNTIME_DIR/vj-user-manager"
 
@@ -84,6 +96,7 @@ stop() {
 }
 
 case "${1:-}" in
+runtime-dir) echo "$XDG_RUNTIME_DIR" ;;
 ensure)
     if answers; then exit 0; fi
     start
