@@ -1,9 +1,11 @@
 //! The lyrics fetcher end to end, run by hand: a real `vj-lyrics` process, a real HTTP server
 //! answering like LRCLIB, playback OSC sent to its UDP port, and a real OSC receiver.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use rosc::{encoder, OscMessage, OscPacket, OscType};
@@ -52,16 +54,7 @@ impl Rig {
             receiver.local_addr().unwrap()
         );
         std::fs::write(dir.path().join("vj.toml"), config).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_vj-lyrics"))
-            .env("HOME", dir.path())
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("XDG_CACHE_HOME", dir.path().join("cache"))
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env("VJ_BUS_DIR", dir.path().join("bus"))
-            .env("VJ_CONFIG", dir.path().join("vj.toml"))
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("LISTEN_FDS")
-            .env_remove("CREDENTIALS_DIRECTORY")
+        let child = common::worker_command(env!("CARGO_BIN_EXE_vj-lyrics"), dir.path())
             .env("RUST_LOG", "debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())

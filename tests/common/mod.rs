@@ -65,6 +65,30 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// A worker binary run by hand, as a developer would: its HOME, XDG dirs, bus dir and
+/// `vj.toml` all in `dir`, and nothing of systemd's environment.
+pub fn worker_command(binary: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut c = Command::new(binary);
+    c.env("HOME", dir)
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env("VJ_BUS_DIR", dir.join("bus"))
+        .env("VJ_CONFIG", dir.join("vj.toml"));
+    for var in [
+        "NOTIFY_SOCKET",
+        "LISTEN_PID",
+        "LISTEN_FDS",
+        "LISTEN_FDNAMES",
+        "WATCHDOG_USEC",
+        "CREDENTIALS_DIRECTORY",
+        "JOURNAL_STREAM",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
 /// A private systemd user manager with vj-suite installed.
 pub struct UserManager {
     pub root: PathBuf,
@@ -332,12 +356,7 @@ impl ByHand {
     }
 
     pub fn spawn(dir: tempfile::TempDir) -> ByHand {
-        let child = Command::new(env!("CARGO_BIN_EXE_vj-oscdebug"))
-            .env("VJ_CONFIG", dir.path().join("vj.toml"))
-            .env("VJ_BUS_DIR", dir.path().join("bus"))
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("LISTEN_FDS")
+        let child = worker_command(env!("CARGO_BIN_EXE_vj-oscdebug"), dir.path())
             .env("RUST_LOG", "warn")
             .stderr(Stdio::null())
             .spawn()

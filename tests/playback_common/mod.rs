@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+#[path = "../common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -50,18 +53,8 @@ impl Rig {
             receiver.local_addr().unwrap()
         );
         std::fs::write(dir.path().join("vj.toml"), config).unwrap();
-        let mut cmd = Command::new(binary);
-        cmd.env("HOME", dir.path())
-            .env("XDG_CONFIG_HOME", dir.path().join("config"))
-            .env("XDG_CACHE_HOME", dir.path().join("cache"))
-            .env("XDG_STATE_HOME", dir.path().join("state"))
-            .env("VJ_BUS_DIR", dir.path().join("bus"))
-            .env("VJ_CONFIG", dir.path().join("vj.toml"))
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("LISTEN_FDS")
-            .env_remove("CREDENTIALS_DIRECTORY")
-            .env_remove("JOURNAL_STREAM")
-            .env("RUST_LOG", "debug")
+        let mut cmd = common::worker_command(binary, dir.path());
+        cmd.env("RUST_LOG", "debug")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap());
         adjust(&mut cmd);
