@@ -108,6 +108,9 @@ impl Context {
         };
         socket.set_nonblocking(true)?;
         grow_receive_buffer(&socket);
+        if let Ok(local) = socket.local_addr() {
+            self.osc.exclude_own(local);
+        }
         sockets.udp.insert(name.to_string(), socket.try_clone()?);
         Ok(socket)
     }

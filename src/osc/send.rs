@@ -6,6 +6,7 @@
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 use rosc::{encoder, OscBundle, OscMessage, OscPacket, OscTime};
 use serde::Serialize;
@@ -38,6 +39,10 @@ pub struct OscOut {
     socket: UdpSocket,
     targets: Vec<Destination>,
     routes: Vec<Route>,
+    /// The worker's own receive addresses: never sent to (the default `/karaoke/` route would
+    /// otherwise pour the lyrics fetcher's own burst back into its input and crowd out the
+    /// next track change).
+    own: RwLock<Vec<SocketAddr>>,
     sent: AtomicU64,
     dropped: AtomicU64,
 }
@@ -92,8 +97,25 @@ impl OscOut {
             socket,
             targets,
             routes,
+            own: RwLock::new(Vec::new()),
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Marks `addr` as the worker's own receive socket: nothing is sent there.
+    pub fn exclude_own(&self, addr: SocketAddr) {
+        self.own
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(addr);
+    }
+
+    fn is_own(&self, to: SocketAddr) -> bool {
+        let own = self.own.read().unwrap_or_else(|p| p.into_inner());
+        own.iter().any(|o| {
+            o.port() == to.port()
+                && (o.ip() == to.ip() || (o.ip().is_unspecified() && to.ip().is_loopback()))
         })
     }
 
@@ -108,6 +130,9 @@ impl OscOut {
     }
 
     fn send_bytes(&self, bytes: &[u8], to: SocketAddr) {
+        if self.is_own(to) {
+            return;
+        }
         match self.socket.send_to(bytes, to) {
             Ok(_) => self.sent.fetch_add(1, Ordering::Relaxed),
             // Nobody listening (ICMP refused), a full buffer, or an unroutable target: the
@@ -248,6 +273,24 @@ mod tests {
         );
         assert_eq!(drain(&karaoke), [(false, p(&["/karaoke/pos"]))]);
         assert_eq!(out.stats().packets_sent, 6);
+    }
+
+    #[test]
+    fn a_worker_never_sends_to_its_own_receive_socket() {
+        let (other, own) = (receiver(), receiver());
+        let addr = |s: &UdpSocket| s.local_addr().unwrap().to_string();
+        let out = OscOut::new(&OscConfig {
+            targets: vec![OscTarget::Plain(addr(&other))],
+            routes: vec![OscRoute {
+                prefix: "/karaoke/".into(),
+                targets: vec![OscTarget::Plain(addr(&own))],
+            }],
+        })
+        .unwrap();
+        out.exclude_own(own.local_addr().unwrap());
+        out.send(&msg("/karaoke/lyrics/line"));
+        assert_eq!(drain(&other).len(), 1);
+        assert!(drain(&own).is_empty());
     }
 
     #[test]
