@@ -206,20 +206,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// A local server answering like LRCLIB with one synced song for every lookup.
+async fn lrclib_serving(synced: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/get"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": 1, "trackName": "t", "artistName": "Bench", "albumName": "Album",
+            "duration": 200.0, "instrumental": false, "plainLyrics": "x", "syncedLyrics": synced,
+        })))
+        .mount(&server)
+        .await;
+    server
+}
+
 fn end_to_end(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
     const LINES: usize = 60;
     let (text, _) = synthetic_lrc(LINES);
-    let server = rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(path("/api/get"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "id": 1, "trackName": "t", "artistName": "Bench", "albumName": "Album",
-                "duration": 200.0, "instrumental": false, "plainLyrics": "x", "syncedLyrics": text,
-            })))
-            .mount(&server)
-            .await;
-        server
-    });
+    let server = rt.block_on(lrclib_serving(&text));
     let worker = rt.block_on(Worker::start(&server.uri()));
     std::thread::sleep(Duration::from_millis(500));
     let idle_rss = worker.rss_kib();
@@ -271,14 +274,7 @@ fn active_line_error(rt: &tokio::runtime::Runtime) {
     const LINES: usize = 80;
     let (text, stamps) = synthetic_lrc(LINES);
     rt.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(path("/api/get"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-                "id": 1, "trackName": "t", "artistName": "Bench", "albumName": "Album",
-                "duration": 200.0, "instrumental": false, "plainLyrics": "x", "syncedLyrics": text,
-            })))
-            .mount(&server)
-            .await;
+        let server = lrclib_serving(&text).await;
         let worker = Worker::start(&server.uri()).await;
         worker.track_to_last_line("Timing", LINES).await;
         let end = Duration::from_millis(stamps[LINES - 1] + 300);

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{count, free_udp_port};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Stdio};
@@ -19,14 +21,6 @@ use wiremock::matchers::{path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const SONG_LRC: &str = "[ar:Test Artist]\n[00:00.60]Light up the night\n[00:01.25]Dancing alone\n[00:01.90]light up the NIGHT!\n[00:02.40]\n[00:02.70]The end";
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Rig {
     dir: tempfile::TempDir,
@@ -363,12 +357,7 @@ async fn bad_packets_are_counted_and_a_cached_song_plays_with_lrclib_gone() {
     let msgs = rig
         .collect_until(Duration::from_secs(10), |m| m.address == "/karaoke/track")
         .await;
-    assert_eq!(
-        msgs.iter()
-            .filter(|(_, m)| m.address == "/karaoke/lyrics/line")
-            .count(),
-        4
-    );
+    assert_eq!(count(&msgs, "/karaoke/lyrics/line"), 4);
     let s = rig.wait_state(|s| s["lyrics"]["from_cache"] == true).await;
     assert_eq!(s["status"], "ok");
 
@@ -395,9 +384,7 @@ async fn bad_packets_are_counted_and_a_cached_song_plays_with_lrclib_gone() {
         .collect_until(Duration::from_secs(30), |m| m.address == "/karaoke/track")
         .await;
     assert_eq!(
-        msgs.iter()
-            .filter(|(_, m)| m.address == "/karaoke/lyrics/line")
-            .count(),
+        count(&msgs, "/karaoke/lyrics/line"),
         2,
         "{:?}",
         addrs(&msgs)
@@ -422,12 +409,7 @@ async fn a_corrupt_cache_file_is_healed() {
     let msgs = rig
         .collect_until(Duration::from_secs(10), |m| m.address == "/karaoke/track")
         .await;
-    assert_eq!(
-        msgs.iter()
-            .filter(|(_, m)| m.address == "/karaoke/lyrics/line")
-            .count(),
-        4
-    );
+    assert_eq!(count(&msgs, "/karaoke/lyrics/line"), 4);
     let s = rig.state().await;
     assert_eq!(s["cache"]["corrupt"], 1);
     let healed: vj::lyrics::Entry = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
@@ -451,12 +433,7 @@ async fn fetch_lyrics_and_set_config_by_command() {
     let msgs = rig
         .collect_until(Duration::from_secs(5), |m| m.address == "/karaoke/track")
         .await;
-    assert_eq!(
-        msgs.iter()
-            .filter(|(_, m)| m.address == "/karaoke/lyrics/line")
-            .count(),
-        2
-    );
+    assert_eq!(count(&msgs, "/karaoke/lyrics/line"), 2);
     assert_eq!(rig.state().await["track"]["source"], "manual");
 
     let ack = rig

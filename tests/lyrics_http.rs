@@ -206,11 +206,11 @@ async fn server_errors_are_retried_then_reported_with_lrclib_s_message() {
     );
 }
 
-#[tokio::test]
-async fn a_500_then_success_is_a_success() {
+/// A server whose /api/get answers `first` once, then the synced record.
+async fn first_then_found(first: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
     Mock::given(path("/api/get"))
-        .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
+        .respond_with(first)
         .up_to_n_times(1)
         .with_priority(1)
         .mount(&server)
@@ -224,6 +224,12 @@ async fn a_500_then_success_is_a_success() {
         )))
         .mount(&server)
         .await;
+    server
+}
+
+#[tokio::test]
+async fn a_500_then_success_is_a_success() {
+    let server = first_then_found(ResponseTemplate::new(502).set_body_string("Bad Gateway")).await;
     let client = LrclibClient::new(&server.uri(), policy(1)).unwrap();
     assert!(matches!(
         client.lookup(&song()).await.unwrap(),
@@ -233,26 +239,12 @@ async fn a_500_then_success_is_a_success() {
 
 #[tokio::test]
 async fn a_429_waits_for_retry_after() {
-    let server = MockServer::start().await;
-    Mock::given(path("/api/get"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after", "1")
-                .set_body_json(json!({"message": "Too many requests", "name": "TooManyRequests", "statusCode": 429})),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(path("/api/get"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(record(
-            185.0,
-            Some(SYNCED),
-            None,
-            false,
-        )))
-        .mount(&server)
-        .await;
+    let server = first_then_found(
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1")
+            .set_body_json(json!({"message": "Too many requests", "name": "TooManyRequests", "statusCode": 429})),
+    )
+    .await;
     let client = LrclibClient::new(&server.uri(), policy(1)).unwrap();
     let started = std::time::Instant::now();
     assert!(matches!(

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{request, wait_until, UserManager};
+use common::{count, request, wait_until, UserManager};
 use rosc::{encoder, OscMessage, OscPacket};
 use serde_json::json;
 use vj::karaoke::{position_message, track_message, NowPlaying, Position};
@@ -75,10 +75,6 @@ fn collect_until(
         }
     }
     out
-}
-
-fn count(msgs: &[(Instant, CapturedMessage)], addr: &str) -> usize {
-    msgs.iter().filter(|(_, m)| m.address == addr).count()
 }
 
 #[test]

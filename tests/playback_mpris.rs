@@ -155,16 +155,7 @@ async fn follows_mpv_over_mpris_through_seek_pause_next_and_a_restart() {
         },
     )
     .await;
-    let s = rig
-        .wait_state("waiting", |s| s["status"] == "degraded")
-        .await;
-    assert!(
-        s["detail"]
-            .as_str()
-            .unwrap()
-            .contains("org.mpris.MediaPlayer2.mpv"),
-        "{s}"
-    );
+    rig.wait_degraded_saying("org.mpris.MediaPlayer2.mpv").await;
 
     let player = mpv(&address, &[&a, &b]);
     // (Before the player came, "nothing plays" was announced; a player may first name the file.)

@@ -53,16 +53,7 @@ fn pair(a: &str, t: &str) -> (String, String) {
 async fn history_lines_appended_in_the_usual_folder_become_tracks_and_positions() {
     // No path configured: the usual folder (~/Documents/VirtualDJ), which does not exist yet.
     let rig = Rig::start(BIN, BUS, "[virtualdj]\nlead_s = 30.0\n").await;
-    let s = rig
-        .wait_state("waiting", |s| s["status"] == "degraded")
-        .await;
-    assert!(
-        s["detail"]
-            .as_str()
-            .unwrap()
-            .contains("waiting for VirtualDJ"),
-        "{s}"
-    );
+    rig.wait_degraded_saying("waiting for VirtualDJ").await;
 
     let history = rig.home().join("Documents/VirtualDJ/History");
     std::fs::create_dir_all(&history).unwrap();

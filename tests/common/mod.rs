@@ -65,6 +65,11 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// How many of the captured messages have OSC address `addr`.
+pub fn count<T>(msgs: &[(T, vj::osc::CapturedMessage)], addr: &str) -> usize {
+    msgs.iter().filter(|(_, m)| m.address == addr).count()
+}
+
 /// A worker binary run by hand, as a developer would: its HOME, XDG dirs, bus dir and
 /// `vj.toml` all in `dir`, and nothing of systemd's environment.
 pub fn worker_command(binary: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {

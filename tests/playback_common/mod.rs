@@ -117,6 +117,14 @@ impl Rig {
         }
     }
 
+    /// Waits until the worker is degraded with a detail that mentions `needle`.
+    pub async fn wait_degraded_saying(&self, needle: &str) -> Value {
+        self.wait_state(needle, |s| {
+            s["status"] == "degraded" && s["detail"].as_str().is_some_and(|d| d.contains(needle))
+        })
+        .await
+    }
+
     /// Playback events heard until `done` holds for one (returned last) or `wait` runs out.
     pub async fn hear_until(
         &self,
