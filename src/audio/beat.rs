@@ -60,20 +60,27 @@ impl BeatTracker {
         self.ring[self.pos] = onset;
         self.pos = (self.pos + 1) % len;
         self.frame += 1;
+        // Only as much history as the phase fit reads (FIT_BEATS periods and a little): at
+        // dance tempos about half the ring.
+        let n = if period < 2.0 {
+            0
+        } else {
+            ((FIT_BEATS as f32 * period) as usize + 3).min(len)
+        };
         let (older, newer) = self.ring.split_at(self.pos);
         for (r, &v) in self
             .recent
             .iter_mut()
             .zip(older.iter().rev().chain(newer.iter().rev()))
+            .take(n + 1)
         {
             *r = v;
         }
         // Tolerate ±1 frame of jitter: each point is the best of itself and 0.7 × neighbours.
-        let n = self.recent.len();
         let mut prev = 0.0f32;
         for i in 0..n {
             let cur = self.recent[i];
-            let next = if i + 1 < n { self.recent[i + 1] } else { 0.0 };
+            let next = if i + 1 < len { self.recent[i + 1] } else { 0.0 };
             self.recent[i] = cur.max(0.7 * prev).max(0.7 * next);
             prev = cur;
         }

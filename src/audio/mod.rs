@@ -1,6 +1,7 @@
 //! The audio analyzer (`vj-audio`): capture, causal analysis stages (aubio-style units, each
 //! `new(rate, …)` then `process(one hop)` then read results) and the worker that sends `/audio/*`.
 
+pub mod acf;
 pub mod analyzer;
 pub mod bands;
 pub mod beat;

@@ -99,8 +99,8 @@ impl OnsetStrength {
 fn fast_ln(x: f32) -> f32 {
     let bits = x.to_bits();
     let e = ((bits >> 23) & 0xff) as i32 - 127;
-    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000) - 1.0; // [0, 1)
-                                                                      // ln(1 + m) on [0, 1): least-squares quartic, error < 1.4e-4.
+    // The mantissa m in [0, 1); ln(1 + m) by a least-squares quartic, error < 1.4e-4.
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000) - 1.0;
     let p = m * (0.997_123_7 + m * (-0.470_003_38 + m * (0.224_309_69 - m * 0.058_413_704)));
     e as f32 * std::f32::consts::LN_2 + p
 }

@@ -1,14 +1,10 @@
 //! Dominant pitch with McLeod's normalised square difference (NSDF) on the last 46 ms,
 //! decimated ×4 and computed through an FFT so it costs a few microseconds per hop.
 
-use std::sync::Arc;
-
-use rustfft::num_complex::Complex32;
-use rustfft::{Fft, FftPlanner};
+use super::acf::Autocorrelation;
 
 /// Decimated samples analysed (46 ms: 2048 input samples at 44.1 kHz, decimated ×4).
 const N: usize = 512;
-const FFT_LEN: usize = 2 * N;
 const MIN_HZ: f32 = 50.0;
 const MAX_HZ: f32 = 1000.0;
 /// A peak this close to the highest one is taken (McLeod's k), favouring the fundamental.
@@ -19,11 +15,8 @@ const VOICED: f32 = 0.6;
 pub struct Pitch {
     rate: f32,
     decimate: usize,
-    forward: Arc<dyn Fft<f32>>,
-    inverse: Arc<dyn Fft<f32>>,
+    acf: Autocorrelation,
     x: Vec<f32>,
-    buf: Vec<Complex32>,
-    scratch: Vec<Complex32>,
     nsdf: Vec<f32>,
     hz: f32,
     confidence: f32,
@@ -31,22 +24,13 @@ pub struct Pitch {
 
 impl Pitch {
     pub fn new(rate: u32) -> Self {
-        let mut planner = FftPlanner::new();
-        let forward = planner.plan_fft_forward(FFT_LEN);
-        let inverse = planner.plan_fft_inverse(FFT_LEN);
-        let scratch_len = forward
-            .get_inplace_scratch_len()
-            .max(inverse.get_inplace_scratch_len());
         // To about 11-12 kHz whatever the device rate.
         let decimate = ((rate as usize + 6000) / 12_000).max(1);
         Pitch {
             rate: rate as f32 / decimate as f32,
             decimate,
-            forward,
-            inverse,
+            acf: Autocorrelation::new(N, N),
             x: vec![0.0; N],
-            buf: vec![Complex32::default(); FFT_LEN],
-            scratch: vec![Complex32::default(); scratch_len],
             nsdf: vec![0.0; N],
             hz: 0.0,
             confidence: 0.0,
@@ -66,30 +50,17 @@ impl Pitch {
         for (x, c) in self.x.iter_mut().zip(w.chunks_exact(d)) {
             *x = c.iter().sum::<f32>() / d as f32;
         }
-        // Autocorrelation r(τ) through the FFT (zero-padded to 2N: no wrap-around).
-        for (b, &x) in self
-            .buf
-            .iter_mut()
-            .zip(self.x.iter().chain(std::iter::repeat(&0.0)))
-        {
-            *b = Complex32::new(x, 0.0);
-        }
-        self.forward
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
-        for b in self.buf.iter_mut() {
-            *b = Complex32::new(b.norm_sqr(), 0.0);
-        }
-        self.inverse
-            .process_with_scratch(&mut self.buf, &mut self.scratch);
+        // r(τ) first, turned into the NSDF in place.
+        self.acf.compute(&self.x, &mut self.nsdf);
         // m(τ) = Σ x[i]² + x[i+τ]², updated incrementally from m(0) = 2 r(0).
-        let mut m = 2.0 * self.buf[0].re / FFT_LEN as f32;
+        let mut m = 2.0 * self.nsdf[0];
         if m <= 1e-6 {
             self.hz = 0.0;
             self.confidence = 0.0;
             return;
         }
         for tau in 0..N {
-            let r = self.buf[tau].re / FFT_LEN as f32;
+            let r = self.nsdf[tau];
             self.nsdf[tau] = if m > 1e-9 { 2.0 * r / m } else { 0.0 };
             let a = self.x[tau];
             let b = self.x[N - 1 - tau];

@@ -2,6 +2,8 @@
 //! first four multiples of each candidate beat period, weighted by a tempo prior, smoothed in
 //! time. The comb and the prior settle half/double-tempo choices the way dance music needs.
 
+use super::acf::Autocorrelation;
+
 /// Seconds of onset history the autocorrelation looks at.
 const HISTORY_SECS: f32 = 8.0;
 /// Candidate periods are searched at this fraction of a frame.
@@ -40,8 +42,10 @@ pub struct TempoTracker {
     pos: usize,
     filled: usize,
     frame: u64,
-    /// Scratch: the history in order, detrended.
+    /// Scratch: the history in order, and detrended.
     linear: Vec<f32>,
+    detrended: Vec<f32>,
+    autocorrelation: Autocorrelation,
     acf: Vec<f32>,
     /// Candidate periods (frames), their prior, and the time-smoothed comb score.
     periods: Vec<f32>,
@@ -82,6 +86,8 @@ impl TempoTracker {
             filled: 0,
             frame: 0,
             linear: vec![0.0; len],
+            detrended: vec![0.0; len],
+            autocorrelation: Autocorrelation::new(len, max_lag + 1),
             acf: vec![0.0; max_lag + 1],
             smoothed: vec![0.0; periods.len()],
             periods,
@@ -120,35 +126,40 @@ impl TempoTracker {
         }
     }
 
-    #[allow(clippy::needless_range_loop)] // `i` indexes the ring and the history alike
     fn estimate(&mut self) {
         let len = self.ring.len();
         let n = self.filled;
         // Oldest first; only the filled part.
-        for i in 0..n {
-            self.linear[i] = self.ring[(self.pos + len - n + i) % len];
+        let start = (self.pos + len - n) % len;
+        let (a, b) = if start + n <= len {
+            (&self.ring[start..start + n], &self.ring[..0])
+        } else {
+            (&self.ring[start..], &self.ring[..start + n - len])
+        };
+        for (d, &v) in self.linear.iter_mut().zip(a.iter().chain(b)) {
+            *d = v;
         }
-        let x = &mut self.linear[..n];
+        let history = &self.linear[..n];
+        let x = &mut self.detrended[..n];
         // Keep what rises above the local mean (a centred 0.2 s window), then remove the mean.
         let half = (0.1 * self.fps) as usize;
         let mut prefix = 0.0f32;
         let mut acc = 0.0f32;
         let mut lo = 0usize;
         let mut hi = 0usize;
-        // The window sums read the ring (untouched), so `x` can be overwritten in place.
         for i in 0..n {
             let want_hi = (i + half + 1).min(n);
             while hi < want_hi {
-                acc += self.ring[(self.pos + len - n + hi) % len];
+                acc += history[hi];
                 hi += 1;
             }
             let want_lo = i.saturating_sub(half);
             while lo < want_lo {
-                acc -= self.ring[(self.pos + len - n + lo) % len];
+                acc -= history[lo];
                 lo += 1;
             }
             let mean = acc / (hi - lo) as f32;
-            let v = (x[i] - mean).max(0.0);
+            let v = (history[i] - mean).max(0.0);
             x[i] = v;
             prefix += v;
         }
@@ -163,8 +174,9 @@ impl TempoTracker {
             return;
         }
         let max_lag = (self.acf.len() - 1).min(n / 2);
-        for lag in 0..=max_lag {
-            self.acf[lag] = dot(&x[lag..], &x[..n - lag]) / (n - lag) as f32;
+        self.autocorrelation.compute(x, &mut self.acf[..=max_lag]);
+        for (lag, a) in self.acf[..=max_lag].iter_mut().enumerate() {
+            *a /= (n - lag) as f32;
         }
         for a in self.acf[max_lag + 1..].iter_mut() {
             *a = 0.0;
@@ -246,18 +258,4 @@ impl TempoTracker {
     pub fn confidence(&self) -> f32 {
         self.confidence
     }
-}
-
-/// Dot product in 8 independent lanes, so the compiler can vectorise it.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    lanes.iter().sum::<f32>() + tail
 }
