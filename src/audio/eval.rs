@@ -301,12 +301,16 @@ pub fn run_corpus(
             lock_drop: drop.and_then(|d| lock_time(&truth, &beats, d)),
         });
         if std::env::var_os("VJ_EVAL_VERBOSE").is_some() {
+            let s = scores.last().expect("just pushed");
+            let secs = |t: Option<f64>| t.map_or("never".into(), |t| format!("{t:.1} s"));
             eprintln!(
-                "{:<20} truth {tempo:6.1}  vj {est:6.1} F {:.3} ({:+.0} ms)  naive {ntempo:6.1} F {:.3}",
+                "{:<20} truth {tempo:6.1}  vj {est:6.1} F {:.3} ({:+.0} ms) lock {}{}  naive {ntempo:6.1} F {:.3}",
                 wav.file_name().unwrap_or_default().to_string_lossy(),
-                scores.last().map_or(0.0, |s| s.f),
+                s.f,
                 1000.0 * f_measure_offset(&truth, &beats).1,
-                scores.last().map_or(0.0, |s| s.naive_f),
+                secs(s.lock_start),
+                drop.map_or(String::new(), |_| format!(", after the drop {}", secs(s.lock_drop))),
+                s.naive_f,
             );
         }
     }
