@@ -121,8 +121,12 @@ fn pick_config(device: &cpal::Device) -> Result<cpal::SupportedStreamConfig, Str
 }
 
 /// Opens the input whose name contains `wanted` ("" = the default) and starts pushing mono
-/// samples into `ring`.
-pub fn open(wanted: &str, ring: rtrb::Producer<f32>) -> Result<Capture, CaptureError> {
+/// samples into `ring`, unparking `reader` after each callback.
+pub fn open(
+    wanted: &str,
+    ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
     let host = cpal::default_host();
     let device = pick_device(&host, wanted)?;
     let name = device.name().unwrap_or_else(|_| "unnamed input".into());
@@ -134,11 +138,11 @@ pub fn open(wanted: &str, ring: rtrb::Producer<f32>) -> Result<Capture, CaptureE
     let config: cpal::StreamConfig = supported.config();
     let flags = Arc::new(CaptureFlags::default());
     let stream = match supported.sample_format() {
-        SampleFormat::I16 => build::<i16>(&device, &config, ring, flags.clone()),
-        SampleFormat::I32 => build::<i32>(&device, &config, ring, flags.clone()),
-        SampleFormat::U16 => build::<u16>(&device, &config, ring, flags.clone()),
-        SampleFormat::F32 => build::<f32>(&device, &config, ring, flags.clone()),
-        SampleFormat::F64 => build::<f64>(&device, &config, ring, flags.clone()),
+        SampleFormat::I16 => build::<i16>(&device, &config, ring, flags.clone(), reader),
+        SampleFormat::I32 => build::<i32>(&device, &config, ring, flags.clone(), reader),
+        SampleFormat::U16 => build::<u16>(&device, &config, ring, flags.clone(), reader),
+        SampleFormat::F32 => build::<f32>(&device, &config, ring, flags.clone(), reader),
+        SampleFormat::F64 => build::<f64>(&device, &config, ring, flags.clone(), reader),
         other => Err(format!("sample format {other} is not supported")),
     }
     .map_err(open_err)?;
@@ -157,6 +161,7 @@ fn build<T>(
     config: &cpal::StreamConfig,
     mut ring: rtrb::Producer<f32>,
     flags: Arc<CaptureFlags>,
+    reader: std::thread::Thread,
 ) -> Result<cpal::Stream, String>
 where
     T: SizedSample,
@@ -169,7 +174,8 @@ where
         .build_input_stream(
             config,
             move |data: &[T], _: &cpal::InputCallbackInfo| {
-                // Realtime context: no allocation, no locks, no blocking.
+                // Realtime context: no allocation, no locks, no blocking (unparking the reader
+                // is an atomic swap and at most a futex wake).
                 flags.callbacks.fetch_add(1, Ordering::Relaxed);
                 let mut lost = 0u64;
                 for frame in data.chunks_exact(channels) {
@@ -181,6 +187,7 @@ where
                 if lost > 0 {
                     flags.overruns.fetch_add(lost, Ordering::Relaxed);
                 }
+                reader.unpark();
             },
             move |_err| {
                 err_flags.failed.store(true, Ordering::Relaxed);

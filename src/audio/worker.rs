@@ -256,7 +256,9 @@ impl Analysis {
             }
             if !worked {
                 self.pet();
-                std::thread::sleep(Duration::from_millis(1));
+                // Woken by the next callback; the timeout only bounds how late a stall, a stop
+                // or a config change is seen.
+                std::thread::park_timeout(Duration::from_millis(100));
             }
         }
     }
@@ -309,7 +311,8 @@ impl Analysis {
                 },
                 Source::Auto | Source::Device => {
                     let (producer, consumer) = rtrb::RingBuffer::new(RING_SAMPLES);
-                    match capture::open(&self.config.audio.device, producer) {
+                    match capture::open(&self.config.audio.device, producer, std::thread::current())
+                    {
                         Ok(cap) => {
                             info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing");
                             self.set_live("device", &cap.name, cap.rate, cap.channels);
