@@ -394,9 +394,14 @@ impl Worker for AudioAnalyzer {
             msgs: Vec::with_capacity(6),
             window: (0, Instant::now()),
         };
+        // Dropped when the thread ends, however it ends: the loop below hears it at once.
+        let (ended_tx, mut ended) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("vj-audio-analysis".into())
-            .spawn(move || analysis.run())?;
+            .spawn(move || {
+                let _ended = ended_tx;
+                analysis.run()
+            })?;
         let mut config = ctx.config.clone();
         loop {
             tokio::select! {
@@ -408,15 +413,13 @@ impl Worker for AudioAnalyzer {
                     let new = config.borrow_and_update().clone();
                     *self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
                     self.shared.dirty.store(true, Ordering::Release);
+                    thread.thread().unpark();
                 }
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {
-                    if thread.is_finished() {
-                        anyhow::bail!("the analysis thread ended unexpectedly");
-                    }
-                }
+                _ = &mut ended => anyhow::bail!("the analysis thread ended unexpectedly"),
             }
         }
         self.shared.stop.store(true, Ordering::Relaxed);
+        thread.thread().unpark();
         let joined = tokio::task::spawn_blocking(move || thread.join());
         match tokio::time::timeout(Duration::from_secs(1), joined).await {
             Ok(Ok(Ok(()))) => Ok(()),
