@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use playback_common::Rig;
+use playback_common::{positions, Rig};
 use vj::karaoke::PlaybackEvent;
 
 const BIN: &str = env!("CARGO_BIN_EXE_vj-spotify");
@@ -181,13 +181,7 @@ async fn follows_mpv_over_mpris_through_seek_pause_next_and_a_restart() {
 
     // Position moves, several times a second.
     let heard = rig.hear_until(Duration::from_millis(1600), |_| false).await;
-    let pos: Vec<(f32, bool)> = heard
-        .iter()
-        .filter_map(|(_, e)| match e {
-            PlaybackEvent::Position(p) => Some((p.seconds, p.playing)),
-            _ => None,
-        })
-        .collect();
+    let pos = positions(&heard);
     assert!(pos.len() >= 5 && pos.iter().all(|p| p.1), "{pos:?}");
     assert!(pos.last().unwrap().0 > pos[0].0 + 0.5, "{pos:?}");
 

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use playback_common::Rig;
+use playback_common::{positions, Rig};
 use serde_json::json;
 use vj::karaoke::{NowPlaying, PlaybackEvent};
 
@@ -68,13 +68,7 @@ async fn history_lines_appended_in_the_usual_folder_become_tracks_and_positions(
 
     // Positions start at the configured lead and move, playing, several times a second.
     let heard = rig.hear_until(Duration::from_millis(1300), |_| false).await;
-    let pos: Vec<(f32, bool)> = heard
-        .iter()
-        .filter_map(|(_, e)| match e {
-            PlaybackEvent::Position(p) => Some((p.seconds, p.playing)),
-            _ => None,
-        })
-        .collect();
+    let pos = positions(&heard);
     assert!(pos.len() >= 3, "{pos:?}");
     assert!(
         pos.iter().all(|(s, playing)| *s >= 30.0 && *playing),

@@ -33,6 +33,17 @@ impl Drop for Rig {
 /// A received `/karaoke/*` event and when it arrived.
 pub type Heard = (Instant, PlaybackEvent);
 
+/// The (seconds, playing) of every `/karaoke/pos` heard, in order.
+pub fn positions(heard: &[Heard]) -> Vec<(f32, bool)> {
+    heard
+        .iter()
+        .filter_map(|(_, e)| match e {
+            PlaybackEvent::Position(p) => Some((p.seconds, p.playing)),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Rig {
     /// Starts `binary` with `[section]` config `extra` (TOML) in a fresh temp HOME.
     pub async fn start(binary: &str, bus_name: &'static str, extra: &str) -> Rig {
