@@ -222,6 +222,69 @@ async fn a_vanished_device_degrades_and_the_worker_recovers() {
 }
 
 #[tokio::test]
+async fn a_device_that_stops_delivering_mid_stream_degrades_without_hanging_the_worker() {
+    // The device is a FIFO: 2 s of audio, then its writer holds it open and goes quiet, so
+    // the stream's read blocks in alsa-lib: a wedged device, not one that reports an error.
+    let w = start("source = \"device\"\ndevice = \"default\"", |home| {
+        std::fs::create_dir_all(home).unwrap();
+        let fifo = home.join("wedged.fifo");
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        asoundrc(home, &fifo);
+    });
+    let fifo = w.dir.path().join("home/wedged.fifo");
+    let (quit, quit_rx) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let raw = house_clip_raw();
+        let _ = f.write_all(&raw);
+        let _ = quit_rx.recv();
+    });
+    let mut c = w.client().await;
+    wait_for(&mut c, "capturing", |s| s["frames"].as_u64() > Some(50)).await;
+    let state = wait_for(&mut c, "degraded", |s| s["status"] == "degraded").await;
+    assert!(
+        state["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("delivered no audio for 3 s"),
+        "{state}"
+    );
+    // Still serving, still trying to reopen (each attempt finds the same wedged device).
+    let state = wait_for(&mut c, "reopening", |s| {
+        s["reopen_attempts"].as_u64() >= Some(2)
+    })
+    .await;
+    assert_eq!(state["status"], "degraded", "{state}");
+    // And a stop is still a clean exit, quickly, whatever the device threads are stuck in.
+    let mut w = w;
+    unsafe { libc::kill(w.child.id() as i32, libc::SIGTERM) };
+    let t = Instant::now();
+    let status = loop {
+        if let Some(st) = w.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(3),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    drop(quit);
+    let _ = writer.join();
+}
+
+/// 2 s of a house clip as the raw stereo S16_LE the file plugin reads.
+fn house_clip_raw() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.raw");
+    write_raw(&path, Genre::House, 2.0);
+    std::fs::read(path).unwrap()
+}
+
+#[tokio::test]
 async fn no_device_plays_the_demo_and_set_config_toggles_features_live() {
     // `auto` and no input that opens (the only PCM reads a file that is not there): the demo.
     let w = start("source = \"auto\"", |home| {

@@ -1,9 +1,14 @@
 //! Live capture through cpal. The audio callback only mixes to mono and pushes into a
 //! lock-free ring (rtrb): it never allocates, locks or blocks. Errors raise a flag the
 //! analysis thread reads, which then reopens the device with back-off.
+//!
+//! Each stream lives on a thread of its own, from open to close: a device wedged in a driver
+//! call can block opening it or cpal's teardown (which joins the stream's thread) for ever,
+//! and then only that thread waits; the analysis goes on, degraded, and reopens.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
@@ -11,6 +16,8 @@ use serde::Serialize;
 
 /// Samples the ring holds: 2 s at 48 kHz, so a slow analysis hop never loses audio.
 pub const RING_SAMPLES: usize = 96_000;
+/// How long opening a device may take before it counts as failed.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureError {
@@ -68,9 +75,10 @@ pub struct CaptureFlags {
     pub callbacks: AtomicU64,
 }
 
-/// An open input stream. Dropping it stops capture.
+/// An open input stream. Dropping it stops capture (on the stream's own thread).
 pub struct Capture {
-    _stream: cpal::Stream,
+    /// Dropped with the `Capture`: tells the stream's thread to close it.
+    _close: mpsc::Sender<()>,
     pub name: String,
     pub rate: u32,
     pub channels: u16,
@@ -127,6 +135,52 @@ pub fn open(
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
 ) -> Result<Capture, CaptureError> {
+    let (opened_tx, opened) = mpsc::channel();
+    let (close, closed) = mpsc::channel::<()>();
+    let wanted_here = wanted.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("vj-audio-capture".into())
+        .spawn(move || match open_here(&wanted_here, ring, reader) {
+            Ok((stream, capture)) => {
+                if opened_tx.send(Ok(capture)).is_ok() {
+                    // Until the `Capture` is dropped (or the analysis thread is gone).
+                    let _ = closed.recv();
+                }
+                drop(stream);
+            }
+            Err(e) => {
+                let _ = opened_tx.send(Err(e));
+            }
+        });
+    let open_err = |message: String| CaptureError::Open {
+        device: if wanted.is_empty() { "default" } else { wanted }.to_string(),
+        message,
+    };
+    spawned.map_err(|e| open_err(format!("cannot start its thread: {e}")))?;
+    match opened.recv_timeout(OPEN_TIMEOUT) {
+        Ok(Ok((name, rate, channels, flags))) => Ok(Capture {
+            _close: close,
+            name,
+            rate,
+            channels,
+            flags,
+        }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(open_err(format!(
+            "opening it did not finish in {} s",
+            OPEN_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// What the stream's thread hands back once the stream plays.
+type Opened = (String, u32, u16, Arc<CaptureFlags>);
+
+fn open_here(
+    wanted: &str,
+    ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
+) -> Result<(cpal::Stream, Opened), CaptureError> {
     let host = cpal::default_host();
     let device = pick_device(&host, wanted)?;
     let name = device.name().unwrap_or_else(|_| "unnamed input".into());
@@ -147,13 +201,7 @@ pub fn open(
     }
     .map_err(open_err)?;
     stream.play().map_err(|e| open_err(e.to_string()))?;
-    Ok(Capture {
-        _stream: stream,
-        name,
-        rate: config.sample_rate.0,
-        channels: config.channels,
-        flags,
-    })
+    Ok((stream, (name, config.sample_rate.0, config.channels, flags)))
 }
 
 fn build<T>(
