@@ -316,6 +316,25 @@ mod tests {
     }
 
     #[test]
+    fn drum_and_bass_does_not_flip_between_octaves() {
+        // The corpus' dnb-01: 175 and 87.5 BPM score almost alike, and before the octave
+        // hysteresis the reading flip-flopped between them for seconds.
+        let clip = generate(Genre::DrumAndBass, 1, 44_100, 8.0);
+        let mut readings = Vec::new();
+        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+            if f.time > 2.5 {
+                readings.push(f.bpm);
+            }
+        });
+        let wrong: Vec<f32> = readings
+            .iter()
+            .copied()
+            .filter(|&b| tempo_verdict(clip.tempo, b as f64) != TempoVerdict::Right)
+            .collect();
+        assert!(wrong.is_empty(), "{} BPM read as {wrong:?}", clip.tempo);
+    }
+
+    #[test]
     fn a_sine_gives_its_pitch_and_toggles_stop_their_stage() {
         let tone: Vec<f32> = (0..44_100)
             .map(|i| 0.4 * (std::f32::consts::TAU * 220.0 * i as f32 / 44_100.0).sin())

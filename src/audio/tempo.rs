@@ -10,6 +10,10 @@ const HISTORY_SECS: f32 = 8.0;
 const STEP: f32 = 0.25;
 /// Comb weights of the 1st..4th multiple of the period.
 const COMB: [f32; 4] = [1.0, 0.5, 0.33, 0.25];
+/// A reading an octave from the running tempo (within this fraction) replaces it only when the
+/// running tempo's neighbourhood scores below this share of it.
+const OCTAVE_TOLERANCE: f32 = 0.04;
+const OCTAVE_HYSTERESIS: f32 = 0.9;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TempoSettings {
@@ -212,11 +216,29 @@ impl TempoTracker {
             sum += self.smoothed[j];
         }
         let mean_score = sum / self.periods.len() as f32;
-        let (bj, _) = self
-            .smoothed
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |a, (j, &s)| if s > a.1 { (j, s) } else { a });
+        let mut bj = argmax(&self.smoothed);
+        // An octave jump (×2 or ×½) only when the new reading clearly beats the best near the
+        // tempo already running: two octaves of drum & bass score alike and would flip-flop.
+        if self.period > 0.0 {
+            let ratio = self.periods[bj] / self.period;
+            if (ratio / 2.0 - 1.0).abs() < OCTAVE_TOLERANCE
+                || (ratio * 2.0 - 1.0).abs() < OCTAVE_TOLERANCE
+            {
+                let lo = self.period * (1.0 - OCTAVE_TOLERANCE);
+                let hi = self.period * (1.0 + OCTAVE_TOLERANCE);
+                let near: Vec<usize> = (0..self.periods.len())
+                    .filter(|&j| (lo..=hi).contains(&self.periods[j]))
+                    .collect();
+                if let Some(&cj) = near
+                    .iter()
+                    .max_by(|&&a, &&b| self.smoothed[a].total_cmp(&self.smoothed[b]))
+                {
+                    if self.smoothed[cj] >= OCTAVE_HYSTERESIS * best {
+                        bj = cj;
+                    }
+                }
+            }
+        }
         // Parabolic refinement between neighbouring candidates.
         let mut p = self.periods[bj];
         if bj > 0 && bj + 1 < self.periods.len() {
@@ -258,4 +280,11 @@ impl TempoTracker {
     pub fn confidence(&self) -> f32 {
         self.confidence
     }
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::MIN), |a, (j, &s)| if s > a.1 { (j, s) } else { a })
+        .0
 }
