@@ -5,8 +5,7 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rosc::{encoder, OscBundle, OscMessage, OscPacket, OscTime};
 use serde::Serialize;
@@ -18,6 +17,10 @@ struct Destination {
     addr: SocketAddr,
     /// Wants one bundle per frame instead of plain messages.
     bundle: bool,
+    /// The worker's own receive socket: never sent to (the default `/karaoke/` route would
+    /// otherwise pour the lyrics fetcher's own burst back into its input and crowd out the
+    /// next track change). Set once, when the worker binds the socket.
+    own: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -39,10 +42,6 @@ pub struct OscOut {
     socket: UdpSocket,
     targets: Vec<Destination>,
     routes: Vec<Route>,
-    /// The worker's own receive addresses: never sent to (the default `/karaoke/` route would
-    /// otherwise pour the lyrics fetcher's own burst back into its input and crowd out the
-    /// next track change).
-    own: RwLock<Vec<SocketAddr>>,
     sent: AtomicU64,
     dropped: AtomicU64,
 }
@@ -71,6 +70,7 @@ fn resolve(target: &OscTarget) -> Result<Destination, TargetError> {
     Ok(Destination {
         addr,
         bundle: target.bundle(),
+        own: AtomicBool::new(false),
     })
 }
 
@@ -97,42 +97,42 @@ impl OscOut {
             socket,
             targets,
             routes,
-            own: RwLock::new(Vec::new()),
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         })
     }
 
-    /// Marks `addr` as the worker's own receive socket: nothing is sent there.
-    pub fn exclude_own(&self, addr: SocketAddr) {
-        self.own
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(addr);
-    }
-
-    fn is_own(&self, to: SocketAddr) -> bool {
-        let own = self.own.read().unwrap_or_else(|p| p.into_inner());
-        own.iter().any(|o| {
-            o.port() == to.port()
-                && (o.ip() == to.ip() || (o.ip().is_unspecified() && to.ip().is_loopback()))
-        })
+    /// Marks every destination that is `local`, the worker's own receive socket (bound to
+    /// `local`, or to the unspecified address and reached over loopback): nothing goes there.
+    pub fn exclude_own(&self, local: SocketAddr) {
+        let all = self
+            .targets
+            .iter()
+            .chain(self.routes.iter().flat_map(|r| r.destinations.iter()));
+        for d in all {
+            let to = d.addr;
+            if to.port() == local.port()
+                && (to.ip() == local.ip() || (local.ip().is_unspecified() && to.ip().is_loopback()))
+            {
+                d.own.store(true, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Every destination a message with this address goes to.
     fn destinations<'a>(&'a self, addr: &'a str) -> impl Iterator<Item = &'a Destination> + 'a {
-        self.targets.iter().chain(
-            self.routes
-                .iter()
-                .filter(move |r| addr.starts_with(&r.prefix))
-                .flat_map(|r| r.destinations.iter()),
-        )
+        self.targets
+            .iter()
+            .chain(
+                self.routes
+                    .iter()
+                    .filter(move |r| addr.starts_with(&r.prefix))
+                    .flat_map(|r| r.destinations.iter()),
+            )
+            .filter(|d| !d.own.load(Ordering::Relaxed))
     }
 
     fn send_bytes(&self, bytes: &[u8], to: SocketAddr) {
-        if self.is_own(to) {
-            return;
-        }
         match self.socket.send_to(bytes, to) {
             Ok(_) => self.sent.fetch_add(1, Ordering::Relaxed),
             // Nobody listening (ICMP refused), a full buffer, or an unroutable target: the
