@@ -134,13 +134,12 @@ impl TempoTracker {
         let len = self.ring.len();
         let n = self.filled;
         // Oldest first; only the filled part.
-        let start = (self.pos + len - n) % len;
-        let (a, b) = if start + n <= len {
-            (&self.ring[start..start + n], &self.ring[..0])
-        } else {
-            (&self.ring[start..], &self.ring[..start + n - len])
-        };
-        for (d, &v) in self.linear.iter_mut().zip(a.iter().chain(b)) {
+        let (older, newer) = self.ring.split_at((self.pos + len - n) % len);
+        for (d, &v) in self
+            .linear
+            .iter_mut()
+            .zip(newer.iter().chain(older).take(n))
+        {
             *d = v;
         }
         let history = &self.linear[..n];
@@ -216,29 +215,7 @@ impl TempoTracker {
             sum += self.smoothed[j];
         }
         let mean_score = sum / self.periods.len() as f32;
-        let mut bj = argmax(&self.smoothed);
-        // An octave jump (×2 or ×½) only when the new reading clearly beats the best near the
-        // tempo already running: two octaves of drum & bass score alike and would flip-flop.
-        if self.period > 0.0 {
-            let ratio = self.periods[bj] / self.period;
-            if (ratio / 2.0 - 1.0).abs() < OCTAVE_TOLERANCE
-                || (ratio * 2.0 - 1.0).abs() < OCTAVE_TOLERANCE
-            {
-                let lo = self.period * (1.0 - OCTAVE_TOLERANCE);
-                let hi = self.period * (1.0 + OCTAVE_TOLERANCE);
-                let near: Vec<usize> = (0..self.periods.len())
-                    .filter(|&j| (lo..=hi).contains(&self.periods[j]))
-                    .collect();
-                if let Some(&cj) = near
-                    .iter()
-                    .max_by(|&&a, &&b| self.smoothed[a].total_cmp(&self.smoothed[b]))
-                {
-                    if self.smoothed[cj] >= OCTAVE_HYSTERESIS * best {
-                        bj = cj;
-                    }
-                }
-            }
-        }
+        let bj = self.hold_octave(argmax(&self.smoothed), best);
         // Parabolic refinement between neighbouring candidates.
         let mut p = self.periods[bj];
         if bj > 0 && bj + 1 < self.periods.len() {
@@ -260,6 +237,27 @@ impl TempoTracker {
         // Hold the tempo through a breakdown: a weak, flat score is no reason to move.
         if self.period == 0.0 || self.confidence > 0.25 {
             self.period = p;
+        }
+    }
+
+    /// The candidate to take instead of `bj`: an octave jump (×2 or ×½) from the running tempo
+    /// only when it clearly beats the best candidate near that tempo (two octaves of drum &
+    /// bass score alike and would flip-flop).
+    fn hold_octave(&self, bj: usize, best: f32) -> usize {
+        if self.period <= 0.0 {
+            return bj;
+        }
+        let ratio = self.periods[bj] / self.period;
+        let close = |r: f32| (r - 1.0).abs() < OCTAVE_TOLERANCE;
+        if !close(ratio / 2.0) && !close(ratio * 2.0) {
+            return bj;
+        }
+        let near = (0..self.periods.len())
+            .filter(|&j| close(self.periods[j] / self.period))
+            .max_by(|&a, &b| self.smoothed[a].total_cmp(&self.smoothed[b]));
+        match near {
+            Some(cj) if self.smoothed[cj] >= OCTAVE_HYSTERESIS * best => cj,
+            _ => bj,
         }
     }
 
