@@ -136,20 +136,22 @@ pub fn open(
     reader: std::thread::Thread,
 ) -> Result<Capture, CaptureError> {
     let (opened_tx, opened) = mpsc::channel();
-    let (close, closed) = mpsc::channel::<()>();
     let wanted_here = wanted.to_string();
     let spawned = std::thread::Builder::new()
         .name("vj-audio-capture".into())
-        .spawn(move || match open_here(&wanted_here, ring, reader) {
-            Ok((stream, capture)) => {
-                if opened_tx.send(Ok(capture)).is_ok() {
-                    // Until the `Capture` is dropped (or the analysis thread is gone).
-                    let _ = closed.recv();
+        .spawn(move || {
+            let (close, closed) = mpsc::channel::<()>();
+            match open_here(&wanted_here, ring, reader, close) {
+                Ok((stream, capture)) => {
+                    if opened_tx.send(Ok(capture)).is_ok() {
+                        // Until the `Capture` is dropped (or the analysis thread is gone).
+                        let _ = closed.recv();
+                    }
+                    drop(stream);
                 }
-                drop(stream);
-            }
-            Err(e) => {
-                let _ = opened_tx.send(Err(e));
+                Err(e) => {
+                    let _ = opened_tx.send(Err(e));
+                }
             }
         });
     let open_err = |message: String| CaptureError::Open {
@@ -157,30 +159,22 @@ pub fn open(
         message,
     };
     spawned.map_err(|e| open_err(format!("cannot start its thread: {e}")))?;
-    match opened.recv_timeout(OPEN_TIMEOUT) {
-        Ok(Ok((name, rate, channels, flags))) => Ok(Capture {
-            _close: close,
-            name,
-            rate,
-            channels,
-            flags,
-        }),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(open_err(format!(
+    opened.recv_timeout(OPEN_TIMEOUT).unwrap_or_else(|_| {
+        Err(open_err(format!(
             "opening it did not finish in {} s",
             OPEN_TIMEOUT.as_secs()
-        ))),
-    }
+        )))
+    })
 }
 
-/// What the stream's thread hands back once the stream plays.
-type Opened = (String, u32, u16, Arc<CaptureFlags>);
-
+/// Opens and starts the stream on the calling thread, which must keep it until `close` (held
+/// by the returned `Capture`) is dropped.
 fn open_here(
     wanted: &str,
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
-) -> Result<(cpal::Stream, Opened), CaptureError> {
+    close: mpsc::Sender<()>,
+) -> Result<(cpal::Stream, Capture), CaptureError> {
     let host = cpal::default_host();
     let device = pick_device(&host, wanted)?;
     let name = device.name().unwrap_or_else(|_| "unnamed input".into());
@@ -201,7 +195,14 @@ fn open_here(
     }
     .map_err(open_err)?;
     stream.play().map_err(|e| open_err(e.to_string()))?;
-    Ok((stream, (name, config.sample_rate.0, config.channels, flags)))
+    let capture = Capture {
+        _close: close,
+        name,
+        rate: config.sample_rate.0,
+        channels: config.channels,
+        flags,
+    };
+    Ok((stream, capture))
 }
 
 fn build<T>(
