@@ -1,12 +1,15 @@
 //! End-to-end tests of `vj-audio`: the real binary, capturing through cpal from ALSA's `file`
 //! plugin (a temp HOME's .asoundrc), sending OSC to a real UDP receiver, driven over the bus.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{alsa_file_pcm, alsa_raw};
 use serde_json::{json, Map, Value};
 use vj::audio::synth::{self, Genre};
 use vj::bus::client::Client;
@@ -22,30 +25,6 @@ impl Drop for Worker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Raw interleaved stereo S16_LE of a generated clip, what the ALSA file plugin reads.
-fn write_raw(path: &Path, genre: Genre, secs: f64) -> f64 {
-    let clip = synth::generate(genre, 11, 44_100, secs);
-    let mut bytes = Vec::with_capacity(clip.samples.len() * 4);
-    for &x in &clip.samples {
-        let v = ((x.clamp(-1.0, 1.0)) * 32767.0) as i16;
-        bytes.extend_from_slice(&v.to_le_bytes());
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).unwrap();
-    clip.tempo
-}
-
-fn asoundrc(home: &Path, infile: &Path) {
-    std::fs::write(
-        home.join(".asoundrc"),
-        format!(
-            "pcm.!default {{ type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{}\"; format \"raw\" }}\n",
-            infile.display()
-        ),
-    )
-    .unwrap();
 }
 
 fn start(audio: &str, setup: impl FnOnce(&Path)) -> Worker {
@@ -143,8 +122,8 @@ const TYPES: [(&str, &str); 6] = [
 async fn capture_through_alsa_sends_every_address_with_exact_types() {
     let w = start("source = \"device\"\ndevice = \"default\"", |home| {
         let raw = home.join("clip.raw");
-        write_raw(&raw, Genre::House, 40.0);
-        asoundrc(home, &raw);
+        std::fs::write(&raw, alsa_raw(Genre::House, 11, 40.0)).unwrap();
+        alsa_file_pcm(home, &raw);
     });
     let mut c = w.client().await;
     let state = wait_for(&mut c, "capturing", |s| {
@@ -182,8 +161,8 @@ async fn capture_through_alsa_sends_every_address_with_exact_types() {
 async fn a_vanished_device_degrades_and_the_worker_recovers() {
     let w = start("source = \"device\"\ndevice = \"default\"", |home| {
         let raw = home.join("clip.raw");
-        write_raw(&raw, Genre::Techno, 30.0);
-        asoundrc(home, &raw);
+        std::fs::write(&raw, alsa_raw(Genre::Techno, 11, 30.0)).unwrap();
+        alsa_file_pcm(home, &raw);
     });
     let home = w.dir.path().join("home");
     let mut c = w.client().await;
@@ -230,14 +209,14 @@ async fn a_device_that_stops_delivering_mid_stream_degrades_without_hanging_the_
         let fifo = home.join("wedged.fifo");
         let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
         assert!(made.success());
-        asoundrc(home, &fifo);
+        alsa_file_pcm(home, &fifo);
     });
     let fifo = w.dir.path().join("home/wedged.fifo");
     let (quit, quit_rx) = std::sync::mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-        let raw = house_clip_raw();
+        let raw = alsa_raw(Genre::House, 11, 2.0);
         let _ = f.write_all(&raw);
         let _ = quit_rx.recv();
     });
@@ -276,19 +255,11 @@ async fn a_device_that_stops_delivering_mid_stream_degrades_without_hanging_the_
     let _ = writer.join();
 }
 
-/// 2 s of a house clip as the raw stereo S16_LE the file plugin reads.
-fn house_clip_raw() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("clip.raw");
-    write_raw(&path, Genre::House, 2.0);
-    std::fs::read(path).unwrap()
-}
-
 #[tokio::test]
 async fn no_device_plays_the_demo_and_set_config_toggles_features_live() {
     // `auto` and no input that opens (the only PCM reads a file that is not there): the demo.
     let w = start("source = \"auto\"", |home| {
-        asoundrc(home, &home.join("missing.raw"))
+        alsa_file_pcm(home, &home.join("missing.raw"))
     });
     let mut c = w.client().await;
     let state = wait_for(&mut c, "on the demo", |s| s["fps"].as_f64() > Some(0.0)).await;

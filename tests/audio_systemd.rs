@@ -7,9 +7,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{request, wait_until, OscReceiver, UserManager};
+use common::{alsa_file_pcm, alsa_raw, request, wait_until, OscReceiver, UserManager};
 use serde_json::json;
-use vj::audio::synth::{self, Genre};
+use vj::audio::synth::Genre;
 
 const SERVICE: &str = "vj-audio.service";
 
@@ -17,23 +17,9 @@ const SERVICE: &str = "vj-audio.service";
 fn the_unit_captures_through_alsa_and_sends_every_address() {
     let m = UserManager::start();
     let osc = OscReceiver::bind();
-    let clip = synth::generate(Genre::House, 9, 44_100, 40.0);
-    let mut raw = Vec::with_capacity(clip.samples.len() * 4);
-    for &x in &clip.samples {
-        let v = (x.clamp(-1.0, 1.0) * 32767.0) as i16;
-        raw.extend_from_slice(&v.to_le_bytes());
-        raw.extend_from_slice(&v.to_le_bytes());
-    }
     let infile = m.home.join("clip.raw");
-    std::fs::write(&infile, raw).unwrap();
-    std::fs::write(
-        m.home.join(".asoundrc"),
-        format!(
-            "pcm.!default {{ type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{}\"; format \"raw\" }}\n",
-            infile.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&infile, alsa_raw(Genre::House, 9, 40.0)).unwrap();
+    alsa_file_pcm(&m.home, &infile);
     m.write_config(&format!(
         "[osc]\ntargets = [\"{}\"]\nroutes = []\n[audio]\nsource = \"device\"\n",
         osc.addr()

@@ -65,6 +65,31 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// A generated clip as the raw interleaved stereo S16_LE that ALSA's `file` plugin reads.
+pub fn alsa_raw(genre: vj::audio::synth::Genre, seed: u64, secs: f64) -> Vec<u8> {
+    let clip = vj::audio::synth::generate(genre, seed, 44_100, secs);
+    let mut bytes = Vec::with_capacity(clip.samples.len() * 4);
+    for &x in &clip.samples {
+        let v = (x.clamp(-1.0, 1.0) * 32767.0) as i16;
+        bytes.extend_from_slice(&v.to_le_bytes());
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    bytes
+}
+
+/// Makes `infile` the `default` capture device of `home`: ALSA's `file` plugin over `null`
+/// (cpal's ALSA host lists only `default` and hardware cards).
+pub fn alsa_file_pcm(home: &Path, infile: &Path) {
+    std::fs::write(
+        home.join(".asoundrc"),
+        format!(
+            "pcm.!default {{ type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{}\"; format \"raw\" }}\n",
+            infile.display()
+        ),
+    )
+    .unwrap();
+}
+
 /// How many of the captured messages have OSC address `addr`.
 pub fn count<T>(msgs: &[(T, vj::osc::CapturedMessage)], addr: &str) -> usize {
     msgs.iter().filter(|(_, m)| m.address == addr).count()
