@@ -167,15 +167,8 @@ fn cold_start() -> Vec<(&'static str, Duration, Duration)> {
             out.push(p50_p95(label, samples));
         }
     }
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("vj.toml"),
-        format!(
-            "[osc_debugger]\nlisten = \"127.0.0.1:{}\"\n",
-            common::free_udp_port()
-        ),
-    )
-    .unwrap();
+    // A worker dir with its config, as `ByHand` makes it; each run below starts a fresh process.
+    let (_, _, dir) = common::ByHand::start("").terminate();
     let socket = dir.path().join("bus/osc_debugger.sock");
     let samples = (0..20)
         .map(|_| {
