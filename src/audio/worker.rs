@@ -263,10 +263,11 @@ impl Analysis {
         }
     }
 
-    /// Waits out a back-off, still petting the watchdog and listening for stop/config.
+    /// Waits out a back-off, still petting the watchdog; a stop or a new config (both unpark
+    /// this thread) ends it at once.
     fn wait(&mut self, d: Duration) -> Option<Ended> {
         let until = Instant::now() + d;
-        while Instant::now() < until {
+        loop {
             if self.stopping() {
                 return Some(Ended::Stop);
             }
@@ -274,9 +275,12 @@ impl Analysis {
                 return Some(Ended::Reconfigure);
             }
             self.pet();
-            std::thread::sleep(Duration::from_millis(20));
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            std::thread::park_timeout(left.min(Duration::from_secs(1)));
         }
-        None
     }
 
     fn set_live(&self, source: &str, device: &str, rate: u32, channels: u16) {
