@@ -134,14 +134,10 @@ impl TempoTracker {
         let len = self.ring.len();
         let n = self.filled;
         // Oldest first; only the filled part.
-        let (older, newer) = self.ring.split_at((self.pos + len - n) % len);
-        for (d, &v) in self
-            .linear
-            .iter_mut()
-            .zip(newer.iter().chain(older).take(n))
-        {
-            *d = v;
-        }
+        let start = (self.pos + len - n) % len;
+        let first = (len - start).min(n);
+        self.linear[..first].copy_from_slice(&self.ring[start..start + first]);
+        self.linear[first..n].copy_from_slice(&self.ring[..n - first]);
         let history = &self.linear[..n];
         let x = &mut self.detrended[..n];
         // Keep what rises above the local mean (a centred 0.2 s window), then remove the mean.
