@@ -196,7 +196,7 @@ impl Analyzer {
             f.spectrum = *self.log_spectrum.values();
         }
         if s.bpm {
-            self.tempo.process(self.onset.raw());
+            self.tempo.process(self.onset.raw(), self.beat.in_gap());
             f.beat = self.beat.process(self.onset.accent(), self.tempo.period());
             f.bpm = self.tempo.bpm();
             f.bpm_confidence = self.tempo.confidence();
@@ -366,6 +366,27 @@ mod tests {
                 "/audio/structure"
             ]
         );
+    }
+
+    #[test]
+    fn beats_are_back_on_the_grid_within_three_seconds_of_the_drop() {
+        // The corpus' breakdown-02 and -04: before the tempo held through the breakdown, its
+        // riser pulled the reading away, and the grid came out of the drop half a beat off.
+        for seed in [2, 4] {
+            let clip = generate(Genre::Breakdown, seed, 44_100, 30.0);
+            let drop = clip.drop.expect("a breakdown clip has a drop");
+            let mut beats = Vec::new();
+            crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+                if f.beat {
+                    beats.push(f.time);
+                }
+            });
+            let lock = crate::audio::eval::lock_time(&clip.beats, &beats, drop);
+            assert!(
+                lock.is_some_and(|t| t <= 3.0),
+                "breakdown-{seed:02}: locked {lock:?} s after the drop"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ const FIT_BEATS: usize = 8;
 const FIT_DECAY: f32 = 0.85;
 /// Seconds of onset history kept (≥ FIT_BEATS beats at the slowest tempo).
 const HISTORY_SECS: f32 = 8.5;
+/// Beats without drums, after they have played, that make a gap (a breakdown).
+const GAP_BEATS: f64 = 2.0;
 
 pub struct BeatTracker {
     ring: Vec<f32>,
@@ -23,6 +25,10 @@ pub struct BeatTracker {
     /// Recent (1 s) onset level and its slowly falling peak: in a breakdown the grid runs on.
     level: f32,
     long_level: f32,
+    /// The frame of the last fit that found the drums, and whether they have been gone since
+    /// for GAP_BEATS or more.
+    music_at: Option<f64>,
+    gap: bool,
     fps: f32,
     beat: bool,
 }
@@ -38,6 +44,8 @@ impl BeatTracker {
             last_beat: None,
             level: 0.0,
             long_level: 0.0,
+            music_at: None,
+            gap: false,
             fps: frames_per_sec,
             beat: false,
         }
@@ -101,6 +109,7 @@ impl BeatTracker {
         let steps = tau.ceil() as usize;
         let mut best = (0.0f32, f32::MIN);
         let mut total = 0.0f32;
+        let mut top = 0.0f32;
         let beats = FIT_BEATS.min(((len as f32 - 2.0) / tau) as usize);
         for phi in 0..steps {
             let phi = phi as f32;
@@ -111,6 +120,10 @@ impl BeatTracker {
                 s += w * self.onset_at(ago);
                 w *= FIT_DECAY;
             }
+            // Whether there are drums at all is read before the inertia: it alone lifts the
+            // running grid's phase above 1.3 × the mean, and would call a breakdown drums.
+            total += s;
+            top = top.max(s);
             // Inertia: favour the grid that is already running (it rides fills, and carries
             // the phase through a breakdown to the drop).
             if let Some(last) = self.last_beat {
@@ -119,14 +132,19 @@ impl BeatTracker {
                 let d = d.min(1.0 - d) as f32;
                 s *= 0.7 + 0.3 * (-0.5 * (d / 0.08).powi(2)).exp();
             }
-            total += s;
             if s > best.1 {
                 best = (phi, s);
             }
         }
         let mean = total / steps as f32;
         let loud = self.level > 0.35 * self.long_level;
-        let music = best.1 > 1.3 * mean && best.1 > 1e-6 && loud;
+        let music = top > 1.3 * mean && top > 1e-6 && loud;
+        if music {
+            self.music_at = Some(now);
+        }
+        self.gap = self
+            .music_at
+            .is_some_and(|at| now - at > GAP_BEATS * tau as f64);
         // The last grid point in true time (the envelope lags the sound by `latency`).
         let anchor = if music {
             now - best.0 as f64 - self.latency as f64
@@ -158,7 +176,67 @@ impl BeatTracker {
         self.beat
     }
 
+    /// Whether the drums have gone after having played: a breakdown. The tempo holds
+    /// through one, since what plays there (pads, a riser) is no evidence of it.
+    pub fn in_gap(&self) -> bool {
+        self.gap
+    }
+
     pub fn is_beat(&self) -> bool {
         self.beat
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FPS: f32 = 86.13;
+    /// 129 BPM.
+    const TAU: f32 = 40.0;
+
+    #[test]
+    fn a_breakdown_is_a_gap_even_while_the_grid_runs_on() {
+        // Ten seconds of kicks on the grid, then as loud a texture with no beat in it (a pad,
+        // a riser): the grid keeps running, and the tracker says the drums are gone.
+        let mut t = BeatTracker::new(FPS, 0.0);
+        let mut noise = 0x2545_f491_u32;
+        let mut beats_in_gap = 0;
+        let mut gap_from = None;
+        for i in 0..(20.0 * FPS) as usize {
+            let onset = if i < (10.0 * FPS) as usize {
+                if i % TAU as usize == 0 {
+                    1.0
+                } else {
+                    0.05
+                }
+            } else {
+                noise ^= noise << 13;
+                noise ^= noise >> 17;
+                noise ^= noise << 5;
+                0.1 + 0.02 * (noise % 100) as f32 / 100.0
+            };
+            let beat = t.process(onset, TAU);
+            if i >= (10.0 * FPS) as usize {
+                beats_in_gap += beat as usize;
+                if t.in_gap() && gap_from.is_none() {
+                    gap_from = Some(i);
+                }
+            }
+            if i < (10.0 * FPS) as usize {
+                assert!(!t.in_gap(), "a gap while the kicks play, at frame {i}");
+            }
+        }
+        let from = gap_from.expect("the drums never counted as gone");
+        let beats_late = (from as f32 - 10.0 * FPS) / TAU;
+        // The fit sees the last kicks for FIT_BEATS beats; the gap comes soon after.
+        let limit = FIT_BEATS as f32 + GAP_BEATS as f32 + 1.0;
+        assert!(
+            beats_late < limit,
+            "the gap was seen {beats_late} beats late"
+        );
+        // 10 s at 129 BPM is 21 beats: the grid ran on through the gap.
+        assert!(beats_in_gap >= 20, "{beats_in_gap} beats in the gap");
+        assert!(t.in_gap());
     }
 }

@@ -1,6 +1,7 @@
 //! Tempo: autocorrelation of the last seconds of onset strength, read through a comb of the
 //! first four multiples of each candidate beat period, weighted by a tempo prior, smoothed in
 //! time. The comb and the prior settle half/double-tempo choices the way dance music needs.
+//! Through a breakdown (a gap in the drums, as the beat tracker sees it) the tempo holds.
 
 use super::acf::Autocorrelation;
 
@@ -45,6 +46,8 @@ pub struct TempoTracker {
     ring: Vec<f32>,
     pos: usize,
     filled: usize,
+    /// Hops since the start or the last gap in the drums.
+    since_gap: usize,
     frame: u64,
     /// Scratch: the history in order, and detrended.
     linear: Vec<f32>,
@@ -88,6 +91,7 @@ impl TempoTracker {
             ring: vec![0.0; len],
             pos: 0,
             filled: 0,
+            since_gap: 0,
             frame: 0,
             linear: vec![0.0; len],
             detrended: vec![0.0; len],
@@ -113,20 +117,25 @@ impl TempoTracker {
         self.settings
     }
 
-    /// Adds one hop's onset strength; re-estimates every few hops.
-    pub fn process(&mut self, onset: f32) {
+    /// Adds one hop's onset strength; re-estimates every few hops. In a `gap` in the drums
+    /// (a breakdown, as the beat tracker sees it) the tempo holds: the hop counts as silence,
+    /// and estimates resume once the drums have been back long enough to measure.
+    pub fn process(&mut self, onset: f32, gap: bool) {
         let len = self.ring.len();
-        self.ring[self.pos] = onset;
+        self.ring[self.pos] = if gap { 0.0 } else { onset };
         self.pos = (self.pos + 1) % len;
         self.filled = (self.filled + 1).min(len);
+        self.since_gap = if gap { 0 } else { self.since_gap + 1 };
         self.frame += 1;
         self.level += (onset - self.level) * (1.0 / (2.0 * self.fps));
         self.long_level = self
             .level
             .max(self.long_level * (1.0 - 1.0 / (20.0 * self.fps)));
         // Every 4 hops (46 ms): often enough to lock fast, cheap enough to ignore.
-        if self.frame % 4 == 0 && self.filled as f32 > 1.5 * self.fps {
+        if self.frame % 4 == 0 && self.since_gap as f32 > 1.5 * self.fps {
             self.estimate();
+        } else if gap && self.frame % 4 == 0 {
+            self.confidence *= 0.9;
         }
     }
 
@@ -281,4 +290,53 @@ fn argmax(v: &[f32]) -> usize {
         .enumerate()
         .fold((0, f32::MIN), |a, (j, &s)| if s > a.1 { (j, s) } else { a })
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FPS: f32 = 86.13;
+
+    /// A kick every `period` frames (an onset envelope), from frame `from`.
+    fn kick(i: usize, from: usize, period: f32) -> f32 {
+        let k = (i - from) as f32 / period;
+        if k - k.floor() < 0.5 / period {
+            1.0
+        } else {
+            0.05
+        }
+    }
+
+    #[test]
+    fn the_tempo_holds_through_a_gap_in_the_drums() {
+        // 129 BPM for 10 s, then a breakdown whose pad or riser pulses at another rate, then
+        // the drums again: while the gap lasts the reading must not follow the pulse.
+        let (drums, pulse) = (40.0, 29.0);
+        let mut t = TempoTracker::new(FPS, TempoSettings::default());
+        let secs = |s: f32| (s * FPS) as usize;
+        let mut readings = Vec::new();
+        for i in 0..secs(35.0) {
+            let gap = (secs(10.0)..secs(25.0)).contains(&i);
+            let onset = if gap {
+                0.6 * kick(i, 0, pulse)
+            } else {
+                kick(i, 0, drums)
+            };
+            t.process(onset, gap);
+            if i > secs(5.0) {
+                readings.push((i as f32 / FPS, t.bpm()));
+            }
+        }
+        let right = 60.0 * FPS / drums;
+        let wrong: Vec<_> = readings
+            .iter()
+            .filter(|(_, bpm)| (bpm / right - 1.0).abs() > 0.02)
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{right:.1} BPM read as {:?}",
+            &wrong[..wrong.len().min(5)]
+        );
+    }
 }
