@@ -9,6 +9,10 @@ const FIT_DECAY: f32 = 0.85;
 const HISTORY_SECS: f32 = 8.5;
 /// Beats without drums, after they have played, that make a gap (a breakdown).
 const GAP_BEATS: f64 = 2.0;
+/// A fit finds drums only where its phase stands out at least this share as clearly as it
+/// has while they played (a mean over this many seconds).
+const RELATIVE_PEAKINESS: f32 = 0.55;
+const PEAK_REF_SECS: f32 = 5.0;
 
 pub struct BeatTracker {
     ring: Vec<f32>,
@@ -29,6 +33,8 @@ pub struct BeatTracker {
     /// for GAP_BEATS or more.
     music_at: Option<f64>,
     gap: bool,
+    /// How clearly the fit's phase has stood out while there were drums (a running mean).
+    peak_ref: f32,
     fps: f32,
     beat: bool,
 }
@@ -46,6 +52,7 @@ impl BeatTracker {
             long_level: 0.0,
             music_at: None,
             gap: false,
+            peak_ref: 0.0,
             fps: frames_per_sec,
             beat: false,
         }
@@ -138,8 +145,14 @@ impl BeatTracker {
         }
         let mean = total / steps as f32;
         let loud = self.level > 0.35 * self.long_level;
-        let music = top > 1.3 * mean && top > 1e-6 && loud;
+        // How clearly one phase stands out, against how clearly it did while the drums
+        // played: a riser or a pad in a breakdown stands out a little, never like drums.
+        let peakiness = top / mean.max(1e-9);
+        let music =
+            peakiness > 1.3 && top > 1e-6 && loud && peakiness > RELATIVE_PEAKINESS * self.peak_ref;
         if music {
+            // From zero: the first fits, on a beat or two of history, stand out the most.
+            self.peak_ref += (peakiness - self.peak_ref) / (PEAK_REF_SECS * self.fps);
             self.music_at = Some(now);
         }
         self.gap = self
@@ -193,50 +206,77 @@ mod tests {
 
     const FPS: f32 = 86.13;
     /// 129 BPM.
-    const TAU: f32 = 40.0;
+    const TAU: usize = 40;
+    const KICKS_END: usize = (10.0 * FPS) as usize;
 
-    #[test]
-    fn a_breakdown_is_a_gap_even_while_the_grid_runs_on() {
-        // Ten seconds of kicks on the grid, then as loud a texture with no beat in it (a pad,
-        // a riser): the grid keeps running, and the tracker says the drums are gone.
+    /// Ten seconds of kicks on the grid (phase 0), then ten of `texture`: a breakdown.
+    /// Returns the frames of the beats given in the breakdown, and of the first frame the
+    /// tracker called a gap.
+    fn breakdown(mut texture: impl FnMut(usize) -> f32) -> (Vec<usize>, Option<usize>) {
         let mut t = BeatTracker::new(FPS, 0.0);
-        let mut noise = 0x2545_f491_u32;
-        let mut beats_in_gap = 0;
-        let mut gap_from = None;
-        for i in 0..(20.0 * FPS) as usize {
-            let onset = if i < (10.0 * FPS) as usize {
-                if i % TAU as usize == 0 {
-                    1.0
-                } else {
-                    0.05
-                }
-            } else {
-                noise ^= noise << 13;
-                noise ^= noise >> 17;
-                noise ^= noise << 5;
-                0.1 + 0.02 * (noise % 100) as f32 / 100.0
+        let (mut beats, mut gap) = (Vec::new(), None);
+        for i in 0..2 * KICKS_END {
+            let onset = match i {
+                i if i >= KICKS_END => texture(i),
+                i if i % TAU == 0 => 1.0,
+                _ => 0.05,
             };
-            let beat = t.process(onset, TAU);
-            if i >= (10.0 * FPS) as usize {
-                beats_in_gap += beat as usize;
-                if t.in_gap() && gap_from.is_none() {
-                    gap_from = Some(i);
-                }
-            }
-            if i < (10.0 * FPS) as usize {
+            let beat = t.process(onset, TAU as f32);
+            if i < KICKS_END {
                 assert!(!t.in_gap(), "a gap while the kicks play, at frame {i}");
+            } else {
+                if beat {
+                    beats.push(i);
+                }
+                if t.in_gap() && gap.is_none() {
+                    gap = Some(i);
+                }
             }
         }
-        let from = gap_from.expect("the drums never counted as gone");
-        let beats_late = (from as f32 - 10.0 * FPS) / TAU;
+        (beats, gap)
+    }
+
+    /// Loud noise without a beat, as a pad or a riser makes.
+    fn noise() -> impl FnMut(usize) -> f32 {
+        let mut x = 0x2545_f491_u32;
+        move |_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            0.1 + 0.02 * (x % 100) as f32 / 100.0
+        }
+    }
+
+    #[test]
+    fn a_breakdown_is_a_gap_while_the_grid_runs_on() {
+        let (beats, gap) = breakdown(noise());
+        let gap = gap.expect("the drums never counted as gone");
         // The fit sees the last kicks for FIT_BEATS beats; the gap comes soon after.
-        let limit = FIT_BEATS as f32 + GAP_BEATS as f32 + 1.0;
+        let late = (gap - KICKS_END) as f64 / TAU as f64;
         assert!(
-            beats_late < limit,
-            "the gap was seen {beats_late} beats late"
+            late < FIT_BEATS as f64 + GAP_BEATS + 1.0,
+            "the gap was seen {late} beats late"
         );
-        // 10 s at 129 BPM is 21 beats: the grid ran on through the gap.
-        assert!(beats_in_gap >= 20, "{beats_in_gap} beats in the gap");
-        assert!(t.in_gap());
+        // 10 s at 129 BPM is 21 beats: the grid ran on through the gap, on its phase.
+        assert!(beats.len() >= 20, "{} beats in the breakdown", beats.len());
+        assert!(
+            beats.iter().all(|b| b % TAU <= 1 || b % TAU >= TAU - 1),
+            "{beats:?}"
+        );
+    }
+
+    #[test]
+    fn a_pulse_off_the_grid_in_a_breakdown_does_not_move_it() {
+        // A riser or a pad that swells a quarter beat off the grid: it stands out of the
+        // noise, but nothing like the drums did, and the grid must not follow it.
+        let mut texture = noise();
+        let (beats, _) = breakdown(|i| texture(i) + if i % TAU == 10 { 0.1 } else { 0.0 });
+        assert!(beats.len() >= 20, "{} beats in the breakdown", beats.len());
+        let off: Vec<usize> = beats
+            .iter()
+            .copied()
+            .filter(|b| b % TAU > 1 && b % TAU < TAU - 1)
+            .collect();
+        assert!(off.is_empty(), "beats off the grid at {off:?}");
     }
 }
