@@ -15,6 +15,8 @@ const COMB: [f32; 4] = [1.0, 0.5, 0.33, 0.25];
 /// running tempo's neighbourhood scores below this share of it.
 const OCTAVE_TOLERANCE: f32 = 0.04;
 const OCTAVE_HYSTERESIS: f32 = 0.9;
+/// A candidate at 3/2 the best one's tempo that scores within this share of it is a tie.
+const TRIPLE_TIE: f32 = 0.95;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TempoSettings {
@@ -220,7 +222,7 @@ impl TempoTracker {
             sum += self.smoothed[j];
         }
         let mean_score = sum / self.periods.len() as f32;
-        let bj = self.hold_octave(argmax(&self.smoothed), best);
+        let bj = self.hold_octave(self.prefer_regular_half(argmax(&self.smoothed), at), best);
         // Parabolic refinement between neighbouring candidates.
         let mut p = self.periods[bj];
         if bj > 0 && bj + 1 < self.periods.len() {
@@ -243,6 +245,33 @@ impl TempoTracker {
         if self.period == 0.0 || self.confidence > 0.25 {
             self.period = p;
         }
+    }
+
+    /// The candidate to take instead of `bj` when the one at 3/2 its tempo scores almost as
+    /// well (within TRIPLE_TIE): the one whose half period is the more regular, i.e. whose
+    /// eighth notes play. Drum & bass' kick on the "and" of 3 makes 2/3 of its tempo score
+    /// like the tempo itself, and its half period falls between the hats.
+    fn prefer_regular_half(&self, bj: usize, acf_at: impl Fn(f32) -> f32) -> usize {
+        let target = self.periods[bj] * 2.0 / 3.0;
+        let Some(aj) = self.candidate_near(target) else {
+            return bj;
+        };
+        let (p, q) = (self.periods[bj], self.periods[aj]);
+        if self.smoothed[aj] >= TRIPLE_TIE * self.smoothed[bj] && acf_at(0.5 * q) > acf_at(0.5 * p)
+        {
+            aj
+        } else {
+            bj
+        }
+    }
+
+    /// The candidate within 3 % of `period`, if the range holds one.
+    fn candidate_near(&self, period: f32) -> Option<usize> {
+        let first = self.periods[0];
+        let j = ((period - first) / STEP).round();
+        (j >= 0.0 && (j as usize) < self.periods.len())
+            .then_some(j as usize)
+            .filter(|&j| (self.periods[j] / period - 1.0).abs() < 0.03)
     }
 
     /// The candidate to take instead of `bj`: an octave jump (×2 or ×½) from the running tempo
