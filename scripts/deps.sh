@@ -2,10 +2,11 @@
 # Installs the Debian packages vj-suite needs, if any is missing:
 #   build:  pkg-config, libasound2-dev (cpal's ALSA backend)
 #   tests:  liblo-tools (oscdump/oscsend, an OSC peer we did not write), alsa-utils (arecord),
-#           dbus, mpv, mpv-mpris (a real MPRIS player on a private session bus)
+#           dbus, mpv, mpv-mpris (a real MPRIS player on a private session bus),
+#           pulseaudio, libasound2-plugins (a real sound server, captured through ALSA)
 set -eu
 want="pkg-config libasound2-dev"
-if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris"; fi
+if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins"; fi
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

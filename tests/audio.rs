@@ -255,6 +255,112 @@ async fn a_device_that_stops_delivering_mid_stream_degrades_without_hanging_the_
     let _ = writer.join();
 }
 
+/// A private PulseAudio server whose default source is a sine, on a socket in `dir`: the
+/// sound server most Linux desktops route ALSA through (PipeWire answers the same protocol).
+struct Pulse {
+    child: Child,
+}
+
+impl Pulse {
+    fn start(dir: &Path) -> Pulse {
+        let socket = dir.join("native");
+        let _ = std::fs::remove_file(&socket);
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        let script = dir.join("default.pa");
+        std::fs::write(
+            &script,
+            format!(
+                "load-module module-native-protocol-unix auth-anonymous=1 socket={}\n\
+                 load-module module-sine-source rate=44100 frequency=440\n\
+                 set-default-source sine_input\n",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("pulseaudio")
+            .args([
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--system=false",
+            ])
+            .arg("-F")
+            .arg(&script)
+            .env("HOME", dir.join("home"))
+            .env("XDG_RUNTIME_DIR", dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pulseaudio (scripts/deps.sh --test installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "pulseaudio never listened");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Pulse { child }
+    }
+
+    /// The server dies, as when the desktop's sound server crashes or restarts.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Pulse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_sound_server_that_dies_mid_stream_degrades_and_the_worker_recovers() {
+    // Capture through ALSA's pulse plugin from a real PulseAudio server, which is then killed
+    // mid-stream. The worker must say so, keep serving, and capture again once the server is
+    // back. (cpal waits on the plugin's poll descriptors without a timeout, and a dead server
+    // never wakes them: the stream stalls rather than reporting an error, and the worker's
+    // stall check is what notices.)
+    let pulse_dir = tempfile::tempdir().unwrap();
+    let pulse = Pulse::start(pulse_dir.path());
+    let w = start("source = \"device\"\ndevice = \"default\"", |home| {
+        std::fs::create_dir_all(home).unwrap();
+        let server = pulse_dir.path().join("native");
+        std::fs::write(
+            home.join(".asoundrc"),
+            format!(
+                "pcm.!default {{ type pulse; server \"unix:{0}\" }}\n\
+                 ctl.!default {{ type pulse; server \"unix:{0}\" }}\n",
+                server.display()
+            ),
+        )
+        .unwrap();
+    });
+    let mut c = w.client().await;
+    wait_for(&mut c, "capturing", |s| s["frames"].as_u64() > Some(100)).await;
+    pulse.kill();
+    let state = wait_for(&mut c, "degraded", |s| s["status"] == "degraded").await;
+    let error = state["last_error"].as_str().unwrap();
+    assert!(
+        error == "device 'default' delivered no audio for 3 s"
+            || error.starts_with("device 'default' reported an error: "),
+        "{state}"
+    );
+    let health = get(&mut c, "health", json!({})).await.data;
+    assert!(
+        health["detail"].as_str().unwrap().contains(error),
+        "{health}"
+    );
+    // The server comes back; the worker, reopening with back-off, captures again.
+    let _pulse = Pulse::start(pulse_dir.path());
+    let before = state["frames"].as_u64().unwrap();
+    wait_for(&mut c, "recovered", |s| {
+        s["status"] == "ok" && s["frames"].as_u64() > Some(before + 100)
+    })
+    .await;
+    assert!(!w.receive(Duration::from_millis(500)).is_empty());
+}
+
 #[tokio::test]
 async fn no_device_plays_the_demo_and_set_config_toggles_features_live() {
     // `auto` and no input that opens (the only PCM reads a file that is not there): the demo.

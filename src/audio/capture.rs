@@ -6,8 +6,8 @@
 //! call can block opening it or cpal's teardown (which joins the stream's thread) for ever,
 //! and then only that thread waits; the analysis goes on, degraded, and reopens.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -67,8 +67,8 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
 /// What the callback and the analysis thread share.
 #[derive(Debug, Default)]
 pub struct CaptureFlags {
-    /// The stream reported an error: the device is gone or broken.
-    pub failed: AtomicBool,
+    /// The first error the stream reported: the device is gone or broken.
+    pub error: OnceLock<String>,
     /// Samples the ring had no room for.
     pub overruns: AtomicU64,
     /// Callbacks so far (a stalled device stops counting).
@@ -238,8 +238,12 @@ where
                 }
                 reader.unpark();
             },
-            move |_err| {
-                err_flags.failed.store(true, Ordering::Relaxed);
+            // Not the audio path: cpal calls this instead of the data callback, and only the
+            // first error is kept (formatting it allocates, once).
+            move |err| {
+                if err_flags.error.get().is_none() {
+                    let _ = err_flags.error.set(err.to_string());
+                }
             },
             None,
         )

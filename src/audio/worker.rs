@@ -226,8 +226,8 @@ impl Analysis {
             if let Some(e) = self.check_config(&mut analyzer) {
                 return e;
             }
-            if cap.flags.failed.load(Ordering::Relaxed) {
-                return Ended::Lost(format!("device {label} reported an error"));
+            if let Some(e) = cap.flags.error.get() {
+                return Ended::Lost(format!("device {label} reported an error: {e}"));
             }
             let callbacks = cap.flags.callbacks.load(Ordering::Relaxed);
             if callbacks != last_callbacks {
