@@ -10,17 +10,24 @@ const MAX_HZ: f32 = 16_000.0;
 /// in a log spectrum the many hi-hat bins would otherwise outvote the few kick bins.
 const LOW_HZ: f32 = 150.0;
 const LOW_SHARE: f32 = 1.0;
+/// Below this (and above LOW_HZ) the flux also gets a smaller vote of its own: snares and claps
+/// mark the backbeat there, while hats, above it, mark the off-beats. Without it a breakbeat
+/// whose kicks fall on the off-beats scores both grids alike.
+const MID_HZ: f32 = 4_000.0;
+const MID_SHARE: f32 = 0.4;
 
 pub struct OnsetStrength {
     prev: Vec<f32>,
     cur: Vec<f32>,
     top: usize,
     low: usize,
+    mid: usize,
     raw: f32,
     accent: f32,
     prev_power: Vec<f32>,
     raw_peak: AutoGain,
     low_peak: AutoGain,
+    mid_peak: AutoGain,
     gain: AutoGain,
     normalized: f32,
 }
@@ -33,11 +40,13 @@ impl OnsetStrength {
             cur: vec![0.0; n],
             top: spectrum.hz_bin(MAX_HZ).min(n - 1),
             low: spectrum.hz_bin(LOW_HZ),
+            mid: spectrum.hz_bin(MID_HZ).min(n - 1),
             raw: 0.0,
             accent: 0.0,
             prev_power: vec![0.0; n],
             raw_peak: AutoGain::new(spectrum.rate(), 1e-4),
             low_peak: AutoGain::new(spectrum.rate(), 1e-6),
+            mid_peak: AutoGain::new(spectrum.rate(), 1e-4),
             gain: AutoGain::new(spectrum.rate(), 1e-3),
             normalized: 0.0,
         }
@@ -48,7 +57,6 @@ impl OnsetStrength {
         for (c, &m) in self.cur[..=self.top].iter_mut().zip(mags) {
             *c = fast_ln(1.0 + 1000.0 * m);
         }
-        let mut flux = 0.0f32;
         let mut low = 0.0f32;
         // The bass in linear power: the kick is the loudest thing there, while in a log
         // spectrum an off-beat bass line would count as much.
@@ -59,20 +67,21 @@ impl OnsetStrength {
             }
             *p = m * m;
         }
-        for k in 1..self.top {
-            // A 3-bin max filter on the previous frame ignores vibrato and slides.
-            let p = self.prev[k - 1].max(self.prev[k]).max(self.prev[k + 1]);
-            let d = self.cur[k] - p;
-            if d > 0.0 {
-                flux += d;
-            }
-        }
+        // A 3-bin max filter on the previous frame ignores vibrato and slides.
+        let (prev, cur) = (&self.prev, &self.cur);
+        let rise = |bins: std::ops::Range<usize>| -> f32 {
+            bins.map(|k| (cur[k] - prev[k - 1].max(prev[k]).max(prev[k + 1])).max(0.0))
+                .sum()
+        };
+        let mid = rise(self.low..self.mid);
+        let flux = rise(1..self.low) + mid + rise(self.mid..self.top);
         std::mem::swap(&mut self.prev, &mut self.cur);
         self.raw = flux / self.top as f32;
-        // Each against its own recent peak, so both get an equal vote.
+        // Each against its own recent peak, so each vote is its share whatever the mix.
         let gr = self.raw_peak.update(self.raw);
         let gl = self.low_peak.update(low);
-        self.accent = self.raw * gr + LOW_SHARE * low * gl;
+        let gm = self.mid_peak.update(mid);
+        self.accent = self.raw * gr + LOW_SHARE * low * gl + MID_SHARE * mid * gm;
         let g = self.gain.update(self.raw);
         self.normalized = (self.raw * g).clamp(0.0, 1.0);
     }
@@ -82,7 +91,8 @@ impl OnsetStrength {
         self.raw
     }
 
-    /// Flux with the bass counted apart: where the kicks are, for placing beats.
+    /// Flux with the bass and the mids counted apart: where the kicks and snares are, for
+    /// placing beats.
     pub fn accent(&self) -> f32 {
         self.accent
     }
