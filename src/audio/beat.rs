@@ -151,7 +151,8 @@ impl BeatTracker {
         let music =
             peakiness > 1.3 && top > 1e-6 && loud && peakiness > RELATIVE_PEAKINESS * self.peak_ref;
         if music {
-            // From zero: the first fits, on a beat or two of history, stand out the most.
+            // A mean from zero, not from the first fit: on a beat or two of history a fit
+            // stands out far more than it ever will again.
             self.peak_ref += (peakiness - self.peak_ref) / (PEAK_REF_SECS * self.fps);
             self.music_at = Some(now);
         }

@@ -327,9 +327,9 @@ mod tests {
 
     const FPS: f32 = 86.13;
 
-    /// A kick every `period` frames (an onset envelope), from frame `from`.
-    fn kick(i: usize, from: usize, period: f32) -> f32 {
-        let k = (i - from) as f32 / period;
+    /// A kick every `period` frames (an onset envelope): frame `i`'s onset.
+    fn kick(i: usize, period: f32) -> f32 {
+        let k = i as f32 / period;
         if k - k.floor() < 0.5 / period {
             1.0
         } else {
@@ -348,9 +348,9 @@ mod tests {
         for i in 0..secs(35.0) {
             let gap = (secs(10.0)..secs(25.0)).contains(&i);
             let onset = if gap {
-                0.6 * kick(i, 0, pulse)
+                0.6 * kick(i, pulse)
             } else {
-                kick(i, 0, drums)
+                kick(i, drums)
             };
             t.process(onset, gap);
             if i > secs(5.0) {
