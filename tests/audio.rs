@@ -403,6 +403,49 @@ async fn no_device_plays_the_demo_and_set_config_toggles_features_live() {
     assert!(listed.data["devices"].is_array() || !listed.success);
 }
 
+#[tokio::test]
+async fn a_96_khz_file_source_plays_at_real_time_with_beats_on_its_tempo() {
+    // `source = "file:…"` plays a WAV in a loop at real time; at 96 kHz it is analysed at
+    // 48 kHz (93.75 frames a second), and /audio/beat pulses at the song's tempo.
+    let clip = synth::generate(Genre::House, 5, 96_000, 20.0);
+    let music = tempfile::tempdir().unwrap();
+    synth::write_clip(music.path(), &clip).unwrap();
+    let wav = music.path().join(format!("{}.wav", clip.name));
+    let w = start(&format!("source = \"file:{}\"", wav.display()), |_| {});
+    let mut c = w.client().await;
+    let state = wait_for(&mut c, "locked on the tempo", |s| {
+        s["fps"].as_f64() > Some(0.0)
+            && s["bpm"]
+                .as_f64()
+                .is_some_and(|b| (b / clip.tempo - 1.0).abs() < 0.04)
+    })
+    .await;
+    assert_eq!(state["source"], "file", "{state}");
+    assert_eq!(state["rate"], 96_000, "{state}");
+    assert_eq!(state["analysis_rate"], 48_000, "{state}");
+    let fps = state["fps"].as_f64().unwrap();
+    assert!((fps - 93.75).abs() < 5.0, "{fps} frames a second");
+    // What queued up while it locked, then 4 s of what it sends now.
+    w.receive(Duration::from_millis(500));
+    let secs = 4.0;
+    let msgs = w.receive(Duration::from_secs_f64(secs));
+    let frames = msgs.iter().filter(|m| m.address == "/audio/levels").count();
+    let beats = msgs
+        .iter()
+        .filter(|m| m.address == "/audio/beat" && m.args[0] == json!(1))
+        .count();
+    let want = secs * clip.tempo / 60.0;
+    assert!(
+        (frames as f64 / secs - 93.75).abs() < 8.0,
+        "{frames} frames in {secs} s"
+    );
+    assert!(
+        (beats as f64 - want).abs() <= 1.5,
+        "{beats} beats in {secs} s at {} BPM",
+        clip.tempo
+    );
+}
+
 #[test]
 fn analyze_prints_beats_then_the_tempo() {
     let dir = tempfile::tempdir().unwrap();

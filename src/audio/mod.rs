@@ -6,6 +6,7 @@ pub mod analyzer;
 pub mod bands;
 pub mod beat;
 pub mod capture;
+pub mod decimate;
 pub mod eval;
 pub mod offline;
 pub mod onset;
@@ -21,5 +22,6 @@ pub use worker::AudioAnalyzer;
 
 /// Samples per analysis hop: at 44.1 kHz one frame every 11.6 ms (≈86 fps).
 pub const HOP: usize = 512;
-/// The rate SPEC section 4 is written for; any other device rate is analysed at its own rate.
+/// The rate SPEC section 4 is written for; other device rates up to 88 kHz are analysed at
+/// their own rate, higher ones decimated by a power of two (`decimate`).
 pub const DEFAULT_RATE: u32 = 44_100;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::analyzer::{AnalysisSettings, Analyzer, AudioFrame};
+use super::decimate::Decimator;
 use super::HOP;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,9 +60,11 @@ pub fn read_wav(path: &Path) -> Result<Mono, WavError> {
     })
 }
 
-/// Runs the analyzer over `samples` hop by hop, calling `each` with every frame.
+/// Runs the analyzer over `samples` (at `settings.rate`) hop by hop, calling `each` with every
+/// frame. Above 88 kHz the samples are decimated first, as live.
 pub fn analyze(samples: &[f32], settings: AnalysisSettings, mut each: impl FnMut(&AudioFrame)) {
-    let mut a = Analyzer::new(settings);
+    let (samples, rate) = Decimator::all(samples, settings.rate);
+    let mut a = Analyzer::new(AnalysisSettings { rate, ..settings });
     for hop in samples.chunks_exact(HOP) {
         each(a.process(hop));
     }

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use super::analyzer::{AnalysisSettings, Analyzer};
 use super::capture::{self, CaptureError, RING_SAMPLES};
+use super::decimate::Decimator;
 use super::{synth, HOP};
 use crate::bus::message::{Command, Outcome};
 use crate::config::Config;
@@ -30,6 +31,8 @@ struct Live {
     source: String,
     device: String,
     rate: u32,
+    /// The rate the analysis runs at: `rate`, or above 88 kHz a power of two below it.
+    analysis_rate: u32,
     channels: u16,
     fps: f32,
     bpm: f32,
@@ -173,6 +176,7 @@ impl Analysis {
 
     /// Plays `samples` in a loop at real time (the demo loop, a file source).
     fn run_generated(&mut self, samples: &[f32], rate: u32, label: &str, probe: bool) -> Ended {
+        let (samples, rate) = Decimator::all(samples, rate);
         let mut probed = Instant::now();
         let mut analyzer = Analyzer::new(AnalysisSettings::from_config(&self.config.audio, rate));
         let hop_time = Duration::from_secs_f64(HOP as f64 / rate as f64);
@@ -214,9 +218,13 @@ impl Analysis {
     /// Captures from a device until it fails, stalls, or the config changes.
     fn run_device(&mut self, cap: capture::Capture, mut ring: rtrb::Consumer<f32>) -> Ended {
         let label = format!("'{}'", cap.name);
-        let mut analyzer =
-            Analyzer::new(AnalysisSettings::from_config(&self.config.audio, cap.rate));
-        let mut buf = [0.0f32; HOP];
+        let mut decimator = Decimator::new(cap.rate);
+        let group = HOP * decimator.factor();
+        let mut analyzer = Analyzer::new(AnalysisSettings::from_config(
+            &self.config.audio,
+            decimator.rate(cap.rate),
+        ));
+        let mut buf = Vec::with_capacity(HOP);
         let mut last_callbacks = 0u64;
         let mut last_progress = Instant::now();
         loop {
@@ -244,12 +252,13 @@ impl Analysis {
             // At most 8 hops before looking at flags and config again: a device that delivers
             // faster than real time must not starve set_config or stop.
             for _ in 0..8 {
-                let Ok(chunk) = ring.read_chunk(HOP) else {
+                let Ok(chunk) = ring.read_chunk(group) else {
                     break;
                 };
                 let (a, b) = chunk.as_slices();
-                buf[..a.len()].copy_from_slice(a);
-                buf[a.len()..].copy_from_slice(b);
+                buf.clear();
+                decimator.process(a, &mut buf);
+                decimator.process(b, &mut buf);
                 chunk.commit_all();
                 self.hop(&mut analyzer, &buf, &label);
                 worked = true;
@@ -288,6 +297,7 @@ impl Analysis {
         live.source = source.into();
         live.device = device.into();
         live.rate = rate;
+        live.analysis_rate = Decimator::new(rate).rate(rate);
         live.channels = channels;
     }
 
