@@ -6,6 +6,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use vj::audio::decimate::Decimator;
 use vj::audio::synth::{generate, Genre};
 use vj::audio::{AnalysisSettings, Analyzer, HOP};
 use vj::config::{OscConfig, OscTarget};
@@ -85,6 +86,20 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             k = k.wrapping_add(1);
             beat.process(if k % 43 == 0 { 1.0 } else { 0.1 }, 43.0)
+        })
+    });
+    // A 96 kHz device: 1 024 samples in, one 512-sample hop out.
+    let mut decimator = Decimator::new(96_000);
+    let device: Vec<f32> = hops
+        .iter()
+        .take(2)
+        .flat_map(|h| h.iter().copied())
+        .collect();
+    let mut out = Vec::with_capacity(HOP);
+    g.bench_function("decimate 96 → 48 kHz (per hop)", |b| {
+        b.iter(|| {
+            out.clear();
+            decimator.process(&device, &mut out);
         })
     });
     g.finish();
