@@ -8,6 +8,20 @@ const MIN_RATE: u32 = 44_100;
 /// Multiply-adds done side by side (two AVX or four SSE registers).
 const LANES: usize = 8;
 
+/// How many device samples make one analysed sample at `rate`.
+fn factor(rate: u32) -> usize {
+    let mut factor = 1usize;
+    while rate / (2 * factor as u32) >= MIN_RATE {
+        factor *= 2;
+    }
+    factor
+}
+
+/// The rate the analysis runs at for a device at `rate`.
+pub fn analysis_rate(rate: u32) -> u32 {
+    rate / factor(rate) as u32
+}
+
 pub struct Decimator {
     factor: usize,
     /// The filter, newest sample's coefficient last.
@@ -19,10 +33,7 @@ pub struct Decimator {
 impl Decimator {
     /// The decimator for input at `rate`: a factor of 1 (a plain copy) up to 88.1 kHz.
     pub fn new(rate: u32) -> Self {
-        let mut factor = 1usize;
-        while rate / (2 * factor as u32) >= MIN_RATE {
-            factor *= 2;
-        }
+        let factor = factor(rate);
         let taps = if factor == 1 {
             vec![1.0]
         } else {
@@ -44,17 +55,12 @@ impl Decimator {
         self.factor
     }
 
-    /// The rate the output is at.
-    pub fn rate(&self, input_rate: u32) -> u32 {
-        input_rate / self.factor as u32
-    }
-
     /// A whole buffer at `rate`, brought down to the analysis rate: the samples and their rate.
     pub fn all(samples: &[f32], rate: u32) -> (Vec<f32>, u32) {
         let mut d = Decimator::new(rate);
         let mut out = Vec::with_capacity(samples.len() / d.factor);
         d.process(samples, &mut out);
-        (out, d.rate(rate))
+        (out, analysis_rate(rate))
     }
 
     /// Filters `input` and appends one sample per group of `factor` to `out`. Calls continue
@@ -134,6 +140,7 @@ mod tests {
             (192_000, 4),
         ] {
             assert_eq!(Decimator::new(rate).factor(), factor, "{rate}");
+            assert_eq!(analysis_rate(rate) * factor as u32, rate);
         }
     }
 

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use super::analyzer::{AnalysisSettings, Analyzer};
 use super::capture::{self, CaptureError, RING_SAMPLES};
-use super::decimate::Decimator;
+use super::decimate::{self, Decimator};
 use super::{synth, HOP};
 use crate::bus::message::{Command, Outcome};
 use crate::config::Config;
@@ -222,7 +222,7 @@ impl Analysis {
         let group = HOP * decimator.factor();
         let mut analyzer = Analyzer::new(AnalysisSettings::from_config(
             &self.config.audio,
-            decimator.rate(cap.rate),
+            decimate::analysis_rate(cap.rate),
         ));
         let mut buf = Vec::with_capacity(HOP);
         let mut last_callbacks = 0u64;
@@ -297,7 +297,7 @@ impl Analysis {
         live.source = source.into();
         live.device = device.into();
         live.rate = rate;
-        live.analysis_rate = Decimator::new(rate).rate(rate);
+        live.analysis_rate = decimate::analysis_rate(rate);
         live.channels = channels;
     }
 
