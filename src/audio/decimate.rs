@@ -3,6 +3,8 @@
 //! the frames and the beat grid was fitted half a beat off (house at 96 kHz: F 0). A windowed-
 //! sinc low-pass (flat to 0.37 of the new rate) and then every `factor`-th sample.
 
+use std::borrow::Cow;
+
 /// Analysis runs at the first rate at or below this times a power of two.
 const MIN_RATE: u32 = 44_100;
 /// Multiply-adds done side by side (two AVX or four SSE registers).
@@ -35,7 +37,7 @@ impl Decimator {
     pub fn new(rate: u32) -> Self {
         let factor = factor(rate);
         let taps = if factor == 1 {
-            vec![1.0]
+            Vec::new() // `process` only copies
         } else {
             // Zero-padded to whole lanes of 8 and stored oldest-sample-first, so that each
             // output is a plain dot product with the window, which the compiler vectorises.
@@ -46,7 +48,7 @@ impl Decimator {
         };
         Decimator {
             factor,
-            buf: vec![0.0; taps.len() - 1],
+            buf: vec![0.0; taps.len().saturating_sub(1)],
             taps,
         }
     }
@@ -55,12 +57,16 @@ impl Decimator {
         self.factor
     }
 
-    /// A whole buffer at `rate`, brought down to the analysis rate: the samples and their rate.
-    pub fn all(samples: &[f32], rate: u32) -> (Vec<f32>, u32) {
+    /// A whole buffer at `rate`, brought down to the analysis rate: the samples (borrowed when
+    /// there is nothing to do, as for most files and the demo loop) and their rate.
+    pub fn all(samples: &[f32], rate: u32) -> (Cow<'_, [f32]>, u32) {
         let mut d = Decimator::new(rate);
+        if d.factor == 1 {
+            return (Cow::Borrowed(samples), rate);
+        }
         let mut out = Vec::with_capacity(samples.len() / d.factor);
         d.process(samples, &mut out);
-        (out, analysis_rate(rate))
+        (Cow::Owned(out), analysis_rate(rate))
     }
 
     /// Filters `input` and appends one sample per group of `factor` to `out`. Calls continue
