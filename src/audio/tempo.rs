@@ -253,7 +253,12 @@ impl TempoTracker {
     /// like the tempo itself, and its half period falls between the hats.
     fn prefer_regular_half(&self, bj: usize, acf_at: impl Fn(f32) -> f32) -> usize {
         let target = self.periods[bj] * 2.0 / 3.0;
-        let Some(aj) = self.candidate_near(target) else {
+        let nearest = self.candidates_near(target, 0.03).min_by(|&a, &b| {
+            (self.periods[a] - target)
+                .abs()
+                .total_cmp(&(self.periods[b] - target).abs())
+        });
+        let Some(aj) = nearest else {
             return bj;
         };
         let (p, q) = (self.periods[bj], self.periods[aj]);
@@ -265,13 +270,13 @@ impl TempoTracker {
         }
     }
 
-    /// The candidate within 3 % of `period`, if the range holds one.
-    fn candidate_near(&self, period: f32) -> Option<usize> {
-        let first = self.periods[0];
-        let j = ((period - first) / STEP).round();
-        (j >= 0.0 && (j as usize) < self.periods.len())
-            .then_some(j as usize)
-            .filter(|&j| (self.periods[j] / period - 1.0).abs() < 0.03)
+    /// The candidates within `tolerance` (a fraction) of `period`: read off the fixed step, not
+    /// searched for (one index either side, then the exact test).
+    fn candidates_near(&self, period: f32, tolerance: f32) -> impl Iterator<Item = usize> + '_ {
+        let index = |p: f32| ((p - self.periods[0]) / STEP).max(0.0);
+        let lo = (index(period * (1.0 - tolerance)) as usize).saturating_sub(1);
+        let hi = (index(period * (1.0 + tolerance)) as usize + 2).min(self.periods.len());
+        (lo..hi.max(lo)).filter(move |&j| (self.periods[j] / period - 1.0).abs() < tolerance)
     }
 
     /// The candidate to take instead of `bj`: an octave jump (×2 or ×½) from the running tempo
@@ -286,8 +291,8 @@ impl TempoTracker {
         if !close(ratio / 2.0) && !close(ratio * 2.0) {
             return bj;
         }
-        let near = (0..self.periods.len())
-            .filter(|&j| close(self.periods[j] / self.period))
+        let near = self
+            .candidates_near(self.period, OCTAVE_TOLERANCE)
             .max_by(|&a, &b| self.smoothed[a].total_cmp(&self.smoothed[b]));
         match near {
             Some(cj) if self.smoothed[cj] >= OCTAVE_HYSTERESIS * best => cj,
