@@ -282,11 +282,21 @@ mod tests {
     use crate::audio::eval::{f_measure, tempo_verdict, TempoVerdict};
     use crate::audio::synth::{generate, Genre};
 
-    fn run(genre: Genre, seed: u64) -> (Vec<f64>, f32, crate::audio::synth::Clip) {
-        let clip = generate(genre, seed, 44_100, 20.0);
+    /// A generated clip analysed at its rate: its beat times, the last tempo reading, the clip.
+    fn run(
+        genre: Genre,
+        seed: u64,
+        rate: u32,
+        secs: f64,
+    ) -> (Vec<f64>, f32, crate::audio::synth::Clip) {
+        let clip = generate(genre, seed, rate, secs);
         let mut beats = Vec::new();
         let mut bpm = 0.0;
-        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+        let settings = AnalysisSettings {
+            rate,
+            ..AnalysisSettings::default()
+        };
+        crate::audio::offline::analyze(&clip.samples, settings, |f| {
             if f.beat {
                 beats.push(f.time);
             }
@@ -303,7 +313,7 @@ mod tests {
             (Genre::DrumAndBass, 22),
             (Genre::HipHop, 23),
         ] {
-            let (beats, bpm, clip) = run(genre, seed);
+            let (beats, bpm, clip) = run(genre, seed, 44_100, 20.0);
             assert_eq!(
                 tempo_verdict(clip.tempo, bpm as f64),
                 TempoVerdict::Right,
@@ -334,17 +344,7 @@ mod tests {
         for seed in [1, 2, 3] {
             let mut offsets = Vec::new();
             for rate in [48_000, 96_000] {
-                let clip = generate(Genre::House, seed, rate, 30.0);
-                let mut beats = Vec::new();
-                let settings = AnalysisSettings {
-                    rate,
-                    ..AnalysisSettings::default()
-                };
-                crate::audio::offline::analyze(&clip.samples, settings, |f| {
-                    if f.beat {
-                        beats.push(f.time);
-                    }
-                });
+                let (beats, _, clip) = run(Genre::House, seed, rate, 30.0);
                 let (f, offset) = crate::audio::eval::f_measure_offset(&clip.beats, &beats);
                 assert!(f > 0.95, "house-{seed:02} at {rate} Hz: F {f}");
                 offsets.push(offset);
@@ -416,13 +416,7 @@ mod tests {
         // The corpus' breakbeat-18: kicks on 1, the "and" of 2 and the "and" of 3 score the
         // off-beat grid like the beat; before the mids (the snares) had their own vote, the
         // grid went half a beat off at 6.4 s and stayed there.
-        let clip = generate(Genre::Breakbeat, 18, 44_100, 30.0);
-        let mut beats = Vec::new();
-        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
-            if f.beat {
-                beats.push(f.time);
-            }
-        });
+        let (beats, _, clip) = run(Genre::Breakbeat, 18, 44_100, 30.0);
         let f = f_measure(&clip.beats, &beats);
         assert!(f > 0.95, "F {f}");
     }
@@ -432,14 +426,8 @@ mod tests {
         // The corpus' breakdown-02 and -04: before the tempo held through the breakdown, its
         // riser pulled the reading away, and the grid came out of the drop half a beat off.
         for seed in [2, 4] {
-            let clip = generate(Genre::Breakdown, seed, 44_100, 30.0);
+            let (beats, _, clip) = run(Genre::Breakdown, seed, 44_100, 30.0);
             let drop = clip.drop.expect("a breakdown clip has a drop");
-            let mut beats = Vec::new();
-            crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
-                if f.beat {
-                    beats.push(f.time);
-                }
-            });
             let lock = crate::audio::eval::lock_time(&clip.beats, &beats, drop);
             assert!(
                 lock.is_some_and(|t| t <= 3.0),
