@@ -46,15 +46,9 @@ fn start(audio: &str, setup: impl FnOnce(&Path)) -> Worker {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_vj-audio"))
+    // HOME apart from the rest of the dir: it holds the test's .asoundrc.
+    let child = common::worker_command(env!("CARGO_BIN_EXE_vj-audio"), dir.path())
         .env("HOME", &home)
-        .env("XDG_STATE_HOME", dir.path().join("state"))
-        .env("XDG_CACHE_HOME", dir.path().join("cache"))
-        .env("XDG_CONFIG_HOME", dir.path().join("config"))
-        .env("VJ_BUS_DIR", dir.path().join("bus"))
-        .env("VJ_CONFIG", &config)
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("LISTEN_FDS")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
