@@ -1,7 +1,8 @@
 #!/bin/sh
 # Lints the service definitions: `systemd-analyze --user verify` on every unit as `make install`
-# writes it (into a throw-away HOME), and every launchd plist parses and declares the same
-# named sockets as the systemd units of its worker.
+# writes it (into a throw-away HOME), drop-ins included, without a single warning; the sandboxed
+# workers' `systemd-analyze --user security` exposure (SPEC.md: <= 2.0); and every launchd plist
+# parses and declares the same named sockets as the systemd units of its worker.
 #   check-units.sh BIN_SRC_DIR     (a cargo target dir holding the binaries)
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,7 +15,40 @@ mkdir -p "$box/home" "$box/run" && chmod 0700 "$box/run"
     unset XDG_STATE_HOME XDG_CACHE_HOME
     "$repo/scripts/install.sh" "$src" >/dev/null
     cd "$XDG_CONFIG_HOME/systemd/user"
-    systemd-analyze --user verify ./*.socket ./*.service ./*.target
+    # A drop-in directory whose name matches no unit would silently apply to nothing: each is
+    # either a unit's own (vj-audio.service.d/) or a prefix one (vj-.service.d/) that matches one.
+    for d in ./*.service.d; do
+        d=${d#./}
+        case "$d" in
+        *-.service.d) set -- "${d%.service.d}"*.service ;;
+        *) set -- "${d%.d}" ;;
+        esac
+        if [ ! -f "$1" ]; then
+            echo "check-units: $d/ is the drop-in directory of no installed unit" >&2
+            exit 1
+        fi
+    done
+    # The drop-ins (vj-.service.d/, vj-<name>.service.d/) are installed beside the units and
+    # verified with them. verify exits 0 on warnings (unknown keys, ...): any output fails.
+    out=$(systemd-analyze --user verify ./*.socket ./*.service ./*.target 2>&1) || {
+        printf '%s\n' "$out" >&2
+        exit 1
+    }
+    if [ -n "$out" ]; then
+        printf '%s\n' "$out" >&2
+        echo "check-units: systemd-analyze verify warned" >&2
+        exit 1
+    fi
+    # SPEC.md section 2: exposure <= 2.0 for the non-audio workers, which is also what shows that
+    # the shared sandbox of vj-.service.d/20-sandbox.conf reaches them (without it they score ~3.9).
+    for u in ./vj-*.service; do
+        [ "$u" = ./vj-audio.service ] && continue
+        if ! systemd-analyze --user security --offline=yes --threshold=20 "$u" >"$HOME/security.out" 2>&1; then
+            cat "$HOME/security.out" >&2
+            echo "check-units: $u: exposure above 2.0" >&2
+            exit 1
+        fi
+    done
 )
-echo "units: systemd-analyze verify clean"
+echo "units: systemd-analyze verify clean, exposure <= 2.0 for the sandboxed workers"
 python3 "$repo/scripts/check-plists.py" "$repo"

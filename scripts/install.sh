@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs vj-suite for the current user, honouring HOME and XDG_CONFIG_HOME:
 #   binaries  -> ${BINDIR:-$HOME/.local/bin}
-#   units     -> $XDG_CONFIG_HOME/systemd/user   (Linux; ExecStart filled with BINDIR)
+#   units     -> $XDG_CONFIG_HOME/systemd/user   (Linux; ExecStart filled with BINDIR), with the
+#                drop-in directories of units/ (vj-.service.d/ for every vj-*.service)
 #   plists    -> $HOME/Library/LaunchAgents       (macOS; paths filled in)
 #   config    -> $XDG_CONFIG_HOME/vj/vj.toml      (the defaults, only if there is none)
 #
@@ -22,6 +23,20 @@ bins() { for f in "$repo"/src/bin/*.rs; do basename "$f" .rs; done; }
 
 manager_answers() { systemctl --user show-environment >/dev/null 2>&1; }
 
+# The drop-in directories of units/ (vj-.service.d, vj-audio.service.d, ...), by name.
+dropin_dirs() {
+    for d in "$repo"/units/*.service.d; do
+        if [ -d "$d" ]; then basename "$d"; fi
+    done
+}
+
+# A unit file or drop-in with the install paths filled in, replaced atomically.
+install_unit_file() {
+    sed -e "s|%h/.local/bin|$bindir|g" -e "s|%h/.local/state|$state_home|g" \
+        -e "s|%h/.cache|$cache_home|g" "$1" >"$2.tmp"
+    mv "$2.tmp" "$2"
+}
+
 systemd_version() { systemctl --version 2>/dev/null | awk 'NR == 1 { print $2 + 0 }'; }
 
 uninstall() {
@@ -36,7 +51,13 @@ uninstall() {
         for u in "$repo"/units/*.socket "$repo"/units/*.service "$repo"/units/*.target; do
             rm -f "$unitdir/$(basename "$u")"
         done
-        rm -rf "$unitdir/vj-.service.d"
+        # Only the drop-ins install put there: a user's own (LoadCredential=, ...) stay.
+        for d in $(dropin_dirs); do
+            for c in "$repo/units/$d"/*.conf; do rm -f "$unitdir/$d/$(basename "$c")"; done
+            rmdir "$unitdir/$d" 2>/dev/null || true
+        done
+        rm -f "$unitdir/vj-.service.d/restart-backoff.conf"
+        rmdir "$unitdir/vj-.service.d" 2>/dev/null || true
         if manager_answers; then systemctl --user daemon-reload; fi
     fi
     for b in $(bins); do rm -f "$bindir/$b"; done
@@ -49,14 +70,21 @@ install_units() {
     mkdir -p "$state_home/vj" "$cache_home/vj"
     chmod 0700 "$state_home/vj" "$cache_home/vj"
     for u in "$repo"/units/*.socket "$repo"/units/*.service "$repo"/units/*.target; do
-        sed -e "s|%h/.local/bin|$bindir|g" -e "s|%h/.local/state|$state_home|g" \
-            -e "s|%h/.cache|$cache_home|g" "$u" >"$unitdir/$(basename "$u").tmp"
-        mv "$unitdir/$(basename "$u").tmp" "$unitdir/$(basename "$u")"
+        install_unit_file "$u" "$unitdir/$(basename "$u")"
+    done
+    # The drop-ins: vj-.service.d/ (shared by every vj-*.service) and each worker's own
+    # vj-<name>.service.d/, whose same-named files replace the shared ones for that worker.
+    for d in $(dropin_dirs); do
+        mkdir -p "$unitdir/$d"
+        for c in "$repo/units/$d"/*.conf; do install_unit_file "$c" "$unitdir/$d/$(basename "$c")"; done
     done
     # Restart back-off needs systemd >= 254; older managers would warn about unknown keys.
     if [ "$(systemd_version)" -ge 254 ] 2>/dev/null; then
         mkdir -p "$unitdir/vj-.service.d"
-        cp "$repo/units/backoff/restart-backoff.conf" "$unitdir/vj-.service.d/"
+        install_unit_file "$repo/units/backoff/restart-backoff.conf" \
+            "$unitdir/vj-.service.d/restart-backoff.conf"
+    else
+        rm -f "$unitdir/vj-.service.d/restart-backoff.conf"
     fi
     if manager_answers; then systemctl --user daemon-reload; fi
 }
