@@ -237,7 +237,7 @@ fn report() {
     let (rss0, ticks0) = proc_stat(fresh.child.id());
     std::thread::sleep(Duration::from_secs(10));
     let (rss1, ticks1) = proc_stat(fresh.child.id());
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
     println!(
         "report: idle vj-oscdebug: RSS {rss0} kB -> {rss1} kB, CPU {:.3} % over 10 s",
         (ticks1 - ticks0) as f64 / hz / 10.0 * 100.0

@@ -77,17 +77,7 @@ impl Worker {
         let dir = tempfile::tempdir().unwrap();
         let receiver = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         // A burst of ~130 datagrams per song: give the receiver room (root may force it).
-        let size: libc::c_int = 8 << 20;
-        unsafe {
-            use std::os::fd::AsRawFd;
-            libc::setsockopt(
-                receiver.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUFFORCE,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(&receiver, 8 << 20);
         let port = std::net::UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()

@@ -175,7 +175,7 @@ fn idle(name: &str, extra: &str, setup: impl FnOnce(&Path)) {
     let t0 = cpu_ticks(pid);
     std::thread::sleep(window);
     let ticks = cpu_ticks(pid) - t0;
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
     println!(
         "{name} idle over {}s: CPU {:.3}% ({} ticks), RSS {:.1} MB",
         window.as_secs(),

@@ -12,9 +12,15 @@ pub fn control_frame(data: &[u8]) {
         match vj::bus::frame::parse(&mut buf) {
             Ok(Some(body)) => match vj::bus::message::Command::parse(&body) {
                 Ok(cmd) => {
-                    let _ = cmd.opt_u64("count");
-                    let _ = cmd.opt_str("prefix");
-                    let reply = vj::bus::message::Outcome::unknown(&cmd.cmd);
+                    use vj::bus::command::decode;
+                    let (name, args) = (&cmd.cmd, &cmd.args);
+                    let _ = decode::<vj::oscdebug::DebuggerCommand>(name, args);
+                    let _ = decode::<vj::audio::worker::AudioCommand>(name, args);
+                    let _ = decode::<vj::lyrics::LyricsCommand>(name, args);
+                    let reply = match decode::<vj::worker::NoCommand>(name, args) {
+                        Ok(never) => match never {},
+                        Err(rejected) => rejected.outcome(name),
+                    };
                     let _ = vj::bus::message::ack_json(&reply, &cmd.msg_id);
                 }
                 Err(bad) => {
@@ -52,7 +58,7 @@ pub fn config(data: &[u8]) {
     };
     let mut table = vj::config::defaults();
     if vj::config::merge(&mut table, user, "").is_ok() {
-        let _ = vj::config::Config::from_table(table, "fuzz");
+        let _ = vj::config::check_all(&table, "fuzz");
     }
 }
 

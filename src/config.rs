@@ -2,10 +2,14 @@
 //! key by key, and `set_config` overrides a worker's own section (kept in the state dir).
 //!
 //! Merging happens on TOML tables before deserializing, so an unknown key is reported with its
-//! full dotted path (`osc_debugger.capasity`) and every default lives in one file.
+//! full dotted path (`osc_debugger.capasity`) and every default lives in one file. Each worker's
+//! section is its own type ([`Section`]), declared and validated in the worker's module; this
+//! module holds only what every worker reads (`[bus]`, `[osc]`) and the loading.
 
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -33,30 +37,53 @@ pub enum ConfigError {
     Invalid { origin: String, message: String },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {
-    pub bus: BusConfig,
-    pub osc: OscConfig,
-    pub audio: AudioConfig,
-    pub spotify: SpotifyConfig,
-    pub virtualdj: VirtualDjConfig,
-    pub lyrics: LyricsConfig,
-    pub osc_debugger: OscDebuggerConfig,
+/// A config section: a typed table of `vj.toml`, checked beyond its types by `validate`.
+pub trait Section:
+    Serialize + DeserializeOwned + Clone + PartialEq + Debug + Send + Sync + 'static
+{
+    /// Ranges and relations the types cannot say; the message names the key.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
+/// A worker without settings of its own: its section is absent (or empty).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoSettings {}
+
+impl Section for NoSettings {}
+
+/// `[bus]`: where the control sockets live.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BusConfig {
     pub dir: String,
 }
 
+impl Section for BusConfig {}
+
+/// `[osc]`: where every worker sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OscConfig {
     pub targets: Vec<OscTarget>,
     #[serde(default)]
     pub routes: Vec<OscRoute>,
+}
+
+impl Section for OscConfig {
+    fn validate(&self) -> Result<(), String> {
+        for r in &self.routes {
+            if !r.prefix.starts_with('/') {
+                return Err(format!(
+                    "osc.routes prefix {:?} must start with '/'",
+                    r.prefix
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `"host:port"`, or `{ addr = "host:port", bundle = true }` for a receiver that wants bundles.
@@ -89,75 +116,11 @@ pub struct OscRoute {
     pub targets: Vec<OscTarget>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AudioConfig {
-    pub source: String,
-    pub device: String,
-    /// Feature toggles: which `/audio/*` messages are computed and sent.
-    pub spectrum: bool,
-    pub bpm: bool,
-    pub pitch: bool,
-    pub structure: bool,
-    pub bpm_min: f64,
-    pub bpm_max: f64,
-    /// Release smoothing of `/audio/levels`, 0..=0.99.
-    pub smoothing: f64,
-    /// The 8 edges in Hz of the 7 bands of `/audio/levels`.
-    pub band_edges: Vec<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpotifyConfig {
-    pub source: String,
-    pub client_id: String,
-    pub api_url: String,
-    pub accounts_url: String,
-    pub poll_interval_ms: u64,
-    pub timeout_ms: u64,
-    pub mpris_player: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VirtualDjConfig {
-    pub path: String,
-    pub lead_s: f64,
-    pub poll_interval_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LyricsConfig {
-    pub listen: String,
-    pub lrclib_url: String,
-    pub timeout_ms: u64,
-    pub retries: u32,
-    pub offset_ms: i64,
-    pub llm: LlmConfig,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LlmConfig {
-    pub url: String,
-    pub model: String,
-    pub timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OscDebuggerConfig {
-    pub listen: String,
-    pub capacity: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config::from_table(defaults(), "built-in defaults")
-            .expect("etc/vj.toml is a valid config (tested)")
-    }
+/// The sections every worker reads besides its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Common {
+    pub bus: BusConfig,
+    pub osc: OscConfig,
 }
 
 /// The defaults as a TOML table.
@@ -165,6 +128,11 @@ pub fn defaults() -> Table {
     DEFAULT_TOML
         .parse()
         .expect("etc/vj.toml is valid TOML (tested)")
+}
+
+/// Section `name` of the built-in defaults (`AudioConfig::default()` is `builtin("audio")`).
+pub fn builtin<S: Section>(name: &str) -> S {
+    section(&defaults(), name, "built-in defaults").expect("etc/vj.toml is a valid config (tested)")
 }
 
 /// Lays `over` onto `base`. A key `base` does not have is an error naming its dotted path;
@@ -194,179 +162,126 @@ pub fn merge(base: &mut Table, over: Table, path: &str) -> Result<(), ConfigErro
     Ok(())
 }
 
-impl Config {
-    /// Deserializes a full table (defaults already merged in) and checks ranges.
-    pub fn from_table(table: Table, origin: &str) -> Result<Config, ConfigError> {
-        let config: Config = Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                origin: origin.to_string(),
-                message: e.message().to_string(),
-            })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            origin: origin.to_string(),
-            message,
-        })?;
-        Ok(config)
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        if !(1..=1_000_000).contains(&self.osc_debugger.capacity) {
-            return Err(format!(
-                "osc_debugger.capacity must be 1..=1000000, not {}",
-                self.osc_debugger.capacity
-            ));
-        }
-        if self.spotify.poll_interval_ms < 200 {
-            return Err(format!(
-                "spotify.poll_interval_ms must be at least 200, not {}",
-                self.spotify.poll_interval_ms
-            ));
-        }
-        let a = &self.audio;
-        let source_ok = matches!(a.source.as_str(), "auto" | "device" | "demo")
-            || a.source
-                .strip_prefix("file:")
-                .is_some_and(|p| !p.is_empty());
-        if !source_ok {
-            return Err(format!(
-                "audio.source must be auto, device, demo or file:PATH, not {:?}",
-                a.source
-            ));
-        }
-        if !(30.0..=300.0).contains(&a.bpm_min)
-            || !(30.0..=300.0).contains(&a.bpm_max)
-            || a.bpm_max < a.bpm_min * 1.5
-        {
-            return Err(format!(
-                "audio.bpm_min/bpm_max must lie in 30..=300 with bpm_max ≥ 1.5 × bpm_min, not {}/{}",
-                a.bpm_min, a.bpm_max
-            ));
-        }
-        if !(0.0..=0.99).contains(&a.smoothing) {
-            return Err(format!(
-                "audio.smoothing must be 0..=0.99, not {}",
-                a.smoothing
-            ));
-        }
-        if a.band_edges.len() != 8
-            || a.band_edges.windows(2).any(|w| w[0] >= w[1])
-            || a.band_edges[0] <= 0.0
-        {
-            return Err(format!(
-                "audio.band_edges must be 8 ascending frequencies in Hz, not {:?}",
-                a.band_edges
-            ));
-        }
-        if self.spotify.timeout_ms == 0
-            || !matches!(
-                self.spotify.source.as_str(),
-                "auto" | "web_api" | "mpris" | "applescript"
-            )
-        {
-            return Err(format!(
-                "spotify.timeout_ms must be above 0 and spotify.source one of auto, web_api, mpris, applescript (not {:?})",
-                self.spotify.source
-            ));
-        }
-        if !(0.0..=600.0).contains(&self.virtualdj.lead_s) || self.virtualdj.poll_interval_ms < 100
-        {
-            return Err(format!(
-                "virtualdj.lead_s must be 0..=600 (not {}) and virtualdj.poll_interval_ms at least 100 (not {})",
-                self.virtualdj.lead_s, self.virtualdj.poll_interval_ms
-            ));
-        }
-        if self.lyrics.timeout_ms == 0 || self.lyrics.llm.timeout_ms == 0 {
-            return Err("lyrics.timeout_ms and lyrics.llm.timeout_ms must be above 0".into());
-        }
-        for r in &self.osc.routes {
-            if !r.prefix.starts_with('/') {
-                return Err(format!(
-                    "osc.routes prefix {:?} must start with '/'",
-                    r.prefix
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// The config a worker runs with: defaults, then the first config file found, then the
-    /// worker's persisted `set_config` overrides (`overrides` is a table of its section).
-    pub fn load(section: &str, overrides: Option<Table>) -> Result<Loaded, ConfigError> {
-        let mut table = defaults();
-        let file = config_file();
-        if let Some(path) = &file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            let user: Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            merge(&mut table, user, "")?;
-        }
-        let origin = file
-            .as_ref()
-            .map_or("built-in defaults".to_string(), |p| p.display().to_string());
-        let base = Config::from_table(table.clone(), &origin)?;
-        let Some(overrides) = overrides else {
-            return Ok(Loaded {
-                config: base,
-                table,
-                file,
-                overrides_rejected: None,
-            });
-        };
-        // Persisted overrides that no longer fit (a key removed in a newer version) must not
-        // keep the worker from starting: run without them and say why.
-        let mut with = table.clone();
-        let applied = merge_section(&mut with, section, overrides)
-            .and_then(|()| Config::from_table(with.clone(), "saved set_config"));
-        Ok(match applied {
-            Ok(config) => Loaded {
-                config,
-                table: with,
-                file,
-                overrides_rejected: None,
-            },
-            Err(e) => Loaded {
-                config: base,
-                table,
-                file,
-                overrides_rejected: Some(e),
-            },
-        })
-    }
-
-    /// One section as JSON, for `get_state`.
-    pub fn section_json(&self, section: &str) -> serde_json::Value {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|mut v| v.get_mut(section).map(serde_json::Value::take))
-            .unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// Lays `over` onto the `section` table of `table`, naming keys as `section.key`.
+/// Lays `over` onto the `section` table of `table`, naming keys as `section.key`. A section the
+/// table lacks is a worker without settings: every key of it is unknown.
 pub fn merge_section(table: &mut Table, section: &str, over: Table) -> Result<(), ConfigError> {
     match table.get_mut(section) {
         Some(Value::Table(t)) => merge(t, over, section),
-        _ => Err(ConfigError::UnknownKey(section.to_string())),
+        Some(_) => Err(ConfigError::UnknownKey(section.to_string())),
+        None => merge(&mut Table::new(), over, section),
     }
 }
 
-/// A loaded config and where it came from.
+/// Deserializes and validates section `name` of a merged table. Errors name the key
+/// (`spotify.source`) and where the table came from.
+pub fn section<S: Section>(table: &Table, name: &str, origin: &str) -> Result<S, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        origin: origin.to_string(),
+        message,
+    };
+    let value = table
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| Value::Table(Table::new()));
+    let parsed: S = serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.message().to_string();
+        invalid(if path == "." {
+            format!("[{name}]: {message}")
+        } else {
+            format!("`{name}.{path}`: {message}")
+        })
+    })?;
+    parsed.validate().map_err(invalid)?;
+    Ok(parsed)
+}
+
+/// Checks every section the suite knows (the common ones and each worker's), as every worker
+/// does at start so that a mistake anywhere in the file is reported by all of them alike.
+pub fn check_all(table: &Table, origin: &str) -> Result<Common, ConfigError> {
+    let common = Common {
+        bus: section(table, "bus", origin)?,
+        osc: section(table, "osc", origin)?,
+    };
+    for w in crate::registry::WORKERS {
+        (w.check_config)(table, w.config_section, origin)?;
+    }
+    Ok(common)
+}
+
+/// The config a worker runs with, and where it came from.
 #[derive(Debug)]
-pub struct Loaded {
-    pub config: Config,
-    /// The merged table `config` was made from; `set_config` merges into it.
+pub struct Loaded<S> {
+    pub common: Common,
+    /// The worker's own section.
+    pub section: S,
+    /// The merged table the config was made from; `set_config` merges into it.
     pub table: Table,
     pub file: Option<PathBuf>,
     /// Saved `set_config` overrides that could not be applied.
     pub overrides_rejected: Option<ConfigError>,
+}
+
+/// Defaults, then the first config file found, merged; `origin` says which.
+fn read_table() -> Result<(Table, Option<PathBuf>, String), ConfigError> {
+    let mut table = defaults();
+    let file = config_file();
+    if let Some(path) = &file {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let user: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        merge(&mut table, user, "")?;
+    }
+    let origin = file
+        .as_ref()
+        .map_or("built-in defaults".to_string(), |p| p.display().to_string());
+    Ok((table, file, origin))
+}
+
+/// The config a worker runs with: defaults, then the first config file found, then the
+/// worker's persisted `set_config` overrides (`overrides` is a table of its section `name`).
+pub fn load<S: Section>(name: &str, overrides: Option<Table>) -> Result<Loaded<S>, ConfigError> {
+    let (table, file, origin) = read_table()?;
+    let common = check_all(&table, &origin)?;
+    let base: S = section(&table, name, &origin)?;
+    let Some(overrides) = overrides else {
+        return Ok(Loaded {
+            common,
+            section: base,
+            table,
+            file,
+            overrides_rejected: None,
+        });
+    };
+    // Persisted overrides that no longer fit (a key removed in a newer version) must not
+    // keep the worker from starting: run without them and say why.
+    let mut with = table.clone();
+    let applied = merge_section(&mut with, name, overrides)
+        .and_then(|()| section::<S>(&with, name, "saved set_config"));
+    Ok(match applied {
+        Ok(section) => Loaded {
+            common,
+            section,
+            table: with,
+            file,
+            overrides_rejected: None,
+        },
+        Err(e) => Loaded {
+            common,
+            section: base,
+            table,
+            file,
+            overrides_rejected: Some(e),
+        },
+    })
 }
 
 fn env_path(var: &str) -> Option<PathBuf> {
@@ -409,12 +324,12 @@ pub fn cache_dir() -> PathBuf {
 
 /// Where control sockets live: `$VJ_BUS_DIR`, else `bus.dir`, else `$XDG_RUNTIME_DIR/vj-bus`
 /// (macOS: `$TMPDIR/vj-bus`).
-pub fn bus_dir(config: &Config) -> PathBuf {
+pub fn bus_dir(bus: &BusConfig) -> PathBuf {
     if let Some(p) = env_path("VJ_BUS_DIR") {
         return p;
     }
-    if !config.bus.dir.is_empty() {
-        return PathBuf::from(&config.bus.dir);
+    if !bus.dir.is_empty() {
+        return PathBuf::from(&bus.dir);
     }
     let runtime = if cfg!(target_os = "macos") {
         env_path("TMPDIR")
@@ -422,6 +337,16 @@ pub fn bus_dir(config: &Config) -> PathBuf {
         env_path("XDG_RUNTIME_DIR")
     };
     runtime.unwrap_or_else(std::env::temp_dir).join("vj-bus")
+}
+
+/// The bus dir as the user's config says it, for tools (`vj-status`): a broken config must not
+/// stop them looking, so it falls back to the default.
+pub fn configured_bus_dir() -> PathBuf {
+    let bus = read_table()
+        .ok()
+        .and_then(|(t, _, origin)| section::<BusConfig>(&t, "bus", &origin).ok())
+        .unwrap_or_else(|| builtin("bus"));
+    bus_dir(&bus)
 }
 
 /// The control socket of a worker.
@@ -433,15 +358,19 @@ pub fn socket_path(bus_dir: &Path, bus_name: &str) -> PathBuf {
 mod tests {
     use super::*;
 
+    fn merged(text: &str) -> Table {
+        let mut t = defaults();
+        merge(&mut t, text.parse().unwrap(), "").unwrap();
+        t
+    }
+
     #[test]
     fn the_defaults_are_exactly_etc_vj_toml() {
-        let c = Config::default();
-        assert_eq!(c.osc_debugger.capacity, 1000);
-        assert_eq!(c.osc.targets.len(), 2);
-        assert_eq!(c.osc.targets[1].addr(), "127.0.0.1:9001");
-        assert_eq!(c.osc.routes[0].prefix, "/karaoke/");
-        assert_eq!(c.lyrics.listen, "127.0.0.1:9002");
-        assert_eq!(c.spotify.poll_interval_ms, 2000);
+        let common = check_all(&defaults(), "built-in defaults").unwrap();
+        assert_eq!(common.osc.targets.len(), 2);
+        assert_eq!(common.osc.targets[1].addr(), "127.0.0.1:9001");
+        assert_eq!(common.osc.routes[0].prefix, "/karaoke/");
+        assert_eq!(builtin::<BusConfig>("bus").dir, "");
     }
 
     #[test]
@@ -462,35 +391,21 @@ mod tests {
 
     #[test]
     fn an_unknown_key_in_a_route_is_named() {
-        let mut t = defaults();
-        let over: Table = "[[osc.routes]]\nprefix = '/a/'\ntargetz = []"
-            .parse()
-            .unwrap();
-        merge(&mut t, over, "").unwrap();
-        let err = Config::from_table(t, "test").unwrap_err().to_string();
+        let t = merged("[[osc.routes]]\nprefix = '/a/'\ntargetz = []");
+        let err = check_all(&t, "test").unwrap_err().to_string();
         assert!(err.contains("targetz"), "{err}");
     }
 
     #[test]
     fn a_file_overrides_only_what_it_names() {
-        let mut t = defaults();
-        let over: Table = "[osc]\ntargets = [{ addr = '127.0.0.1:7000', bundle = true }]"
-            .parse()
-            .unwrap();
-        merge(&mut t, over, "").unwrap();
-        let c = Config::from_table(t, "test").unwrap();
+        let t = merged("[osc]\ntargets = [{ addr = '127.0.0.1:7000', bundle = true }]");
+        let c = check_all(&t, "test").unwrap();
         assert!(c.osc.targets[0].bundle());
         assert_eq!(c.osc.routes.len(), 1, "routes keep their default");
-        assert_eq!(c.osc_debugger.capacity, 1000);
     }
 
     #[test]
-    fn a_wrong_type_or_range_says_which_key() {
-        let mut t = defaults();
-        merge_section(&mut t, "osc_debugger", "capacity = 0".parse().unwrap()).unwrap();
-        let err = Config::from_table(t, "set_config").unwrap_err().to_string();
-        assert!(err.contains("osc_debugger.capacity"), "{err}");
-
+    fn a_wrong_type_says_which_key() {
         let mut t = defaults();
         let err = merge_section(&mut t, "osc_debugger", "capacity = 'lots'".parse().unwrap())
             .unwrap_err()
@@ -499,5 +414,26 @@ mod tests {
             err,
             "config key `osc_debugger.capacity` must be integer, not string"
         );
+    }
+
+    #[test]
+    fn a_section_the_defaults_lack_has_no_keys() {
+        let mut t = defaults();
+        let err = merge_section(&mut t, "echo", "greeting = 'hi'".parse().unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown config key `echo.greeting` (etc/vj.toml lists every key)"
+        );
+        assert_eq!(
+            section::<NoSettings>(&t, "echo", "test").unwrap(),
+            NoSettings {}
+        );
+    }
+
+    #[test]
+    fn a_bad_route_prefix_is_refused() {
+        let t = merged("[[osc.routes]]\nprefix = 'karaoke'\ntargets = []");
+        let err = check_all(&t, "set_config").unwrap_err().to_string();
+        assert!(err.contains("must start with '/'"), "{err}");
     }
 }

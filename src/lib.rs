@@ -10,6 +10,7 @@ pub mod lyrics;
 pub mod osc;
 pub mod oscdebug;
 pub mod playback;
+pub mod registry;
 pub mod service;
 pub mod status;
 pub mod worker;

@@ -232,7 +232,11 @@ async fn a_device_that_stops_delivering_mid_stream_degrades_without_hanging_the_
     assert_eq!(state["status"], "degraded", "{state}");
     // And a stop is still a clean exit, quickly, whatever the device threads are stuck in.
     let mut w = w;
-    unsafe { libc::kill(w.child.id() as i32, libc::SIGTERM) };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(w.child.id() as i32).expect("a pid"),
+        rustix::process::Signal::TERM,
+    )
+    .expect("kill");
     let t = Instant::now();
     let status = loop {
         if let Some(st) = w.child.try_wait().unwrap() {

@@ -125,7 +125,11 @@ fn kill_9_five_times_refuses_no_connection() {
     for round in 1..=5 {
         let pid = m.main_pid(SERVICE);
         assert_ne!(pid, 0, "round {round}: worker running");
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("kill");
         assert!(
             wait_until(Duration::from_secs(20), || {
                 let now = m.main_pid(SERVICE);
@@ -171,7 +175,11 @@ fn a_stopped_worker_is_restarted_by_the_watchdog() {
     let pid = m.main_pid(SERVICE);
     assert_ne!(pid, 0);
 
-    unsafe { libc::kill(pid as i32, libc::SIGSTOP) };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
+        rustix::process::Signal::STOP,
+    )
+    .expect("kill");
     assert!(
         wait_until(Duration::from_secs(40), || {
             let now = m.main_pid(SERVICE);

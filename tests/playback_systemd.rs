@@ -93,7 +93,11 @@ fn virtualdj_under_systemd_follows_the_history_and_survives_kill_9() {
     // kill -9: systemd restarts it and it announces the song again.
     let pid = m.main_pid("vj-virtualdj.service");
     assert!(pid > 0);
-    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
+        rustix::process::Signal::KILL,
+    )
+    .expect("kill");
     assert!(wait_until(Duration::from_secs(15), || {
         let p = m.main_pid("vj-virtualdj.service");
         p != 0 && p != pid && m.show("vj-virtualdj.service", "ActiveState") == "active"

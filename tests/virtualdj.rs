@@ -204,8 +204,14 @@ async fn bad_files_degrade_and_the_worker_keeps_serving() {
     std::fs::remove_dir(&file).unwrap();
 
     // A FIFO must not hang the worker in open().
-    let c = std::ffi::CString::new(file.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &file,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo");
     rig.wait_state("degraded by a FIFO", |s| {
         s["detail"].as_str().unwrap_or("").contains("FIFO")
     })
@@ -225,7 +231,7 @@ async fn bad_files_degrade_and_the_worker_keeps_serving() {
 #[tokio::test]
 async fn permission_denied_for_a_non_root_worker() {
     // Root reads anything, so the worker runs as nobody here (setpriv) to meet a real EACCES.
-    if unsafe { libc::geteuid() } != 0 || which("setpriv").is_none() {
+    if !rustix::process::geteuid().is_root() || which("setpriv").is_none() {
         eprintln!("skipped: needs root and setpriv to drop to nobody");
         return;
     }

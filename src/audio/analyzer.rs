@@ -44,7 +44,7 @@ impl Default for AnalysisSettings {
 
 impl AnalysisSettings {
     /// From the `[audio]` config section, at a device's rate.
-    pub fn from_config(c: &crate::config::AudioConfig, rate: u32) -> Self {
+    pub fn from_config(c: &super::AudioConfig, rate: u32) -> Self {
         let mut edges = bands::DEFAULT_EDGES;
         if c.band_edges.len() == 8 {
             for (e, v) in edges.iter_mut().zip(&c.band_edges) {

@@ -1,41 +1,12 @@
 //! `/audio/levels`: seven frequency bands and the overall RMS, each auto-gained against its own
 //! recent peak, compressed and smoothed so a VJ can map them straight to 0..1 parameters.
 
+use super::autogain::AutoGain;
 use super::spectrum::Spectrum;
 
 /// Band edges in Hz of SPEC section 4: sub_bass, bass, low_mid, mid, high_mid, presence, air.
 pub const DEFAULT_EDGES: [f32; 8] = [20.0, 60.0, 250.0, 500.0, 2000.0, 4000.0, 6000.0, 20000.0];
 pub const BANDS: usize = 7;
-
-/// Follows the recent peak of a level (fast up, slow down over `seconds`) and gives the gain
-/// that maps it to 1. A floor keeps silence from being amplified into noise.
-#[derive(Debug, Clone)]
-pub struct AutoGain {
-    peak: f32,
-    decay: f32,
-    floor: f32,
-}
-
-impl AutoGain {
-    /// `frames_per_sec` frames of updates; the peak falls by half in about 10 s.
-    pub fn new(frames_per_sec: f32, floor: f32) -> Self {
-        let fps = if frames_per_sec > 1000.0 {
-            frames_per_sec / super::HOP as f32
-        } else {
-            frames_per_sec
-        };
-        AutoGain {
-            peak: floor,
-            decay: 0.5f32.powf(1.0 / (10.0 * fps)),
-            floor,
-        }
-    }
-
-    pub fn update(&mut self, level: f32) -> f32 {
-        self.peak = (self.peak * self.decay).max(level).max(self.floor);
-        1.0 / self.peak
-    }
-}
 
 /// One-pole smoothing with a fast attack and a release set by `smoothing` (0 = none, 0.99 = slow).
 #[derive(Debug, Clone, Copy)]
@@ -82,7 +53,6 @@ impl BandLevels {
     /// `edges` are 8 ascending frequencies in Hz; bins are found at this spectrum's rate, so a
     /// 48 kHz device keeps the same bands in Hz.
     pub fn new(spectrum: &Spectrum, edges: &[f32; 8]) -> Self {
-        let fps = spectrum.rate() / super::HOP as f32;
         let mut ranges = [(0, 0); BANDS];
         for (i, r) in ranges.iter_mut().enumerate() {
             let a = spectrum.hz_bin(edges[i]).max(1);
@@ -92,7 +62,7 @@ impl BandLevels {
         }
         BandLevels {
             ranges,
-            gains: std::array::from_fn(|_| AutoGain::new(fps, 1e-3)),
+            gains: std::array::from_fn(|_| AutoGain::new(spectrum.frames_per_sec(), 1e-3)),
             smooth: [Smoother::new(); BANDS + 1],
             values: [0.0; BANDS + 1],
         }

@@ -3,9 +3,11 @@
 
 pub mod acf;
 pub mod analyzer;
+pub mod autogain;
 pub mod bands;
 pub mod beat;
 pub mod capture;
+mod config;
 pub mod decimate;
 pub mod eval;
 pub mod offline;
@@ -18,6 +20,7 @@ pub mod tempo;
 pub mod worker;
 
 pub use analyzer::{AnalysisSettings, Analyzer, AudioFrame};
+pub use config::{AudioConfig, AudioSource};
 pub use worker::AudioAnalyzer;
 
 /// Samples per analysis hop: at 44.1 kHz one frame every 11.6 ms (≈86 fps).

@@ -1,7 +1,7 @@
 //! Onset strength: how much new energy this hop brings (log-magnitude spectral flux against a
 //! frequency-max-filtered previous spectrum), the input of the tempo and beat trackers.
 
-use super::bands::AutoGain;
+use super::autogain::AutoGain;
 use super::spectrum::Spectrum;
 
 /// Highest frequency the flux looks at: above it there is mostly hiss.
@@ -44,10 +44,10 @@ impl OnsetStrength {
             raw: 0.0,
             accent: 0.0,
             prev_power: vec![0.0; n],
-            raw_peak: AutoGain::new(spectrum.rate(), 1e-4),
-            low_peak: AutoGain::new(spectrum.rate(), 1e-6),
-            mid_peak: AutoGain::new(spectrum.rate(), 1e-4),
-            gain: AutoGain::new(spectrum.rate(), 1e-3),
+            raw_peak: AutoGain::new(spectrum.frames_per_sec(), 1e-4),
+            low_peak: AutoGain::new(spectrum.frames_per_sec(), 1e-6),
+            mid_peak: AutoGain::new(spectrum.frames_per_sec(), 1e-4),
+            gain: AutoGain::new(spectrum.frames_per_sec(), 1e-3),
             normalized: 0.0,
         }
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
-use super::bands::AutoGain;
+use super::autogain::AutoGain;
 
 /// FFT length at 44.1/48 kHz: 2048 samples (46 ms) resolves the sub-bass band (21.5 Hz bins).
 /// Faster devices get a longer window so the bands keep the same resolution in Hz.
@@ -90,6 +90,11 @@ impl Spectrum {
         self.rate
     }
 
+    /// Analysis frames (hops) per second.
+    pub fn frames_per_sec(&self) -> f32 {
+        self.rate / super::HOP as f32
+    }
+
     /// Frequency of bin `k` in Hz.
     pub fn bin_hz(&self, k: usize) -> f32 {
         k as f32 * self.rate / self.len as f32
@@ -139,7 +144,7 @@ impl LogSpectrum {
         }
         LogSpectrum {
             ranges,
-            gain: AutoGain::new(spectrum.rate(), 0.5),
+            gain: AutoGain::new(spectrum.frames_per_sec(), 0.5),
             values: [0.0; SPECTRUM_BINS],
         }
     }

@@ -1,29 +1,40 @@
 //! The `audio_analyzer` worker: a dedicated analysis thread pops hops from the capture ring (or
 //! the demo loop, or a WAV at real time), runs the [`Analyzer`] and sends `/audio/*` per hop.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rosc::OscMessage;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::watch;
 use tracing::{info, warn};
 
 use super::analyzer::{AnalysisSettings, Analyzer};
 use super::capture::{self, CaptureError, RING_SAMPLES};
+use super::config::{AudioConfig, AudioSource};
 use super::decimate::{self, Decimator};
 use super::{synth, HOP};
-use crate::bus::message::{Command, Outcome};
-use crate::config::Config;
+use crate::bus::Outcome;
 use crate::osc::OscOut;
+use crate::registry::{WorkerInfo, AUDIO};
+use crate::service::backoff::Backoff;
 use crate::service::notify::Watchdog;
-use crate::worker::{Context, Health, Status, Worker};
+use crate::worker::{lock, Context, Handle, Health, Status, Stop, Worker};
 
 /// A live device that delivers nothing for this long is treated as gone.
 const STALL: Duration = Duration::from_secs(3);
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Reopening a lost source: after 1 s, doubling up to 30 s.
+const REOPEN: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+
+/// The analyzer's own commands.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioCommand {
+    /// The capture devices cpal sees.
+    ListDevices,
+}
 
 /// Where the audio comes from, as `get_state` reports it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -41,49 +52,28 @@ struct Live {
     last_error: Option<String>,
 }
 
+/// What the control plane reads while the analysis thread runs.
 #[derive(Default)]
 struct Shared {
     live: Mutex<Live>,
     frames: AtomicU64,
     overruns: AtomicU64,
-    pending: Mutex<Option<Arc<Config>>>,
-    dirty: AtomicBool,
-    stop: AtomicBool,
 }
 
 impl Shared {
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.live)
     }
 }
 
+/// The worker: its analysis runs on a thread of its own, which this owns until it is started.
 pub struct AudioAnalyzer {
+    analysis: Analysis,
+}
+
+/// The control plane's window on the analysis.
+pub struct AudioHandle {
     shared: Arc<Shared>,
-}
-
-/// The planned source of a config.
-#[derive(Debug, Clone, PartialEq)]
-enum Source {
-    Auto,
-    Device,
-    Demo,
-    File(PathBuf),
-}
-
-impl Source {
-    fn parse(s: &str) -> Result<Source, String> {
-        match s {
-            "auto" => Ok(Source::Auto),
-            "device" => Ok(Source::Device),
-            "demo" => Ok(Source::Demo),
-            _ => match s.strip_prefix("file:") {
-                Some(p) if !p.is_empty() => Ok(Source::File(PathBuf::from(p))),
-                _ => Err(format!(
-                    "audio.source must be auto, device, demo or file:PATH, not {s:?}"
-                )),
-            },
-        }
-    }
 }
 
 /// Why a source stopped running.
@@ -100,7 +90,10 @@ struct Analysis {
     osc: Arc<OscOut>,
     watchdog: Watchdog,
     status: Arc<Status>,
-    config: Arc<Config>,
+    stop: Stop,
+    /// `set_config` sends here; the thread looks between hops (and is unparked).
+    config_rx: watch::Receiver<Arc<AudioConfig>>,
+    config: Arc<AudioConfig>,
     last_pet: Instant,
     msgs: Vec<OscMessage>,
     /// Frames counted for the fps figure, and since when.
@@ -115,25 +108,23 @@ impl Analysis {
         }
     }
 
+    fn config_changed(&self) -> bool {
+        self.config_rx.has_changed().unwrap_or(false)
+    }
+
     /// Takes a config `set_config` sent; tells whether the source must be reopened.
     fn take_config(&mut self) -> Option<bool> {
-        if !self.shared.dirty.swap(false, Ordering::AcqRel) {
+        if !self.config_changed() {
             return None;
         }
-        let new = self
-            .shared
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()?;
-        let reopen = new.audio.source != self.config.audio.source
-            || new.audio.device != self.config.audio.device;
+        let new = self.config_rx.borrow_and_update().clone();
+        let reopen = new.source != self.config.source || new.device != self.config.device;
         self.config = new;
         Some(reopen)
     }
 
     fn stopping(&self) -> bool {
-        self.shared.stop.load(Ordering::Relaxed)
+        self.stop.requested()
     }
 
     /// Analyses one hop and sends its messages.
@@ -166,8 +157,8 @@ impl Analysis {
             Some(true) => Some(Ended::Reconfigure),
             Some(false) => {
                 let rate = analyzer.settings().rate;
-                analyzer.set_settings(AnalysisSettings::from_config(&self.config.audio, rate));
-                info!(config = ?self.config.audio, "analysis settings changed");
+                analyzer.set_settings(AnalysisSettings::from_config(&self.config, rate));
+                info!(config = ?self.config, "analysis settings changed");
                 None
             }
             None => None,
@@ -178,7 +169,7 @@ impl Analysis {
     fn run_generated(&mut self, samples: &[f32], rate: u32, label: &str, probe: bool) -> Ended {
         let (samples, rate) = Decimator::all(samples, rate);
         let mut probed = Instant::now();
-        let mut analyzer = Analyzer::new(AnalysisSettings::from_config(&self.config.audio, rate));
+        let mut analyzer = Analyzer::new(AnalysisSettings::from_config(&self.config, rate));
         let hop_time = Duration::from_secs_f64(HOP as f64 / rate as f64);
         let mut next = Instant::now();
         let mut pos = 0usize;
@@ -221,7 +212,7 @@ impl Analysis {
         let mut decimator = Decimator::new(cap.rate);
         let group = HOP * decimator.factor();
         let mut analyzer = Analyzer::new(AnalysisSettings::from_config(
-            &self.config.audio,
+            &self.config,
             decimate::analysis_rate(cap.rate),
         ));
         let mut buf = Vec::with_capacity(HOP);
@@ -280,7 +271,7 @@ impl Analysis {
             if self.stopping() {
                 return Some(Ended::Stop);
             }
-            if self.shared.dirty.load(Ordering::Relaxed) {
+            if self.config_changed() {
                 return Some(Ended::Reconfigure);
             }
             self.pet();
@@ -303,19 +294,12 @@ impl Analysis {
 
     /// The whole thread: run the configured source, reopen on loss, until stopped.
     fn run(mut self) {
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = REOPEN;
         loop {
-            let source = match Source::parse(&self.config.audio.source) {
-                Ok(s) => s,
-                Err(e) => {
-                    // Config validation makes this unreachable; never crash on it anyway.
-                    self.status.set(Health::Degraded, format!("degraded: {e}"));
-                    Source::Auto
-                }
-            };
+            let source = self.config.source.clone();
             let ended = match &source {
-                Source::Demo => self.demo("demo loop", false),
-                Source::File(path) => match super::offline::read_wav(path) {
+                AudioSource::Demo => self.demo("demo loop", false),
+                AudioSource::File(path) => match super::offline::read_wav(path) {
                     Ok(m) => {
                         self.set_live("file", &path.display().to_string(), m.rate, 1);
                         let label = format!("file {}", path.display());
@@ -323,20 +307,19 @@ impl Analysis {
                     }
                     Err(e) => Ended::Lost(e.to_string()),
                 },
-                Source::Auto | Source::Device => {
+                AudioSource::Auto | AudioSource::Device => {
                     let (producer, consumer) = rtrb::RingBuffer::new(RING_SAMPLES);
-                    match capture::open(&self.config.audio.device, producer, std::thread::current())
-                    {
+                    match capture::open(&self.config.device, producer, std::thread::current()) {
                         Ok(cap) => {
                             info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing");
                             self.set_live("device", &cap.name, cap.rate, cap.channels);
-                            backoff = Duration::from_secs(1);
+                            backoff.reset();
                             self.run_device(cap, consumer)
                         }
                         // `auto` with nothing that opens as an input (no card at all, or only a
                         // `default` PCM that leads nowhere): play the demo loop.
                         Err(e)
-                            if source == Source::Auto
+                            if source == AudioSource::Auto
                                 && (matches!(e, CaptureError::NoDevice)
                                     || capture::list_devices().is_ok_and(|d| d.is_empty())) =>
                         {
@@ -351,7 +334,7 @@ impl Analysis {
                 Ended::Stop => return,
                 Ended::Reconfigure => {
                     let _ = self.take_config();
-                    backoff = Duration::from_secs(1);
+                    backoff.reset();
                 }
                 Ended::Lost(why) => {
                     let attempts = {
@@ -362,15 +345,15 @@ impl Analysis {
                         live.reopen_attempts
                     };
                     warn!(error = %why, attempts, "audio source lost; reopening");
+                    let wait = backoff.next_wait();
                     self.status.set(
                         Health::Degraded,
-                        format!("degraded: {why}, retry in {}s", backoff.as_secs()),
+                        format!("{why}, retry in {}s", wait.as_secs()),
                     );
-                    if let Some(Ended::Stop) = self.wait(backoff) {
+                    if let Some(Ended::Stop) = self.wait(wait) {
                         return;
                     }
                     let _ = self.take_config();
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                 }
             }
         }
@@ -386,28 +369,86 @@ impl Analysis {
     }
 }
 
-impl Worker for AudioAnalyzer {
-    const BUS_NAME: &'static str = "audio_analyzer";
-    const CONFIG_SECTION: &'static str = "audio";
+#[derive(Serialize)]
+struct State {
+    #[serde(flatten)]
+    live: Live,
+    frames: u64,
+    overruns: u64,
+}
 
-    async fn start(ctx: &Context) -> anyhow::Result<Self> {
-        Source::parse(&ctx.config().audio.source).map_err(|e| anyhow::anyhow!(e))?;
-        Ok(AudioAnalyzer {
-            shared: Arc::new(Shared::default()),
+impl Handle for AudioHandle {
+    type Command = AudioCommand;
+
+    fn state(&self) -> impl Serialize {
+        State {
+            live: self.shared.live().clone(),
+            frames: self.shared.frames.load(Ordering::Relaxed),
+            overruns: self.shared.overruns.load(Ordering::Relaxed),
+        }
+    }
+
+    fn checks(&self) -> impl Serialize {
+        let live = self.shared.live();
+        let capture = match (&live.source[..], live.fps > 0.0) {
+            ("", _) => "starting".to_string(),
+            (_, true) => "ok".to_string(),
+            (_, false) => live
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no frames yet".into()),
+        };
+        json!({ "capture": capture })
+    }
+
+    fn stats(&self) -> impl Serialize {
+        let live = self.shared.live();
+        json!({
+            "frames": self.shared.frames.load(Ordering::Relaxed),
+            "fps": live.fps,
+            "source": live.source,
         })
     }
 
-    async fn run(self: Arc<Self>, mut ctx: Context) -> anyhow::Result<()> {
+    async fn command(&self, cmd: AudioCommand) -> Outcome {
+        match cmd {
+            AudioCommand::ListDevices => {
+                match tokio::task::spawn_blocking(capture::list_devices).await {
+                    Ok(Ok(devices)) => Outcome::ok(json!({ "devices": devices })),
+                    Ok(Err(e)) => Outcome::fail(e.to_string()),
+                    Err(e) => Outcome::fail(format!("list_devices failed: {e}")),
+                }
+            }
+        }
+    }
+}
+
+impl Worker for AudioAnalyzer {
+    const INFO: &'static WorkerInfo = &AUDIO;
+    type Config = AudioConfig;
+    type Handle = AudioHandle;
+
+    async fn start(ctx: &Context<AudioConfig>) -> anyhow::Result<(Self, AudioHandle)> {
+        let shared = Arc::new(Shared::default());
+        let mut config_rx = ctx.config.clone();
+        let config = config_rx.borrow_and_update().clone();
         let analysis = Analysis {
-            shared: self.shared.clone(),
+            shared: shared.clone(),
             osc: ctx.osc.clone(),
             watchdog: ctx.watchdog.clone(),
             status: ctx.status.clone(),
-            config: ctx.config(),
+            stop: ctx.stop.clone(),
+            config_rx,
+            config,
             last_pet: Instant::now() - Duration::from_secs(2),
             msgs: Vec::with_capacity(6),
             window: (0, Instant::now()),
         };
+        Ok((AudioAnalyzer { analysis }, AudioHandle { shared }))
+    }
+
+    async fn run(self, ctx: Context<AudioConfig>) -> anyhow::Result<()> {
+        let analysis = self.analysis;
         // Dropped when the thread ends, however it ends: the loop below hears it at once.
         let (ended_tx, mut ended) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
@@ -417,22 +458,21 @@ impl Worker for AudioAnalyzer {
                 analysis.run()
             })?;
         let mut config = ctx.config.clone();
+        let mut stop = ctx.stop.clone();
         loop {
             tokio::select! {
-                _ = ctx.stopped() => break,
+                _ = stop.wait() => break,
                 changed = config.changed() => {
                     if changed.is_err() {
                         break;
                     }
-                    let new = config.borrow_and_update().clone();
-                    *self.shared.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
-                    self.shared.dirty.store(true, Ordering::Release);
+                    // The thread reads the new config itself; wake it to look now.
+                    config.mark_unchanged();
                     thread.thread().unpark();
                 }
                 _ = &mut ended => anyhow::bail!("the analysis thread ended unexpectedly"),
             }
         }
-        self.shared.stop.store(true, Ordering::Relaxed);
         thread.thread().unpark();
         let joined = tokio::task::spawn_blocking(move || thread.join());
         match tokio::time::timeout(Duration::from_secs(1), joined).await {
@@ -440,61 +480,6 @@ impl Worker for AudioAnalyzer {
             Ok(_) => anyhow::bail!("the analysis thread panicked"),
             // A device blocked in a driver call: leave it; the process is exiting.
             Err(_) => Ok(()),
-        }
-    }
-
-    fn state(&self) -> Map<String, Value> {
-        let live = self.shared.live().clone();
-        let mut m = Map::new();
-        if let Ok(Value::Object(o)) = serde_json::to_value(&live) {
-            m.extend(o);
-        }
-        m.insert(
-            "frames".into(),
-            self.shared.frames.load(Ordering::Relaxed).into(),
-        );
-        m.insert(
-            "overruns".into(),
-            self.shared.overruns.load(Ordering::Relaxed).into(),
-        );
-        m
-    }
-
-    fn checks(&self) -> Map<String, Value> {
-        let live = self.shared.live();
-        let mut m = Map::new();
-        let capture = match (&live.source[..], live.fps > 0.0) {
-            ("", _) => "starting".to_string(),
-            (_, true) => "ok".to_string(),
-            (_, false) => live
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "no frames yet".into()),
-        };
-        m.insert("capture".into(), capture.into());
-        m
-    }
-
-    fn stats(&self) -> Value {
-        let live = self.shared.live();
-        json!({
-            "frames": self.shared.frames.load(Ordering::Relaxed),
-            "fps": live.fps,
-            "source": live.source,
-        })
-    }
-
-    async fn command(self: Arc<Self>, cmd: Command) -> Option<Outcome> {
-        match cmd.cmd.as_str() {
-            "list_devices" => {
-                let listed = tokio::task::spawn_blocking(capture::list_devices).await;
-                Some(match listed {
-                    Ok(Ok(devices)) => Outcome::ok(json!({ "devices": devices })),
-                    Ok(Err(e)) => Outcome::fail(e.to_string()),
-                    Err(e) => Outcome::fail(format!("list_devices failed: {e}")),
-                })
-            }
-            _ => None,
         }
     }
 }

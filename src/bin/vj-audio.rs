@@ -46,7 +46,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(cmd) = cli.command else {
-        return vj::worker::main::<vj::audio::AudioAnalyzer>("vj-audio");
+        return vj::worker::main::<vj::audio::AudioAnalyzer>();
     };
     match tool(cmd) {
         Ok(()) => ExitCode::SUCCESS,
@@ -65,7 +65,7 @@ fn tool(cmd: Cmd) -> anyhow::Result<()> {
             } else {
                 offline::Output::Json
             };
-            let settings = AnalysisSettings::from_config(&vj::config::Config::default().audio, 0);
+            let settings = AnalysisSettings::from_config(&vj::audio::AudioConfig::default(), 0);
             offline::run(&file, output, settings, &mut std::io::stdout().lock())
         }
         Cmd::GenCorpus { dir, clips, seed } => {

@@ -9,8 +9,8 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 
 use vj::bus::client::Client;
-use vj::config::{self, Config};
-use vj::status;
+use vj::worker::Health;
+use vj::{config, registry};
 
 /// Shows the health of every vj-suite worker, one row each, without waking idle ones.
 #[derive(Parser)]
@@ -69,25 +69,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn bus_dir() -> std::path::PathBuf {
-    // The bus dir may be set in the config; a broken config must not stop us looking.
-    let config = Config::load("bus", None)
-        .map(|l| l.config)
-        .unwrap_or_default();
-    config::bus_dir(&config)
-}
-
 async fn connect(worker: &str) -> anyhow::Result<Client> {
-    let (bus, unit) = status::find_worker(worker).ok_or_else(|| {
-        let names: Vec<_> = status::WORKERS.iter().map(|(b, _)| *b).collect();
+    let w = registry::find(worker).ok_or_else(|| {
+        let names: Vec<_> = registry::WORKERS.iter().map(|w| w.bus_name).collect();
         anyhow!(
             "no worker called {worker:?}; the workers are {}",
             names.join(", ")
         )
     })?;
-    let path = config::socket_path(&bus_dir(), bus);
+    let path = config::socket_path(&config::configured_bus_dir(), w.bus_name);
+    let (bus, socket) = (w.bus_name, w.control_socket());
     Client::connect(&path).await.with_context(|| {
-        format!("{bus} is not reachable (is {unit}.socket started? `systemctl --user start {unit}.socket`)")
+        format!("{bus} is not reachable (is {socket} started? `systemctl --user start {socket}`)")
     })
 }
 
@@ -134,19 +127,19 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let mut client = connect(&worker).await?;
             let ack = client.request("get_state", Map::new()).await?;
             print_json(&ack.data);
-            let status = ack.data.get("status").and_then(Value::as_str);
-            Ok(if ack.success && status == Some("ok") {
+            let status = ack.data.get("status").cloned().map(serde_json::from_value);
+            Ok(if ack.success && matches!(status, Some(Ok(Health::Ok))) {
                 0
             } else {
                 1
             })
         }
         (None, None) => {
-            let report = status::gather(&bus_dir()).await;
+            let report = vj::status::gather(&config::configured_bus_dir()).await;
             if cli.json {
                 print_json(&serde_json::to_value(&report)?);
             } else {
-                print!("{}", status::table(&report));
+                print!("{}", vj::status::table(&report));
             }
             Ok(report.exit_code())
         }

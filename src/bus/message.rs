@@ -72,69 +72,6 @@ impl Command {
     }
 }
 
-/// A command argument that is missing or of the wrong kind; the reply is `success:false`
-/// naming it.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("bad argument `{name}`: {problem}")]
-pub struct ArgError {
-    pub name: String,
-    pub problem: String,
-}
-
-impl From<ArgError> for Outcome {
-    fn from(e: ArgError) -> Outcome {
-        Outcome::fail(e.to_string())
-    }
-}
-
-impl Command {
-    fn arg_error(name: &str, expected: &str, got: &Value) -> ArgError {
-        ArgError {
-            name: name.to_string(),
-            problem: format!("expected {expected}, got {}", kind(got)),
-        }
-    }
-
-    /// An optional string argument (absent or null = `None`).
-    pub fn opt_str(&self, name: &str) -> Result<Option<&str>, ArgError> {
-        match self.args.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(other) => Err(Self::arg_error(name, "a string", other)),
-        }
-    }
-
-    /// A required string argument.
-    pub fn str(&self, name: &str) -> Result<&str, ArgError> {
-        self.opt_str(name)?.ok_or_else(|| ArgError {
-            name: name.to_string(),
-            problem: "missing (a string is required)".into(),
-        })
-    }
-
-    /// An optional non-negative integer argument.
-    pub fn opt_u64(&self, name: &str) -> Result<Option<u64>, ArgError> {
-        match self.args.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| Self::arg_error(name, "a non-negative integer", v)),
-        }
-    }
-
-    /// An optional number argument.
-    pub fn opt_f64(&self, name: &str) -> Result<Option<f64>, ArgError> {
-        match self.args.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_f64()
-                .map(Some)
-                .ok_or_else(|| Self::arg_error(name, "a number", v)),
-        }
-    }
-}
-
 fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -173,6 +110,10 @@ impl Outcome {
     }
     pub fn unknown(cmd: &str) -> Self {
         Outcome::fail(format!("Unknown command: {cmd}"))
+    }
+    /// An argument of the right type but a value the command cannot take.
+    pub fn bad_argument(name: &str, problem: impl std::fmt::Display) -> Self {
+        Outcome::fail(format!("bad argument `{name}`: {problem}"))
     }
 }
 

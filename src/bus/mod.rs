@@ -2,6 +2,7 @@
 //! on a Unix stream socket; commands in, acks/errors/heartbeats out.
 
 pub mod client;
+pub mod command;
 pub mod frame;
 pub mod message;
 pub mod server;

@@ -12,11 +12,12 @@ use bytes::BytesMut;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tracing::{debug, warn};
 
 use super::frame::{self, FrameError};
 use super::message::{self, Command, Outcome};
+use crate::service::stop::Stop;
 
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 /// More than any operator needs; bounds memory if a client leaks connections.
@@ -31,22 +32,18 @@ pub trait Handler: Send + Sync + 'static {
     fn heartbeat(&self) -> Vec<u8>;
 }
 
-/// Serves `listener` until `shutdown` turns true.
-pub async fn serve<H: Handler>(
-    listener: UnixListener,
-    handler: Arc<H>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+/// Serves `listener` until `stop`.
+pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, mut stop: Stop) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = rustix::process::geteuid().as_raw();
     loop {
         let permit = tokio::select! {
             p = limit.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = stop.wait() => return,
         };
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = stop.wait() => return,
         };
         let stream = match accepted {
             Ok((s, _)) => s,
@@ -73,19 +70,15 @@ pub async fn serve<H: Handler>(
             }
         }
         let handler = handler.clone();
-        let shutdown = shutdown.clone();
+        let stop = stop.clone();
         tokio::spawn(async move {
-            connection(stream, handler, shutdown).await;
+            connection(stream, handler, stop).await;
             drop(permit);
         });
     }
 }
 
-async fn connection<H: Handler>(
-    stream: UnixStream,
-    handler: Arc<H>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>, mut stop: Stop) {
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let writing = tokio::spawn(write_replies(writer, rx));
@@ -132,7 +125,7 @@ async fn connection<H: Handler>(
             _ = heartbeat.tick() => {
                 let _ = tx.send(handler.heartbeat());
             }
-            _ = shutdown.wait_for(|s| *s) => break,
+            _ = stop.wait() => break,
         }
     }
     drop(tx);

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::service::files;
 
+use super::moods::MoodScores;
 use super::refrain::normalise;
 
 /// A remembered "LRCLIB has no lyrics for this" is asked again after this long (new lyrics
@@ -167,6 +168,22 @@ impl LyricsCache {
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed)
             }
         };
+    }
+
+    /// The LLM's moods of a song, if it was asked before (`<key>.moods.json`).
+    pub fn moods(&self, artist: &str, title: &str) -> Option<MoodScores> {
+        let bytes = std::fs::read(self.path(artist, title, "moods.json")).ok()?;
+        super::moods::parse_llm_answer(std::str::from_utf8(&bytes).ok()?)
+    }
+
+    /// Remembers the LLM's moods of a song.
+    pub fn put_moods(&self, artist: &str, title: &str, scores: &MoodScores) {
+        let object: serde_json::Map<String, Value> = scores
+            .iter()
+            .map(|(m, s)| (m.to_string(), json!(s)))
+            .collect();
+        let bytes = serde_json::to_vec(&object).unwrap_or_default();
+        self.write(&self.path(artist, title, "moods.json"), &bytes);
     }
 
     /// Counters for `get_state`.

@@ -7,6 +7,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde::Deserialize;
 
+use crate::service::backoff::Backoff;
+
 /// `vj-suite v0.1.0 (https://github.com/vj-suite/vj-suite)`, as LRCLIB asks clients to say.
 pub const USER_AGENT: &str = concat!(
     "vj-suite v",
@@ -178,6 +180,7 @@ impl LrclibClient {
         params: &[(&str, String)],
     ) -> Result<Option<String>, LrclibError> {
         let url = format!("{}{path}", self.base);
+        let mut backoff = Backoff::new(self.policy.backoff, Duration::MAX);
         let mut attempt = 0;
         loop {
             let err = match self.get_once(&url, params).await {
@@ -189,12 +192,8 @@ impl LrclibClient {
                     return Err(err)
                 }
                 LrclibError::RateLimited { retry_after, .. } => *retry_after,
-                LrclibError::Timeout { .. } | LrclibError::Network { .. } => {
-                    self.policy.backoff * 2u32.saturating_pow(attempt)
-                }
-                LrclibError::Status { status, .. } if *status >= 500 => {
-                    self.policy.backoff * 2u32.saturating_pow(attempt)
-                }
+                LrclibError::Timeout { .. } | LrclibError::Network { .. } => backoff.next_wait(),
+                LrclibError::Status { status, .. } if *status >= 500 => backoff.next_wait(),
                 _ => return Err(err),
             };
             if attempt >= self.policy.retries {

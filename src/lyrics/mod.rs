@@ -2,21 +2,25 @@
 //! song's lyrics (disk cache, then LRCLIB) and follows `/karaoke/pos` to send the sung line.
 
 pub mod cache;
+mod config;
 pub mod follower;
 pub mod keywords;
+mod lookup;
 pub mod lrc;
 pub mod lrclib;
 pub mod moods;
 pub mod refrain;
 pub mod song;
+mod stage;
 mod worker;
 
 pub use cache::{Cached, Entry, LyricsCache};
+pub use config::{LlmConfig, LyricsConfig};
 pub use follower::LineFollower;
 pub use lrc::{LyricLine, Lyrics};
 pub use lrclib::{Lookup, LrclibClient, LrclibError, RetryPolicy, TrackQuery};
 pub use song::Song;
-pub use worker::LyricsFetcher;
+pub use worker::{LyricsCommand, LyricsFetcher};
 
 /// Where a song's lyrics came from.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,123 +2,165 @@
 //! suite sends to UDP 127.0.0.1:9001 and answers what it saw, per address, over the bus.
 
 mod capture;
+mod config;
 
 pub use capture::{OscCapture, Received};
+pub use config::OscDebuggerConfig;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use tracing::debug;
 
-use crate::bus::message::{Command, Outcome};
+use crate::bus::Outcome;
+use crate::registry::{WorkerInfo, OSC_DEBUGGER};
 use crate::service::activation;
-use crate::worker::{Context, Health, Worker};
+use crate::worker::{lock, Context, Handle, Health, Worker};
 
 /// Largest datagram UDP can carry; anything OSC fits.
 const MAX_DATAGRAM: usize = 65_536;
 
+/// The debugger's own commands.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DebuggerCommand {
+    /// The latest `count` (default 50) messages whose address starts with `prefix`, newer than
+    /// sequence number `since`.
+    GetMessages {
+        count: Option<u64>,
+        prefix: Option<String>,
+        since: Option<u64>,
+    },
+    GetStats,
+    Clear,
+}
+
 pub struct OscDebugger {
-    capture: Mutex<OscCapture>,
+    socket: tokio::net::UdpSocket,
+    capture: Arc<Mutex<OscCapture>>,
+}
+
+/// The capture, shared between the receive loop and the control plane.
+pub struct DebuggerHandle {
+    capture: Arc<Mutex<OscCapture>>,
     listen: String,
 }
 
-impl OscDebugger {
+impl DebuggerHandle {
     fn capture(&self) -> MutexGuard<'_, OscCapture> {
-        self.capture.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.capture)
+    }
+}
+
+#[derive(Serialize)]
+struct State {
+    listen: String,
+    capacity: usize,
+    counters: Value,
+}
+
+#[derive(Serialize)]
+struct Checks {
+    udp: &'static str,
+    malformed_packets: Value,
+}
+
+impl Handle for DebuggerHandle {
+    type Command = DebuggerCommand;
+
+    fn state(&self) -> impl Serialize {
+        let capture = self.capture();
+        State {
+            listen: self.listen.clone(),
+            capacity: capture.capacity(),
+            counters: capture.counters(),
+        }
     }
 
-    fn get_messages(&self, cmd: &Command) -> Result<Value, Outcome> {
-        let capture = self.capture();
-        let count = cmd.opt_u64("count")?.unwrap_or(50);
-        if count == 0 {
-            return Err(Outcome::fail(
-                "bad argument `count`: expected a positive integer, got 0",
-            ));
+    fn checks(&self) -> impl Serialize {
+        Checks {
+            udp: "ok",
+            malformed_packets: self.capture().counters()["malformed"].clone(),
         }
-        let prefix = cmd.opt_str("prefix")?.unwrap_or("");
-        let since = cmd.opt_u64("since")?.unwrap_or(0);
-        let messages = capture.messages(count as usize, prefix, since);
-        Ok(json!({
-            "messages": messages,
-            "count": messages.len(),
-            "last_seq": capture.last_seq(),
-        }))
+    }
+
+    fn stats(&self) -> impl Serialize {
+        self.capture().counters()
+    }
+
+    async fn command(&self, cmd: DebuggerCommand) -> Outcome {
+        match cmd {
+            DebuggerCommand::GetMessages {
+                count,
+                prefix,
+                since,
+            } => {
+                let count = count.unwrap_or(50);
+                if count == 0 {
+                    return Outcome::bad_argument("count", "expected a positive integer, got 0");
+                }
+                let capture = self.capture();
+                let messages = capture.messages(
+                    count as usize,
+                    prefix.as_deref().unwrap_or(""),
+                    since.unwrap_or(0),
+                );
+                Outcome::ok(json!({
+                    "messages": messages,
+                    "count": messages.len(),
+                    "last_seq": capture.last_seq(),
+                }))
+            }
+            DebuggerCommand::GetStats => Outcome::ok(self.capture().stats(Instant::now())),
+            DebuggerCommand::Clear => {
+                self.capture().clear();
+                Outcome::ok(json!({"cleared": true}))
+            }
+        }
     }
 }
 
 impl Worker for OscDebugger {
-    const BUS_NAME: &'static str = "osc_debugger";
-    const CONFIG_SECTION: &'static str = "osc_debugger";
+    const INFO: &'static WorkerInfo = &OSC_DEBUGGER;
+    type Config = OscDebuggerConfig;
+    type Handle = DebuggerHandle;
 
-    async fn start(ctx: &Context) -> anyhow::Result<Self> {
+    async fn start(ctx: &Context<OscDebuggerConfig>) -> anyhow::Result<(Self, DebuggerHandle)> {
         let config = ctx.config();
-        Ok(OscDebugger {
-            capture: Mutex::new(OscCapture::new(config.osc_debugger.capacity)),
-            listen: config.osc_debugger.listen.clone(),
-        })
+        let socket = ctx.udp_socket(activation::OSC, &config.listen)?;
+        let listen = socket.local_addr()?.to_string();
+        let capture = Arc::new(Mutex::new(OscCapture::new(config.capacity)));
+        let worker = OscDebugger {
+            socket: tokio::net::UdpSocket::from_std(socket)?,
+            capture: capture.clone(),
+        };
+        Ok((worker, DebuggerHandle { capture, listen }))
     }
 
-    async fn run(self: Arc<Self>, ctx: Context) -> anyhow::Result<()> {
-        let socket = ctx.udp_socket(activation::OSC, &self.listen)?;
-        let local = socket.local_addr()?;
-        let socket = tokio::net::UdpSocket::from_std(socket)?;
+    async fn run(self, ctx: Context<OscDebuggerConfig>) -> anyhow::Result<()> {
+        let local = self.socket.local_addr()?;
         ctx.status
             .set(Health::Ok, format!("capturing OSC on udp://{local}"));
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut watchdog = ctx.watchdog.ticker();
         let mut config = ctx.config.clone();
-        let mut shutdown = ctx.shutdown.clone();
+        let mut stop = ctx.stop.clone();
         loop {
             tokio::select! {
-                received = socket.recv_from(&mut buf) => match received {
-                    Ok((n, _peer)) => self.capture().record(&buf[..n], Instant::now()),
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, _peer)) => lock(&self.capture).record(&buf[..n], Instant::now()),
                     // ICMP errors and the like: nothing to do with our capture.
                     Err(e) => debug!(error = %e, "recv"),
                 },
                 _ = watchdog.tick() => ctx.watchdog.pet(),
                 Ok(()) = config.changed() => {
-                    let capacity = config.borrow_and_update().osc_debugger.capacity;
-                    self.capture().set_capacity(capacity);
+                    let capacity = config.borrow_and_update().capacity;
+                    lock(&self.capture).set_capacity(capacity);
                 }
-                _ = shutdown.wait_for(|stop| *stop) => return Ok(()),
+                _ = stop.wait() => return Ok(()),
             }
         }
-    }
-
-    fn state(&self) -> Map<String, Value> {
-        let capture = self.capture();
-        let mut m = Map::new();
-        m.insert("listen".into(), self.listen.clone().into());
-        m.insert("capacity".into(), capture.capacity().into());
-        m.insert("counters".into(), capture.counters());
-        m
-    }
-
-    fn checks(&self) -> Map<String, Value> {
-        let mut m = Map::new();
-        let malformed = self.capture().counters()["malformed"].clone();
-        m.insert("udp".into(), "ok".into());
-        m.insert("malformed_packets".into(), malformed);
-        m
-    }
-
-    fn stats(&self) -> Value {
-        self.capture().counters()
-    }
-
-    async fn command(self: Arc<Self>, cmd: Command) -> Option<Outcome> {
-        Some(match cmd.cmd.as_str() {
-            "get_messages" => match self.get_messages(&cmd) {
-                Ok(data) => Outcome::ok(data),
-                Err(fail) => fail,
-            },
-            "get_stats" => Outcome::ok(self.capture().stats(Instant::now())),
-            "clear" => {
-                self.capture().clear();
-                Outcome::ok(json!({"cleared": true}))
-            }
-            _ => return None,
-        })
     }
 }

@@ -15,15 +15,18 @@ fn stderr_is_journal() -> bool {
     let Some((dev, ino)) = v.split_once(':') else {
         return false;
     };
-    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: fstat fills `st` when it returns 0.
-    if unsafe { libc::fstat(2, st.as_mut_ptr()) } != 0 {
+    // stderr's own device and inode, through a duplicate of the fd (no unsafe fstat).
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let Some(meta) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+    else {
         return false;
-    }
-    let st = unsafe { st.assume_init() };
-    // st_dev and st_ino are u64 here but not on every platform.
-    #[allow(clippy::unnecessary_cast)]
-    let (st_dev, st_ino) = (st.st_dev as u64, st.st_ino as u64);
+    };
+    let (st_dev, st_ino) = (meta.dev(), meta.ino());
     dev.parse::<u64>() == Ok(st_dev) && ino.parse::<u64>() == Ok(st_ino)
 }
 

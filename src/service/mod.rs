@@ -2,8 +2,10 @@
 //! watchdog, logging to the journal, signals, credentials and atomic files.
 
 pub mod activation;
+pub mod backoff;
 pub mod credentials;
 pub mod files;
 pub mod logging;
 pub mod notify;
 pub mod signals;
+pub mod stop;

@@ -5,32 +5,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Map;
 
 use crate::bus::client::Client;
-
-/// Every worker of the suite: bus name and unit (binary) name.
-pub const WORKERS: &[(&str, &str)] = &[
-    ("audio_analyzer", "vj-audio"),
-    ("spotify_monitor", "vj-spotify"),
-    ("virtualdj_monitor", "vj-virtualdj"),
-    ("lyrics_fetcher", "vj-lyrics"),
-    ("osc_debugger", "vj-oscdebug"),
-];
+use crate::registry::WORKERS;
+use crate::worker::Health;
 
 /// How long a probe of one worker may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Finds a worker by bus name (`osc_debugger`), unit (`vj-oscdebug`, `vj-oscdebug.service`)
-/// or short name (`oscdebug`).
-pub fn find_worker(name: &str) -> Option<(&'static str, &'static str)> {
-    let name = name.trim_end_matches(".service");
-    WORKERS
-        .iter()
-        .copied()
-        .find(|(bus, unit)| *bus == name || *unit == name || unit.strip_prefix("vj-") == Some(name))
-}
 
 /// What systemd says of a worker's units.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -44,6 +27,48 @@ pub struct UnitState {
     pub socket: String,
 }
 
+/// What a row says of a worker's health: the worker's own (or systemd's, for a unit that failed
+/// or is restarting), or why there is none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowHealth {
+    Worker(Health),
+    /// Not running, its socket listening: the first connection starts it.
+    Idle,
+    Stopped,
+    NotInstalled,
+    /// No systemd, and no socket in the bus dir.
+    NotRunning,
+    /// A socket nobody answers on.
+    Unreachable,
+}
+
+impl RowHealth {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RowHealth::Worker(Health::Ok) => "ok",
+            RowHealth::Worker(Health::Degraded) => "degraded",
+            RowHealth::Worker(Health::Failed) => "failed",
+            RowHealth::Idle => "idle",
+            RowHealth::Stopped => "stopped",
+            RowHealth::NotInstalled => "not installed",
+            RowHealth::NotRunning => "not running",
+            RowHealth::Unreachable => "unreachable",
+        }
+    }
+}
+
+impl std::fmt::Display for RowHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for RowHealth {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// One row of `vj-status`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
@@ -54,23 +79,24 @@ pub struct Row {
     pub pid: Option<u32>,
     pub uptime_sec: Option<f64>,
     pub restarts: Option<u32>,
-    /// `ok`, `degraded`, `failed`, `idle` (waiting on its socket), `stopped`, `not installed`,
-    /// `not running` (no systemd, no socket), `unreachable` (a socket nobody answers on).
-    pub health: String,
+    pub health: RowHealth,
     pub detail: String,
 }
 
 impl Row {
     /// Counts against exit code 0.
     pub fn is_bad(&self) -> bool {
-        matches!(self.health.as_str(), "degraded" | "failed" | "unreachable")
+        matches!(
+            self.health,
+            RowHealth::Worker(Health::Degraded | Health::Failed) | RowHealth::Unreachable
+        )
     }
 
     /// Someone answered for this worker (it, or systemd holding its socket).
     pub fn is_reachable(&self) -> bool {
         !matches!(
-            self.health.as_str(),
-            "not installed" | "not running" | "unreachable"
+            self.health,
+            RowHealth::NotInstalled | RowHealth::NotRunning | RowHealth::Unreachable
         )
     }
 }
@@ -105,9 +131,9 @@ pub fn systemd_states() -> Option<HashMap<String, UnitState>> {
         "show".into(),
         "--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts".into(),
     ];
-    for (_, unit) in WORKERS {
-        args.push(format!("{unit}.service"));
-        args.push(format!("{unit}.socket"));
+    for w in WORKERS {
+        args.push(w.service());
+        args.push(w.control_socket());
     }
     let out = std::process::Command::new("systemctl")
         .args(&args)
@@ -135,18 +161,18 @@ pub fn parse_show(text: &str) -> HashMap<String, UnitState> {
         }
     }
     let mut states = HashMap::new();
-    for (_, unit) in WORKERS {
-        let Some(service) = units.get(&format!("{unit}.service")) else {
+    for w in WORKERS {
+        let Some(service) = units.get(&w.service()) else {
             continue;
         };
         let get = |k: &str| service.get(k).cloned().unwrap_or_default();
         let socket = units
-            .get(&format!("{unit}.socket"))
+            .get(&w.control_socket())
             .filter(|s| s.get("LoadState").map(String::as_str) == Some("loaded"))
             .and_then(|s| s.get("SubState").cloned())
             .unwrap_or_default();
         states.insert(
-            unit.to_string(),
+            w.binary.to_string(),
             UnitState {
                 load: get("LoadState"),
                 active: get("ActiveState"),
@@ -160,8 +186,18 @@ pub fn parse_show(text: &str) -> HashMap<String, UnitState> {
     states
 }
 
+/// What a worker's `health` reply says (SPEC section 3).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HealthReply {
+    pub status: Health,
+    #[serde(default)]
+    pub detail: String,
+    pub uptime_sec: Option<f64>,
+    pub pid: Option<u32>,
+}
+
 /// Asks a running worker for `health`.
-pub async fn probe(socket: &Path) -> Result<Map<String, Value>, String> {
+pub async fn probe(socket: &Path) -> Result<HealthReply, String> {
     let ask = async {
         let mut client = Client::connect(socket).await.map_err(|e| e.to_string())?;
         client.timeout = PROBE_TIMEOUT;
@@ -169,36 +205,29 @@ pub async fn probe(socket: &Path) -> Result<Map<String, Value>, String> {
             .request("health", Map::new())
             .await
             .map_err(|e| e.to_string())?;
-        match ack.data {
-            Value::Object(m) if ack.success => Ok(m),
-            _ => Err(ack.message.unwrap_or_else(|| "health failed".into())),
+        if !ack.success {
+            return Err(ack.message.unwrap_or_else(|| "health failed".into()));
         }
+        serde_json::from_value(ack.data)
+            .map_err(|e| format!("a health reply vj-status cannot read: {e}"))
     };
     tokio::time::timeout(PROBE_TIMEOUT, ask)
         .await
         .unwrap_or_else(|_| Err(format!("no reply within {PROBE_TIMEOUT:?}")))
 }
 
-fn row_from_health(row: &mut Row, health: Result<Map<String, Value>, String>) {
+fn row_from_health(row: &mut Row, health: Result<HealthReply, String>) {
     match health {
         Ok(h) => {
-            row.health = h
-                .get("status")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown")
-                .to_string();
-            row.detail = h
-                .get("detail")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            row.uptime_sec = h.get("uptime_sec").and_then(Value::as_f64);
+            row.health = RowHealth::Worker(h.status);
+            row.detail = h.detail;
+            row.uptime_sec = h.uptime_sec;
             if row.pid.is_none() {
-                row.pid = h.get("pid").and_then(Value::as_u64).map(|p| p as u32);
+                row.pid = h.pid;
             }
         }
         Err(e) => {
-            row.health = "unreachable".into();
+            row.health = RowHealth::Unreachable;
             row.detail = e;
         }
     }
@@ -209,19 +238,20 @@ fn row_from_health(row: &mut Row, health: Result<Map<String, Value>, String>) {
 pub async fn gather(bus_dir: &Path) -> Report {
     let systemd = systemd_states();
     let mut rows = Vec::new();
-    for (bus, unit) in WORKERS {
-        let socket = crate::config::socket_path(bus_dir, bus);
+    for w in WORKERS {
+        let unit = w.binary;
+        let socket = crate::config::socket_path(bus_dir, w.bus_name);
         let mut row = Row {
-            worker: bus.to_string(),
+            worker: w.bus_name.to_string(),
             unit: unit.to_string(),
             state: "-".into(),
             pid: None,
             uptime_sec: None,
             restarts: None,
-            health: "not installed".into(),
+            health: RowHealth::NotInstalled,
             detail: String::new(),
         };
-        match systemd.as_ref().and_then(|s| s.get(*unit)) {
+        match systemd.as_ref().and_then(|s| s.get(unit)) {
             Some(u) if u.load == "loaded" => {
                 row.state = u.active.clone();
                 row.restarts = Some(u.restarts);
@@ -229,29 +259,29 @@ pub async fn gather(bus_dir: &Path) -> Report {
                 match (u.active.as_str(), u.sub.as_str()) {
                     ("active" | "reloading", _) => row_from_health(&mut row, probe(&socket).await),
                     ("failed", _) => {
-                        row.health = "failed".into();
+                        row.health = RowHealth::Worker(Health::Failed);
                         row.detail =
                             format!("unit failed ({}); see journalctl --user -u {unit}", u.sub);
                     }
                     ("activating", "auto-restart") => {
-                        row.health = "degraded".into();
+                        row.health = RowHealth::Worker(Health::Degraded);
                         row.detail = "restarting after a failure".into();
                     }
                     ("activating", _) => {
-                        row.health = "degraded".into();
+                        row.health = RowHealth::Worker(Health::Degraded);
                         row.detail = "starting".into();
                     }
                     _ if u.socket == "failed" => {
-                        row.health = "failed".into();
+                        row.health = RowHealth::Worker(Health::Failed);
                         row.detail =
                             format!("socket failed; see journalctl --user -u {unit}.socket");
                     }
                     _ if u.socket == "listening" => {
-                        row.health = "idle".into();
+                        row.health = RowHealth::Idle;
                         row.detail = "waiting on its socket".into();
                     }
                     _ => {
-                        row.health = "stopped".into();
+                        row.health = RowHealth::Stopped;
                         row.detail = format!("start it: systemctl --user start {unit}.socket");
                     }
                 }
@@ -266,7 +296,7 @@ pub async fn gather(bus_dir: &Path) -> Report {
                 if socket.exists() {
                     row_from_health(&mut row, probe(&socket).await);
                 } else {
-                    row.health = "not running".into();
+                    row.health = RowHealth::NotRunning;
                     row.detail = format!("no socket at {}", socket.display());
                 }
             }
@@ -306,7 +336,7 @@ pub fn table(report: &Report) -> String {
                 r.pid.map_or("-".into(), |p| p.to_string()),
                 fmt_uptime(r.uptime_sec),
                 r.restarts.map_or("-".into(), |n| n.to_string()),
-                r.health.clone(),
+                r.health.to_string(),
                 r.detail.clone(),
             ]
         })
@@ -365,20 +395,7 @@ Id=vj-lyrics.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\n"
         assert!(!s.contains_key("vj-spotify"));
     }
 
-    #[test]
-    fn finds_workers_by_any_of_their_names() {
-        for n in [
-            "osc_debugger",
-            "vj-oscdebug",
-            "vj-oscdebug.service",
-            "oscdebug",
-        ] {
-            assert_eq!(find_worker(n), Some(("osc_debugger", "vj-oscdebug")), "{n}");
-        }
-        assert_eq!(find_worker("nope"), None);
-    }
-
-    fn row(health: &str) -> Row {
+    fn row(health: RowHealth) -> Row {
         Row {
             worker: "w".into(),
             unit: "u".into(),
@@ -386,27 +403,35 @@ Id=vj-lyrics.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\n"
             pid: None,
             uptime_sec: None,
             restarts: None,
-            health: health.into(),
+            health,
             detail: String::new(),
         }
     }
 
     #[test]
     fn exit_code_is_0_ok_1_bad_2_unreachable() {
-        let report = |h: &[&str]| Report {
+        use RowHealth::*;
+        let report = |h: &[RowHealth]| Report {
             systemd: true,
             bus_dir: PathBuf::new(),
-            workers: h.iter().map(|h| row(h)).collect(),
+            workers: h.iter().map(|h| row(*h)).collect(),
         };
-        assert_eq!(report(&["ok", "idle", "not installed"]).exit_code(), 0);
-        assert_eq!(report(&["ok", "degraded"]).exit_code(), 1);
-        assert_eq!(report(&["idle", "failed"]).exit_code(), 1);
-        assert_eq!(report(&["not installed", "unreachable"]).exit_code(), 2);
+        assert_eq!(
+            report(&[Worker(Health::Ok), Idle, NotInstalled]).exit_code(),
+            0
+        );
+        assert_eq!(
+            report(&[Worker(Health::Ok), Worker(Health::Degraded)]).exit_code(),
+            1
+        );
+        assert_eq!(report(&[Idle, Worker(Health::Failed)]).exit_code(), 1);
+        assert_eq!(report(&[NotInstalled, Unreachable]).exit_code(), 2);
+        assert_eq!(serde_json::to_value(NotInstalled).unwrap(), "not installed");
     }
 
     #[test]
     fn the_table_lines_up_and_says_when_systemd_is_absent() {
-        let mut r = row("ok");
+        let mut r = row(RowHealth::Worker(Health::Ok));
         r.detail = "capturing".into();
         let t = table(&Report {
             systemd: false,

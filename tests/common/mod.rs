@@ -36,7 +36,7 @@ fn boxes_root() -> PathBuf {
     if let Some(dir) = std::env::var_os("VJ_TEST_BOXES") {
         return PathBuf::from(dir);
     }
-    if unsafe { libc::geteuid() } == 0 {
+    if rustix::process::geteuid().is_root() {
         PathBuf::from("/var/lib/vjt")
     } else {
         PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/vjt")
@@ -412,7 +412,11 @@ impl ByHand {
     }
 
     pub fn terminate(mut self) -> (std::process::ExitStatus, Duration, tempfile::TempDir) {
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid"),
+            rustix::process::Signal::TERM,
+        )
+        .expect("kill");
         let t = std::time::Instant::now();
         let status = self.child.wait().unwrap();
         let elapsed = t.elapsed();

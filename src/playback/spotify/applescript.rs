@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::config::SpotifyConfig;
+use super::config::SpotifyConfig;
 use crate::karaoke::NowPlaying;
 use crate::worker::Health;
 
@@ -91,21 +91,18 @@ pub async fn follow(c: SpotifyConfig, tx: mpsc::Sender<Report>) {
             Ok(Ok(o)) => {
                 let err = String::from_utf8_lossy(&o.stderr);
                 if err.contains("-1743") {
-                    (Health::Degraded, "degraded: macOS denies vj-spotify control of Spotify (-1743); allow it in System Settings > Privacy & Security > Automation".to_string())
+                    (Health::Degraded, "macOS denies vj-spotify control of Spotify (-1743); allow it in System Settings > Privacy & Security > Automation".to_string())
                 } else {
                     (
                         Health::Degraded,
-                        format!("degraded: osascript failed: {}", err.trim()),
+                        format!("osascript failed: {}", err.trim()),
                     )
                 }
             }
-            Ok(Err(e)) => (
-                Health::Degraded,
-                format!("degraded: cannot run osascript: {e}"),
-            ),
+            Ok(Err(e)) => (Health::Degraded, format!("cannot run osascript: {e}")),
             Err(_) => (
                 Health::Degraded,
-                "degraded: Spotify did not answer AppleScript in time".to_string(),
+                "Spotify did not answer AppleScript in time".to_string(),
             ),
         };
         let _ = tx.send(Report::Health(health.0, health.1)).await;

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::config::SpotifyConfig;
+use super::config::SpotifyConfig;
 use crate::service::credentials::{self, Secret};
 
 use super::web_api::{token_request, ApiError, REFRESH_TOKEN};

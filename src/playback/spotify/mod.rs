@@ -3,6 +3,7 @@
 
 #[cfg(target_os = "macos")]
 pub mod applescript;
+mod config;
 pub mod login;
 #[cfg(target_os = "linux")]
 pub mod mpris;
@@ -12,6 +13,7 @@ pub mod worker;
 use crate::karaoke::NowPlaying;
 use crate::worker::Health;
 
+pub use config::{SpotifyConfig, SpotifySource};
 pub use worker::SpotifyMonitor;
 
 /// What a source tells the worker's loop.
@@ -41,15 +43,15 @@ pub enum SourceKind {
 impl SourceKind {
     /// `auto`: the Web API when it is set up (client id and refresh token), else the desktop
     /// player (MPRIS on Linux, AppleScript on macOS), else the Web API (which says what is missing).
-    pub fn choose(source: &str, web_api_ready: bool) -> SourceKind {
+    pub fn choose(source: SpotifySource, web_api_ready: bool) -> SourceKind {
         match source {
-            "web_api" => SourceKind::WebApi,
-            "mpris" => SourceKind::Mpris,
-            "applescript" => SourceKind::AppleScript,
-            _ if web_api_ready => SourceKind::WebApi,
-            _ if cfg!(target_os = "linux") => SourceKind::Mpris,
-            _ if cfg!(target_os = "macos") => SourceKind::AppleScript,
-            _ => SourceKind::WebApi,
+            SpotifySource::WebApi => SourceKind::WebApi,
+            SpotifySource::Mpris => SourceKind::Mpris,
+            SpotifySource::AppleScript => SourceKind::AppleScript,
+            SpotifySource::Auto if web_api_ready => SourceKind::WebApi,
+            SpotifySource::Auto if cfg!(target_os = "linux") => SourceKind::Mpris,
+            SpotifySource::Auto if cfg!(target_os = "macos") => SourceKind::AppleScript,
+            SpotifySource::Auto => SourceKind::WebApi,
         }
     }
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use tracing::{debug, info};
 use zbus::zvariant::{OwnedValue, Value};
 
-use crate::config::SpotifyConfig;
+use super::config::SpotifyConfig;
 use crate::karaoke::NowPlaying;
 use crate::worker::Health;
 
@@ -116,7 +116,7 @@ pub async fn follow(c: SpotifyConfig, tx: mpsc::Sender<Report>) {
     loop {
         if let Err(e) = follow_bus(&c, &tx).await {
             let line = format!(
-                "degraded: D-Bus session bus unusable ({e}); retry in {}s",
+                "D-Bus session bus unusable ({e}); retry in {}s",
                 RECONNECT.as_secs()
             );
             let _ = tx.send(Report::Health(Health::Degraded, line)).await;
@@ -155,7 +155,7 @@ async fn follow_bus(c: &SpotifyConfig, tx: &mpsc::Sender<Report>) -> zbus::Resul
         names.sort();
         let Some(name) = names.into_iter().next() else {
             let _ = tx.send(nothing("none")).await;
-            let line = format!("degraded: waiting for {shown} on the D-Bus session bus");
+            let line = format!("waiting for {shown} on the D-Bus session bus");
             let _ = tx.send(Report::Health(Health::Degraded, line)).await;
             // Sleep until a wanted player appears.
             while let Some(sig) = owners.next().await {

@@ -263,7 +263,7 @@ pub struct WebApi {
 
 impl WebApi {
     /// Reads the refresh token; errors say what to do (`vj-spotify login`).
-    pub fn new(c: &crate::config::SpotifyConfig) -> Result<WebApi, ApiError> {
+    pub fn new(c: &super::config::SpotifyConfig) -> Result<WebApi, ApiError> {
         if c.client_id.trim().is_empty() {
             return Err(ApiError::NoClientId);
         }

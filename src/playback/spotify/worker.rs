@@ -1,26 +1,27 @@
 //! `impl Worker` for vj-spotify: one source task (Web API polling, MPRIS signals or AppleScript)
 //! reports snapshots; the loop announces changes and interpolates the position at 4 Hz.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Duration, Instant};
 use tracing::info;
 
-use crate::config::SpotifyConfig;
-use crate::karaoke::{NowPlaying, Position};
-use crate::playback::clock::{sleep_until_some, Announced, Announcer, PlaybackClock};
-use crate::worker::{Context, Health, Worker};
-
+use super::config::SpotifyConfig;
 use super::web_api::{stored_refresh_token, ApiError, WebApi};
 use super::{Report, SourceKind};
+use crate::bus::Outcome;
+use crate::karaoke::{NowPlaying, Position};
+use crate::playback::clock::{sleep_until_some, Announced, Announcer, PlaybackClock};
+use crate::registry::{WorkerInfo, SPOTIFY};
+use crate::service::backoff::Backoff;
+use crate::worker::{lock, Context, Handle, Health, NoCommand, Status, Worker};
 
-/// Back-off after a network failure or 5xx: doubles from the first to the last.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Back-off after a network failure or 5xx: 1 s, doubling up to 60 s.
+const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 /// How long to wait before looking again for a refresh token, or after a rejected one.
 const LOGIN_RECHECK: Duration = Duration::from_secs(30);
 /// A reported position this close to the interpolated one keeps the clock running smoothly.
@@ -39,18 +40,19 @@ struct View {
 }
 
 pub struct SpotifyMonitor {
-    view: Mutex<View>,
-    health: Arc<Mutex<(Health, String)>>,
+    view: Arc<Mutex<View>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// The control plane's window on the monitor.
+pub struct SpotifyHandle {
+    view: Arc<Mutex<View>>,
+    status: Arc<Status>,
 }
 
 /// Picks the source for `config` on this machine.
 pub fn source_for(c: &SpotifyConfig) -> SourceKind {
     let ready = !c.client_id.trim().is_empty() && matches!(stored_refresh_token(), Ok(Some(_)));
-    SourceKind::choose(&c.source, ready)
+    SourceKind::choose(c.source, ready)
 }
 
 /// Polls the Web API every `poll_interval_ms`, honouring 429 and backing off on failures.
@@ -61,13 +63,13 @@ pub async fn follow_web_api(c: SpotifyConfig, tx: mpsc::Sender<Report>) {
             Ok(a) => a,
             Err(e) => {
                 let _ = tx
-                    .send(Report::Health(Health::Degraded, format!("degraded: {e}")))
+                    .send(Report::Health(Health::Degraded, e.to_string()))
                     .await;
                 sleep(LOGIN_RECHECK).await;
                 continue;
             }
         };
-        let mut backoff = BACKOFF_FIRST;
+        let mut backoff = BACKOFF;
         loop {
             let wait = match api.player().await {
                 Ok(s) => {
@@ -89,11 +91,11 @@ pub async fn follow_web_api(c: SpotifyConfig, tx: mpsc::Sender<Report>) {
                             format!("live: Spotify Web API, {what}"),
                         ))
                         .await;
-                    backoff = BACKOFF_FIRST;
+                    backoff.reset();
                     poll
                 }
                 Err(ApiError::RateLimited(s)) => {
-                    let line = format!("degraded: rate limited by Spotify (429), retry in {s}s");
+                    let line = format!("rate limited by Spotify (429), retry in {s}s");
                     let _ = tx.send(Report::Health(Health::Degraded, line)).await;
                     Duration::from_secs(s)
                 }
@@ -104,16 +106,16 @@ pub async fn follow_web_api(c: SpotifyConfig, tx: mpsc::Sender<Report>) {
                     | ApiError::NoClientId
                     | ApiError::Credential(_)),
                 ) => {
-                    let line = format!("degraded: {e}");
-                    let _ = tx.send(Report::Health(Health::Degraded, line)).await;
+                    let _ = tx
+                        .send(Report::Health(Health::Degraded, e.to_string()))
+                        .await;
                     sleep(LOGIN_RECHECK).await;
                     break; // read the credential again: `vj-spotify login` may have run
                 }
                 Err(e) => {
-                    let line = format!("degraded: {e}; retry in {}s", backoff.as_secs());
+                    let wait = backoff.next_wait();
+                    let line = format!("{e}; retry in {}s", wait.as_secs());
                     let _ = tx.send(Report::Health(Health::Degraded, line)).await;
-                    let wait = backoff;
-                    backoff = (backoff * 2).min(BACKOFF_MAX);
                     wait
                 }
             };
@@ -131,9 +133,8 @@ fn spawn_source(kind: SourceKind, c: SpotifyConfig, tx: mpsc::Sender<Report>) ->
         SourceKind::AppleScript => tokio::spawn(super::applescript::follow(c, tx)),
         #[allow(unreachable_patterns)]
         other => tokio::spawn(async move {
-            let line = format!(
-                "failed: spotify.source {other:?} is not available on this system; use web_api"
-            );
+            let line =
+                format!("spotify.source {other:?} is not available on this system; use web_api");
             let _ = tx.send(Report::Health(Health::Failed, line)).await;
         }),
     }
@@ -180,22 +181,25 @@ impl SpotifyMonitor {
 }
 
 impl Worker for SpotifyMonitor {
-    const BUS_NAME: &'static str = "spotify_monitor";
-    const CONFIG_SECTION: &'static str = "spotify";
+    const INFO: &'static WorkerInfo = &SPOTIFY;
+    type Config = SpotifyConfig;
+    type Handle = SpotifyHandle;
 
-    async fn start(_ctx: &Context) -> anyhow::Result<Self> {
-        Ok(SpotifyMonitor {
-            view: Mutex::new(View::default()),
-            health: Arc::new(Mutex::new((Health::Ok, "starting".into()))),
-        })
+    async fn start(ctx: &Context<SpotifyConfig>) -> anyhow::Result<(Self, SpotifyHandle)> {
+        let view = Arc::new(Mutex::new(View::default()));
+        let handle = SpotifyHandle {
+            view: view.clone(),
+            status: ctx.status.clone(),
+        };
+        Ok((SpotifyMonitor { view }, handle))
     }
 
-    async fn run(self: Arc<Self>, ctx: Context) -> anyhow::Result<()> {
-        let mut config = ctx.config().spotify.clone();
+    async fn run(self, ctx: Context<SpotifyConfig>) -> anyhow::Result<()> {
+        let mut config = (*ctx.config()).clone();
         let mut config_rx = ctx.config.clone();
         let mut ann = Announcer::new(ctx.osc.clone());
         let mut watchdog = ctx.watchdog.ticker();
-        let mut stopper = ctx.clone();
+        let mut stop = ctx.stop.clone();
         let (tx, mut rx) = mpsc::channel(16);
         let mut kind = source_for(&config);
         info!(source = ?kind, "following Spotify");
@@ -203,7 +207,7 @@ impl Worker for SpotifyMonitor {
         let mut task = spawn_source(kind, config.clone(), tx.clone());
         loop {
             tokio::select! {
-                _ = stopper.stopped() => break,
+                _ = stop.wait() => break,
                 Some(report) = rx.recv() => match report {
                     Report::Playing { track, progress_s, playing, kind: what } => {
                         self.apply(&mut ann, track.clone(), progress_s, playing);
@@ -214,10 +218,7 @@ impl Worker for SpotifyMonitor {
                         v.position = ann.position(Instant::now());
                         v.announced = ann.counts;
                     }
-                    Report::Health(h, line) => {
-                        ctx.status.set(h, line.clone());
-                        *lock(&self.health) = (h, line);
-                    }
+                    Report::Health(h, detail) => ctx.status.set(h, detail),
                 },
                 _ = sleep_until_some(ann.next_tick()) => {
                     let now = Instant::now();
@@ -227,7 +228,7 @@ impl Worker for SpotifyMonitor {
                     v.announced = ann.counts;
                 }
                 Ok(()) = config_rx.changed() => {
-                    let c = config_rx.borrow_and_update().spotify.clone();
+                    let c = (**config_rx.borrow_and_update()).clone();
                     if c != config {
                         config = c;
                         task.abort();
@@ -243,39 +244,46 @@ impl Worker for SpotifyMonitor {
         task.abort();
         Ok(())
     }
+}
 
-    fn state(&self) -> Map<String, Value> {
-        let v = lock(&self.view).clone();
-        let mut m = Map::new();
-        if let Ok(Value::Object(o)) = serde_json::to_value(&v) {
-            m.extend(o);
+#[derive(Serialize)]
+struct State {
+    #[serde(flatten)]
+    view: View,
+    live: bool,
+}
+
+impl Handle for SpotifyHandle {
+    type Command = NoCommand;
+
+    fn state(&self) -> impl Serialize {
+        State {
+            view: lock(&self.view).clone(),
+            live: self.status.get().health == Health::Ok,
         }
-        let (h, _) = *lock(&self.health);
-        m.insert("live".into(), json!(h == Health::Ok));
-        m
     }
 
-    fn checks(&self) -> Map<String, Value> {
-        let v = lock(&self.view);
-        let (h, line) = lock(&self.health).clone();
-        let source = match v.source {
+    fn checks(&self) -> impl Serialize {
+        let source = match lock(&self.view).source {
             Some(SourceKind::WebApi) => "web_api",
             Some(SourceKind::Mpris) => "mpris",
             Some(SourceKind::AppleScript) => "applescript",
             None => "none",
         };
-        let mut m = Map::new();
-        let word = match h {
-            Health::Ok => "live",
-            Health::Degraded => "degraded",
-            Health::Failed => "failed",
+        let line = self.status.get();
+        let word = match line.health {
+            Health::Ok => "live".to_string(),
+            h => h.to_string(),
         };
-        m.insert("source".into(), json!(format!("{word}: {source} ({line})")));
-        m
+        json!({ "source": format!("{word}: {source} ({line})") })
     }
 
-    fn stats(&self) -> Value {
+    fn stats(&self) -> impl Serialize {
         let v = lock(&self.view);
         json!({"reports": v.reports, "tracks_sent": v.announced.tracks, "positions_sent": v.announced.positions})
+    }
+
+    async fn command(&self, cmd: NoCommand) -> Outcome {
+        match cmd {}
     }
 }

@@ -5,19 +5,21 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use notify::{EventKind, RecursiveMode, Watcher};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
-use crate::config::VirtualDjConfig;
+use super::config::VirtualDjConfig;
+use crate::bus::Outcome;
 use crate::karaoke::NowPlaying;
-use crate::worker::{Context, Health, Worker};
+use crate::registry::{WorkerInfo, VIRTUALDJ};
+use crate::worker::{lock, Context, Handle, Health, NoCommand, Worker};
 
 use super::locate::{locate, Located};
 use super::parse::{drop_partial_first_line, parse_played, PlayedEntry, PlayedFile};
@@ -117,12 +119,13 @@ struct View {
 }
 
 pub struct VirtualDjMonitor {
-    view: Mutex<View>,
+    view: Arc<Mutex<View>>,
     home: PathBuf,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// The control plane's window on the monitor.
+pub struct VirtualDjHandle {
+    view: Arc<Mutex<View>>,
 }
 
 /// The loop's own state.
@@ -181,7 +184,7 @@ impl VirtualDjMonitor {
     }
 
     /// Finds and reads the file, says what changed, and watches where it matters.
-    fn refresh(&self, st: &mut Stage, ann: &mut Announcer, ctx: &Context) {
+    fn refresh(&self, st: &mut Stage, ann: &mut Announcer, ctx: &Context<VirtualDjConfig>) {
         // Folders created since the last look get watched; look again after watching them, so
         // a file written meanwhile is not missed until the safety re-check.
         let mut found = locate(&st.config.path, &self.home);
@@ -234,10 +237,8 @@ impl VirtualDjMonitor {
             Err(e) => {
                 let message = e.to_string();
                 self.update(|v| v.last_error = Some(message.clone()));
-                ctx.status.set(
-                    Health::Degraded,
-                    format!("degraded: {message}; still watching"),
-                );
+                ctx.status
+                    .set(Health::Degraded, format!("{message}; still watching"));
                 // A file that is gone says nothing plays; an unreadable one leaves the song be.
                 if matches!(e, ReadError::Missing { .. }) {
                     self.forget(st, ann);
@@ -291,23 +292,23 @@ impl VirtualDjMonitor {
 }
 
 impl Worker for VirtualDjMonitor {
-    const BUS_NAME: &'static str = "virtualdj_monitor";
-    const CONFIG_SECTION: &'static str = "virtualdj";
+    const INFO: &'static WorkerInfo = &VIRTUALDJ;
+    type Config = VirtualDjConfig;
+    type Handle = VirtualDjHandle;
 
-    async fn start(_ctx: &Context) -> anyhow::Result<Self> {
+    async fn start(_ctx: &Context<VirtualDjConfig>) -> anyhow::Result<(Self, VirtualDjHandle)> {
         let home = std::env::var_os("HOME")
             .map(PathBuf::from)
             .ok_or_else(|| anyhow::anyhow!("HOME is not set: cannot find VirtualDJ's folder"))?;
-        Ok(VirtualDjMonitor {
-            view: Mutex::new(View::default()),
-            home,
-        })
+        let view = Arc::new(Mutex::new(View::default()));
+        let handle = VirtualDjHandle { view: view.clone() };
+        Ok((VirtualDjMonitor { view, home }, handle))
     }
 
-    async fn run(self: Arc<Self>, mut ctx: Context) -> anyhow::Result<()> {
+    async fn run(self, ctx: Context<VirtualDjConfig>) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut st = Stage {
-            config: ctx.config().virtualdj.clone(),
+            config: (*ctx.config()).clone(),
             watcher: None,
             watching: Vec::new(),
             entry: None,
@@ -316,7 +317,7 @@ impl Worker for VirtualDjMonitor {
         let mut ann = Announcer::new(ctx.osc.clone());
         let mut config_rx = ctx.config.clone();
         let mut watchdog = ctx.watchdog.ticker();
-        let mut stopper = ctx.clone();
+        let mut stop = ctx.stop.clone();
         let poll = |c: &VirtualDjConfig| Duration::from_millis(c.poll_interval_ms);
         let mut safety =
             tokio::time::interval_at(Instant::now() + poll(&st.config), poll(&st.config));
@@ -324,7 +325,7 @@ impl Worker for VirtualDjMonitor {
         self.refresh(&mut st, &mut ann, &ctx);
         loop {
             tokio::select! {
-                _ = stopper.stopped() => break,
+                _ = stop.wait() => return Ok(()),
                 Some(()) = rx.recv() => {
                     tokio::time::sleep(SETTLE).await;
                     let mut n = 1;
@@ -340,7 +341,7 @@ impl Worker for VirtualDjMonitor {
                     self.update(|v| v.announced = ann.counts);
                 }
                 Ok(()) = config_rx.changed() => {
-                    let c = config_rx.borrow_and_update().virtualdj.clone();
+                    let c = (**config_rx.borrow_and_update()).clone();
                     if c != st.config {
                         safety = tokio::time::interval_at(Instant::now() + poll(&c), poll(&c));
                         let path_changed = c.path != st.config.path;
@@ -354,27 +355,32 @@ impl Worker for VirtualDjMonitor {
                 _ = watchdog.tick() => ctx.watchdog.pet(),
             }
         }
-        ctx.stopped().await;
-        Ok(())
     }
+}
 
-    fn state(&self) -> Map<String, Value> {
-        let v = lock(&self.view).clone();
-        let mut m = Map::new();
-        m.insert("source".into(), json!("virtualdj"));
-        m.insert(
-            "live".into(),
-            json!(v.file.is_some() && v.last_error.is_none()),
-        );
-        if let Ok(Value::Object(o)) = serde_json::to_value(&v) {
-            m.extend(o);
+#[derive(Serialize)]
+struct State {
+    source: &'static str,
+    live: bool,
+    #[serde(flatten)]
+    view: View,
+}
+
+impl Handle for VirtualDjHandle {
+    type Command = NoCommand;
+
+    fn state(&self) -> impl Serialize {
+        let view = lock(&self.view).clone();
+        State {
+            source: "virtualdj",
+            live: view.file.is_some() && view.last_error.is_none(),
+            view,
         }
-        m
     }
 
-    fn checks(&self) -> Map<String, Value> {
+    fn checks(&self) -> impl Serialize {
         let v = lock(&self.view);
-        let mut m = Map::new();
+        let mut m = serde_json::Map::new();
         let file = match (&v.file, &v.last_error) {
             (None, _) => "waiting: no VirtualDJ file yet".to_string(),
             (Some(f), None) => format!("ok: live from {} (notify)", f.display()),
@@ -392,9 +398,13 @@ impl Worker for VirtualDjMonitor {
         m
     }
 
-    fn stats(&self) -> Value {
+    fn stats(&self) -> impl Serialize {
         let v = lock(&self.view);
         json!({"tracks_sent": v.announced.tracks, "positions_sent": v.announced.positions, "fs_events": v.fs_events, "reads": v.reads})
+    }
+
+    async fn command(&self, cmd: NoCommand) -> Outcome {
+        match cmd {}
     }
 }
 
@@ -426,8 +436,14 @@ mod tests {
         let err = read_tail(dir.path(), MAX_TAIL).unwrap_err();
         assert!(err.to_string().contains("a directory"), "{err}");
         let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
         let err = read_tail(&fifo, MAX_TAIL).unwrap_err();
         assert!(err.to_string().contains("FIFO"), "{err}");
         let missing = read_tail(&dir.path().join("nope"), MAX_TAIL).unwrap_err();

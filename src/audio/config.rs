@@ -1,0 +1,161 @@
+//! `[audio]` of `vj.toml`: where the audio comes from and what the analysis computes.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Section;
+
+/// `audio.source`: the capture device, else the demo loop (`auto`); only the device; only the
+/// demo loop; or a WAV file played at real time (`"file:PATH"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum AudioSource {
+    Auto,
+    Device,
+    Demo,
+    File(PathBuf),
+}
+
+impl TryFrom<String> for AudioSource {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "auto" => Ok(AudioSource::Auto),
+            "device" => Ok(AudioSource::Device),
+            "demo" => Ok(AudioSource::Demo),
+            _ => match s.strip_prefix("file:") {
+                Some(p) if !p.is_empty() => Ok(AudioSource::File(PathBuf::from(p))),
+                _ => Err(format!(
+                    "audio.source must be auto, device, demo or file:PATH, not {s:?}"
+                )),
+            },
+        }
+    }
+}
+
+impl fmt::Display for AudioSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AudioSource::Auto => f.write_str("auto"),
+            AudioSource::Device => f.write_str("device"),
+            AudioSource::Demo => f.write_str("demo"),
+            AudioSource::File(p) => write!(f, "file:{}", p.display()),
+        }
+    }
+}
+
+impl From<AudioSource> for String {
+    fn from(s: AudioSource) -> String {
+        s.to_string()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioConfig {
+    pub source: AudioSource,
+    pub device: String,
+    /// Feature toggles: which `/audio/*` messages are computed and sent.
+    pub spectrum: bool,
+    pub bpm: bool,
+    pub pitch: bool,
+    pub structure: bool,
+    pub bpm_min: f64,
+    pub bpm_max: f64,
+    /// Release smoothing of `/audio/levels`, 0..=0.99.
+    pub smoothing: f64,
+    /// The 8 edges in Hz of the 7 bands of `/audio/levels`.
+    pub band_edges: Vec<f64>,
+}
+
+impl Default for AudioConfig {
+    /// `[audio]` of `etc/vj.toml`.
+    fn default() -> Self {
+        crate::config::builtin("audio")
+    }
+}
+
+impl Section for AudioConfig {
+    fn validate(&self) -> Result<(), String> {
+        if !(30.0..=300.0).contains(&self.bpm_min)
+            || !(30.0..=300.0).contains(&self.bpm_max)
+            || self.bpm_max < self.bpm_min * 1.5
+        {
+            return Err(format!(
+                "audio.bpm_min/bpm_max must lie in 30..=300 with bpm_max ≥ 1.5 × bpm_min, not {}/{}",
+                self.bpm_min, self.bpm_max
+            ));
+        }
+        if !(0.0..=0.99).contains(&self.smoothing) {
+            return Err(format!(
+                "audio.smoothing must be 0..=0.99, not {}",
+                self.smoothing
+            ));
+        }
+        if self.band_edges.len() != 8
+            || self.band_edges.windows(2).any(|w| w[0] >= w[1])
+            || self.band_edges[0] <= 0.0
+        {
+            return Err(format!(
+                "audio.band_edges must be 8 ascending frequencies in Hz, not {:?}",
+                self.band_edges
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_source_reads_and_writes_as_its_text() {
+        for (text, source) in [
+            ("auto", AudioSource::Auto),
+            ("device", AudioSource::Device),
+            ("demo", AudioSource::Demo),
+            (
+                "file:/music/a.wav",
+                AudioSource::File("/music/a.wav".into()),
+            ),
+        ] {
+            assert_eq!(AudioSource::try_from(text.to_string()), Ok(source.clone()));
+            assert_eq!(source.to_string(), text);
+        }
+        for bad in ["file:", "mic", ""] {
+            let err = AudioSource::try_from(bad.to_string()).unwrap_err();
+            assert!(err.starts_with("audio.source must be"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_bad_source_in_a_file_names_the_key() {
+        let mut t = crate::config::defaults();
+        crate::config::merge_section(&mut t, "audio", "source = 'mic'".parse().unwrap()).unwrap();
+        let err = crate::config::section::<AudioConfig>(&t, "audio", "test")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`audio.source`") && err.contains("\"mic\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn ranges_are_checked() {
+        let c = AudioConfig {
+            smoothing: 1.5,
+            ..AudioConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("audio.smoothing"));
+        let c = AudioConfig {
+            band_edges: vec![1.0, 2.0],
+            ..AudioConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("audio.band_edges"));
+    }
+}

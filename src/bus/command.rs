@@ -1,0 +1,272 @@
+//! A request's `cmd` and arguments decoded into a command type: each worker's commands are a
+//! serde enum, one variant per `cmd` (`rename_all = "snake_case"`), its arguments the
+//! variant's fields. Decoding names what was wrong: an unknown `cmd`, or the argument at fault.
+//!
+//! ```
+//! #[derive(serde::Deserialize, Debug, PartialEq)]
+//! #[serde(rename_all = "snake_case")]
+//! enum Cmd {
+//!     Clear,
+//!     Nudge { ms: f64 },
+//! }
+//! let args = serde_json::json!({"ms": 20}).as_object().unwrap().clone();
+//! assert_eq!(vj::bus::command::decode::<Cmd>("nudge", &args), Ok(Cmd::Nudge { ms: 20.0 }));
+//! ```
+//!
+//! Arguments a variant does not name are ignored (python-vj clients send extras); a missing
+//! `Option` field is `None`.
+
+use std::fmt;
+
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, EnumAccess, IntoDeserializer, MapAccess,
+    VariantAccess, Visitor,
+};
+use serde::forward_to_deserialize_any;
+use serde_json::{Map, Value};
+
+use super::message::Outcome;
+
+/// Why a request is not a command of the type asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejected {
+    /// No variant is called `cmd`.
+    Unknown,
+    /// The variant exists; this says which argument is wrong and how.
+    BadArgument(String),
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Rejected::Unknown => f.write_str("unknown command"),
+            Rejected::BadArgument(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Rejected {}
+
+impl de::Error for Rejected {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Rejected::BadArgument(format!("bad argument: {msg}"))
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        Rejected::BadArgument(format!("bad argument `{field}`: missing"))
+    }
+}
+
+impl Rejected {
+    /// The reply SPEC section 3 gives: `Unknown command: <cmd>`, or the argument's fault.
+    pub fn outcome(self, cmd: &str) -> Outcome {
+        match self {
+            Rejected::Unknown => Outcome::unknown(cmd),
+            Rejected::BadArgument(m) => Outcome::fail(m),
+        }
+    }
+}
+
+/// Decodes `cmd` with `args` into `C`, an enum.
+pub fn decode<C: DeserializeOwned>(cmd: &str, args: &Map<String, Value>) -> Result<C, Rejected> {
+    C::deserialize(Request { cmd, args })
+}
+
+/// The request as a deserializer that only knows how to be an enum.
+struct Request<'a> {
+    cmd: &'a str,
+    args: &'a Map<String, Value>,
+}
+
+impl<'de> de::Deserializer<'de> for Request<'de> {
+    type Error = Rejected;
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Rejected> {
+        if !variants.contains(&self.cmd) {
+            return Err(Rejected::Unknown);
+        }
+        visitor.visit_enum(self)
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Rejected> {
+        Err(Rejected::BadArgument(
+            "a command type must be an enum (a bug in the worker)".into(),
+        ))
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct identifier
+        ignored_any
+    }
+}
+
+impl<'de> EnumAccess<'de> for Request<'de> {
+    type Error = Rejected;
+    type Variant = Args<'de>;
+
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Args<'de>), Rejected> {
+        let variant = seed.deserialize(self.cmd.into_deserializer())?;
+        Ok((variant, Args(self.args)))
+    }
+}
+
+/// The arguments of the chosen variant.
+struct Args<'a>(&'a Map<String, Value>);
+
+impl<'de> VariantAccess<'de> for Args<'de> {
+    type Error = Rejected;
+
+    /// A command without arguments ignores any it is sent.
+    fn unit_variant(self) -> Result<(), Rejected> {
+        Ok(())
+    }
+
+    /// A newtype variant takes every argument as one value (`SetConfig(Map)`).
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Rejected> {
+        seed.deserialize(Value::Object(self.0.clone()))
+            .map_err(|e| Rejected::BadArgument(format!("bad argument: {e}")))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        _visitor: V,
+    ) -> Result<V::Value, Rejected> {
+        Err(Rejected::BadArgument(
+            "arguments are named, not positional".into(),
+        ))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Rejected> {
+        visitor.visit_map(ArgMap {
+            iter: self.0.iter(),
+            value: None,
+        })
+    }
+}
+
+/// The arguments as a map whose value errors name their key.
+struct ArgMap<'a> {
+    iter: serde_json::map::Iter<'a>,
+    value: Option<(&'a str, &'a Value)>,
+}
+
+impl<'de> MapAccess<'de> for ArgMap<'de> {
+    type Error = Rejected;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Rejected> {
+        let Some((key, value)) = self.iter.next() else {
+            return Ok(None);
+        };
+        self.value = Some((key, value));
+        seed.deserialize(key.as_str().into_deserializer()).map(Some)
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Rejected> {
+        let (key, value) = self
+            .value
+            .take()
+            .ok_or_else(|| Rejected::BadArgument("bad argument: a value without a key".into()))?;
+        seed.deserialize(value)
+            .map_err(|e| Rejected::BadArgument(format!("bad argument `{key}`: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Cmd {
+        Clear,
+        GetMessages {
+            count: Option<u64>,
+            prefix: Option<String>,
+        },
+        Nudge {
+            ms: f64,
+        },
+        SetConfig(Map<String, Value>),
+    }
+
+    #[derive(Debug, Deserialize)]
+    enum Nothing {}
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn each_cmd_becomes_its_variant() {
+        assert_eq!(
+            decode::<Cmd>("clear", &args(json!({"extra": 1}))),
+            Ok(Cmd::Clear)
+        );
+        assert_eq!(
+            decode::<Cmd>("get_messages", &args(json!({"count": 3}))),
+            Ok(Cmd::GetMessages {
+                count: Some(3),
+                prefix: None
+            })
+        );
+        assert_eq!(
+            decode::<Cmd>("get_messages", &args(json!({"prefix": null}))),
+            Ok(Cmd::GetMessages {
+                count: None,
+                prefix: None
+            })
+        );
+        assert_eq!(
+            decode::<Cmd>("set_config", &args(json!({"capacity": 7}))),
+            Ok(Cmd::SetConfig(args(json!({"capacity": 7}))))
+        );
+    }
+
+    #[test]
+    fn unknown_commands_and_bad_arguments_are_told_apart() {
+        assert_eq!(
+            decode::<Cmd>("frobnicate", &Map::new()),
+            Err(Rejected::Unknown)
+        );
+        assert_eq!(
+            decode::<Nothing>("clear", &Map::new()).unwrap_err(),
+            Rejected::Unknown
+        );
+        let Rejected::BadArgument(m) =
+            decode::<Cmd>("get_messages", &args(json!({"count": "lots"}))).unwrap_err()
+        else {
+            panic!("a bad argument")
+        };
+        assert!(
+            m.starts_with("bad argument `count`: invalid type: string \"lots\""),
+            "{m}"
+        );
+        assert_eq!(
+            decode::<Cmd>("nudge", &Map::new()),
+            Err(Rejected::BadArgument("bad argument `ms`: missing".into()))
+        );
+        assert_eq!(
+            Rejected::Unknown.outcome("frobnicate").message.as_deref(),
+            Some("Unknown command: frobnicate")
+        );
+    }
+}

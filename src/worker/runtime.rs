@@ -1,0 +1,354 @@
+//! The runtime that serves any [`Worker`] as a service process: it loads the config, takes the
+//! activated sockets, starts the worker, answers the common commands and hands the rest to the
+//! worker's [`Handle`], restarts it in-process, and stops cleanly on SIGTERM.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use super::{lock, Context, Handle, Sockets, Status, Stop, Worker, VERSION};
+use crate::bus::command::{self, Rejected};
+use crate::bus::message::{self, Command, Outcome};
+use crate::bus::server::{self, Handler, Reply};
+use crate::config;
+use crate::osc::OscOut;
+use crate::service::activation::{self, Activated};
+use crate::service::notify::{self, Watchdog};
+use crate::service::{files, logging, signals};
+
+/// SIGTERM to exit: systemd is told `STOPPING=1` and the process is gone well within 2 s.
+const STOP_GRACE: Duration = Duration::from_millis(1500);
+
+/// The commands every worker answers, in the runtime.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum CommonCommand {
+    GetState,
+    Health,
+    SetConfig(Map<String, Value>),
+    Restart,
+}
+
+/// The running instance of a worker and how to stop it.
+struct Instance {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+struct Runtime<W: Worker> {
+    started: Instant,
+    handle: RwLock<Option<Arc<W::Handle>>>,
+    instance: tokio::sync::Mutex<Option<Instance>>,
+    config_tx: watch::Sender<Arc<W::Config>>,
+    /// The merged config table `set_config` edits, and the overrides it has saved.
+    table: Mutex<(toml::Table, toml::Table)>,
+    config_file: Option<PathBuf>,
+    /// What each instance is given; its `stop` is the process's.
+    ctx: Context<W::Config>,
+    /// Told when the work loop ends on its own (an error, or a bug): the process exits.
+    failed: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+fn overrides_path(bus_name: &str) -> PathBuf {
+    config::state_dir().join(format!("{bus_name}.json"))
+}
+
+fn load_overrides(bus_name: &str) -> Option<toml::Table> {
+    let path = overrides_path(bus_name);
+    let bytes = std::fs::read(&path).ok()?;
+    match serde_json::from_slice(&bytes) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "ignoring unreadable saved config");
+            None
+        }
+    }
+}
+
+/// Lays `over` onto `base` without checking keys (they were checked when first set).
+fn overlay(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => overlay(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn to_json(v: impl serde::Serialize) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl<W: Worker> Runtime<W> {
+    fn current(&self) -> Option<Arc<W::Handle>> {
+        self.handle
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn uptime(&self) -> f64 {
+        (self.started.elapsed().as_secs_f64() * 10.0).round() / 10.0
+    }
+
+    async fn launch(self: &Arc<Self>) -> anyhow::Result<()> {
+        let (stop, stop_rx) = Stop::channel();
+        let mut ctx = self.ctx.clone();
+        // Stop on the process's stop or on this instance's own (restart).
+        let mut process = self.ctx.stop.clone();
+        let stop_tx = stop.clone();
+        tokio::spawn(async move {
+            process.wait().await;
+            let _ = stop_tx.send(true);
+        });
+        ctx.stop = stop_rx.clone();
+        let (worker, handle) = W::start(&ctx).await?;
+        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handle));
+        let failed = self.failed.clone();
+        let run = worker.run(ctx);
+        let task = tokio::spawn(async move {
+            let result = run.await;
+            if stop_rx.requested() {
+                return;
+            }
+            let why = match result {
+                Ok(()) => "the work loop ended".to_string(),
+                Err(e) => format!("{e:#}"),
+            };
+            let _ = failed.send(why);
+        });
+        *self.instance.lock().await = Some(Instance { stop, task });
+        Ok(())
+    }
+
+    async fn restart(self: &Arc<Self>) -> Outcome {
+        if let Some(old) = self.instance.lock().await.take() {
+            let _ = old.stop.send(true);
+            if tokio::time::timeout(STOP_GRACE, old.task).await.is_err() {
+                return Outcome::fail("restart: the worker did not stop in time");
+            }
+        }
+        match self.launch().await {
+            Ok(()) => {
+                info!("restarted in-process");
+                Outcome::ok(json!({"restarted": true}))
+            }
+            Err(e) => {
+                let _ = self.failed.send(format!("restart failed: {e:#}"));
+                Outcome::fail(format!("restart failed: {e:#}"))
+            }
+        }
+    }
+
+    fn set_config(&self, args: Map<String, Value>) -> Outcome {
+        let section = W::INFO.config_section;
+        if args.is_empty() {
+            return Outcome::fail(format!("set_config needs at least one key of [{section}]"));
+        }
+        let over: toml::Table = match toml::Table::try_from(Value::Object(args)) {
+            Ok(t) => t,
+            Err(e) => return Outcome::fail(format!("set_config: {e}")),
+        };
+        let mut guard = lock(&self.table);
+        let mut table = guard.0.clone();
+        let checked = config::merge_section(&mut table, section, over.clone())
+            .and_then(|()| config::section::<W::Config>(&table, section, "set_config"));
+        let new = match checked {
+            Ok(c) => c,
+            Err(e) => return Outcome::fail(e.to_string()),
+        };
+        let mut saved = guard.1.clone();
+        overlay(&mut saved, over);
+        let path = overrides_path(W::INFO.bus_name);
+        let bytes = serde_json::to_vec_pretty(&saved).unwrap_or_default();
+        if let Err(e) = files::write_atomic(&path, &bytes, 0o600) {
+            return Outcome::fail(format!(
+                "set_config: cannot save to {}: {e}",
+                path.display()
+            ));
+        }
+        *guard = (table, saved);
+        let shown = to_json(&new);
+        info!(config = %shown, "config changed");
+        self.config_tx.send_replace(Arc::new(new));
+        Outcome::ok(json!({ "config": shown }))
+    }
+
+    fn common(&self) -> Map<String, Value> {
+        let line = self.ctx.status.get();
+        let mut m = Map::new();
+        m.insert("worker".into(), W::INFO.bus_name.into());
+        m.insert("pid".into(), std::process::id().into());
+        m.insert("uptime_sec".into(), self.uptime().into());
+        m.insert("version".into(), VERSION.into());
+        m.insert("status".into(), json!(line.health));
+        m.insert("detail".into(), line.to_string().into());
+        m
+    }
+
+    async fn dispatch(self: Arc<Self>, cmd: Command) -> Outcome {
+        let Some(handle) = self.current() else {
+            return Outcome::fail("the worker is restarting; try again");
+        };
+        let common = match command::decode::<CommonCommand>(&cmd.cmd, &cmd.args) {
+            Ok(c) => c,
+            Err(Rejected::Unknown) => {
+                return match command::decode::<<W::Handle as Handle>::Command>(&cmd.cmd, &cmd.args)
+                {
+                    Ok(own) => handle.command(own).await,
+                    Err(rejected) => rejected.outcome(&cmd.cmd),
+                }
+            }
+            Err(rejected) => return rejected.outcome(&cmd.cmd),
+        };
+        match common {
+            CommonCommand::GetState => {
+                let mut m = self.common();
+                m.insert("config".into(), to_json(&*self.ctx.config()));
+                m.insert(
+                    "config_file".into(),
+                    self.config_file
+                        .as_ref()
+                        .map_or(Value::Null, |p| p.display().to_string().into()),
+                );
+                m.insert("osc".into(), to_json(self.ctx.osc.stats()));
+                if let Value::Object(own) = to_json(handle.state()) {
+                    m.extend(own);
+                }
+                Outcome::ok(Value::Object(m))
+            }
+            CommonCommand::Health => {
+                let mut m = self.common();
+                m.insert("checks".into(), to_json(handle.checks()));
+                Outcome::ok(Value::Object(m))
+            }
+            CommonCommand::SetConfig(args) => self.set_config(args),
+            CommonCommand::Restart => self.restart().await,
+        }
+    }
+}
+
+impl<W: Worker> Handler for Runtime<W> {
+    fn handle(self: Arc<Self>, cmd: Command) -> Reply {
+        Box::pin(self.dispatch(cmd))
+    }
+
+    fn heartbeat(&self) -> Vec<u8> {
+        let stats = self.current().map_or(json!({}), |h| to_json(h.stats()));
+        message::heartbeat_json(W::INFO.bus_name, self.uptime(), &stats)
+    }
+}
+
+/// Runs worker `W` as a service process: the whole of a worker binary's `main`.
+pub fn main<W: Worker>() -> ExitCode {
+    logging::init(W::INFO.binary);
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(serve::<W>()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            notify::status(&format!("failed: {e:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves worker `W` until SIGTERM/SIGINT.
+pub async fn serve<W: Worker>() -> anyhow::Result<()> {
+    let started = Instant::now();
+    let info = W::INFO;
+    let mut activated = Activated::from_env();
+    let loaded = config::load::<W::Config>(info.config_section, load_overrides(info.bus_name))?;
+    if let Some(e) = &loaded.overrides_rejected {
+        warn!(error = %e, "saved set_config no longer applies; running without it");
+    }
+
+    let (listener, bound_path) = match activated.unix_listener(activation::CONTROL)? {
+        Some(l) => (l, None),
+        None => {
+            let path = config::socket_path(&config::bus_dir(&loaded.common.bus), info.bus_name);
+            let l = activation::bind_control(&path)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+            (l, Some(path))
+        }
+    };
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::UnixListener::from_std(listener)?;
+
+    let osc = Arc::new(OscOut::new(&loaded.common.osc)?);
+    let (stop_tx, stop) = Stop::channel();
+    let (config_tx, config_rx) = watch::channel(Arc::new(loaded.section));
+    let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel();
+    let saved = loaded
+        .overrides_rejected
+        .is_none()
+        .then(|| load_overrides(info.bus_name))
+        .flatten()
+        .unwrap_or_default();
+    let runtime = Arc::new(Runtime::<W> {
+        started,
+        handle: RwLock::new(None),
+        instance: tokio::sync::Mutex::new(None),
+        config_tx,
+        table: Mutex::new((loaded.table, saved)),
+        config_file: loaded.file,
+        ctx: Context {
+            config: config_rx,
+            osc,
+            watchdog: Watchdog::from_env(),
+            status: Arc::new(Status::default()),
+            stop: stop.clone(),
+            sockets: Arc::new(Mutex::new(Sockets {
+                activated,
+                udp: HashMap::new(),
+            })),
+        },
+        failed: failed_tx,
+    });
+
+    runtime.launch().await?;
+    let serving = tokio::spawn(server::serve(listener, runtime.clone(), stop));
+    notify::ready(&runtime.ctx.status.get().to_string());
+    info!(worker = info.bus_name, pid = std::process::id(), "ready");
+
+    let outcome = tokio::select! {
+        _ = signals::terminated() => {
+            info!("stopping on signal");
+            Ok(())
+        }
+        Some(why) = failed_rx.recv() => Err(anyhow::anyhow!("{} failed: {why}", info.bus_name)),
+    };
+    notify::stopping();
+    let _ = stop_tx.send(true);
+    let instance = runtime.instance.lock().await.take();
+    let _ = tokio::time::timeout(STOP_GRACE, async {
+        if let Some(i) = instance {
+            let _ = i.task.await;
+        }
+        let _ = serving.await;
+    })
+    .await;
+    if let Some(path) = bound_path {
+        let _ = std::fs::remove_file(path);
+    }
+    outcome
+}
