@@ -1,14 +1,12 @@
 //! Mood categories of a song (`/karaoke/categories/<mood>`): from an OpenAI-compatible chat
 //! API when one is configured, else from word lists that need no network.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::service::credentials::Secret;
 
-use super::cache::LyricsCache;
 use super::refrain::normalise;
 
 /// The moods, as SPEC section 4 names them.
@@ -290,68 +288,6 @@ impl MoodLlm {
             .ok_or_else(|| LlmError::Garbage {
                 url: self.url.clone(),
             })
-    }
-}
-
-/// A song's moods and where they came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SongMoods {
-    pub scores: MoodScores,
-    /// `words`, `llm`, `llm (cached)`, `words (LLM failed)`.
-    pub source: &'static str,
-    /// When the LLM was asked: whether it answered, or why not.
-    pub llm: Option<Result<(), String>>,
-}
-
-/// The moods of a song: the LLM's (cached per song) when one is configured and answers
-/// sensibly, else the word lists'.
-pub async fn song_moods(
-    cache: &Arc<LyricsCache>,
-    llm: Option<&MoodLlm>,
-    artist: &str,
-    title: &str,
-    lines: &[String],
-) -> SongMoods {
-    let words = |source, llm| SongMoods {
-        scores: score_words(&lines.iter().map(String::as_str).collect::<Vec<_>>()),
-        source,
-        llm,
-    };
-    let Some(model) = llm else {
-        return words("words", None);
-    };
-    // Disk I/O off the event loop's thread.
-    let (c, a, t) = (cache.clone(), artist.to_string(), title.to_string());
-    let cached = tokio::task::spawn_blocking(move || c.moods(&a, &t))
-        .await
-        .ok()
-        .flatten();
-    if let Some(scores) = cached {
-        return SongMoods {
-            scores,
-            source: "llm (cached)",
-            llm: None,
-        };
-    }
-    match model.moods(artist, title, &lines.join("\n")).await {
-        Ok(scores) => {
-            let (c, a, t, s) = (
-                cache.clone(),
-                artist.to_string(),
-                title.to_string(),
-                scores.clone(),
-            );
-            let _ = tokio::task::spawn_blocking(move || c.put_moods(&a, &t, &s)).await;
-            SongMoods {
-                scores,
-                source: "llm",
-                llm: Some(Ok(())),
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "LLM moods failed; using word lists");
-            words("words (LLM failed)", Some(Err(e.to_string())))
-        }
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
@@ -45,7 +45,7 @@ struct Instance {
 
 struct Runtime<W: Worker> {
     started: Instant,
-    handle: RwLock<Option<Arc<W::Handle>>>,
+    handle: Mutex<Option<Arc<W::Handle>>>,
     instance: tokio::sync::Mutex<Option<Instance>>,
     config_tx: watch::Sender<Arc<W::Config>>,
     /// The merged config table `set_config` edits, and the overrides it has saved.
@@ -91,10 +91,7 @@ fn to_json(v: impl serde::Serialize) -> Value {
 
 impl<W: Worker> Runtime<W> {
     fn current(&self) -> Option<Arc<W::Handle>> {
-        self.handle
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.handle).clone()
     }
 
     fn uptime(&self) -> f64 {
@@ -113,7 +110,7 @@ impl<W: Worker> Runtime<W> {
         });
         ctx.stop = stop_rx.clone();
         let (worker, handle) = W::start(&ctx).await?;
-        *self.handle.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(handle));
+        *lock(&self.handle) = Some(Arc::new(handle));
         let failed = self.failed.clone();
         let run = worker.run(ctx);
         let task = tokio::spawn(async move {
@@ -306,7 +303,7 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
         .unwrap_or_default();
     let runtime = Arc::new(Runtime::<W> {
         started,
-        handle: RwLock::new(None),
+        handle: Mutex::new(None),
         instance: tokio::sync::Mutex::new(None),
         config_tx,
         table: Mutex::new((loaded.table, saved)),
