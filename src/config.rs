@@ -116,6 +116,16 @@ pub struct OscRoute {
     pub targets: Vec<OscTarget>,
 }
 
+/// Checks that `key`'s value is an http(s) base URL.
+pub fn check_http_url(key: &str, value: &str) -> Result<(), String> {
+    match reqwest::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        _ => Err(format!(
+            "{key} must be an http:// or https:// URL, not {value:?}"
+        )),
+    }
+}
+
 /// The sections every worker reads besides its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Common {

@@ -198,23 +198,35 @@ fn a_stopped_worker_is_restarted_by_the_watchdog() {
 fn a_crash_loop_hits_the_start_limit_and_vj_status_says_failed() {
     let m = UserManager::start();
     m.move_udp_port("vj-oscdebug-osc.socket", common::free_udp_port());
-    m.write_config("[osc_debugger]\ncapasity = 10\n");
     m.ok(&["start", "vj-oscdebug.socket", "vj-oscdebug-osc.socket"]);
     let sock = m.bus_socket("osc_debugger");
-    // The first connection starts it; the bad config makes every start fail.
+    // The first connection starts it; then it dies as soon as it runs, again and again.
     let _ = std::os::unix::net::UnixStream::connect(&sock);
-    // Socket-activated: the socket unit gives up once the service hit its start limit.
+    let mut kills = 0;
+    let hit = wait_until(Duration::from_secs(60), || {
+        if m.show("vj-oscdebug.socket", "Result") == "service-start-limit-hit" {
+            return true;
+        }
+        let pid = m.main_pid(SERVICE);
+        if pid != 0 && m.show(SERVICE, "ActiveState") == "active" {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
+                rustix::process::Signal::KILL,
+            );
+            kills += 1;
+        }
+        false
+    });
     assert!(
-        wait_until(Duration::from_secs(30), || m
-            .show("vj-oscdebug.socket", "Result")
-            == "service-start-limit-hit"),
-        "service {} ({}), socket {}",
+        hit,
+        "after {kills} kills: service {} ({}), socket {}",
         m.show(SERVICE, "ActiveState"),
         m.show(SERVICE, "Result"),
         m.show("vj-oscdebug.socket", "Result")
     );
     assert_eq!(m.show(SERVICE, "ActiveState"), "failed");
-    assert!(m.show(SERVICE, "StatusText").contains("unknown config key"));
+    // python-vj's "at most 5 restarts a minute": the first start and 5 restarts.
+    assert_eq!(kills, 6, "killed once per start");
 
     let status = m.vj_status(&[]);
     let table = String::from_utf8_lossy(&status.stdout);
@@ -223,8 +235,52 @@ fn a_crash_loop_hits_the_start_limit_and_vj_status_says_failed() {
         .lines()
         .find(|l| l.starts_with("osc_debugger"))
         .unwrap();
-    assert!(row.contains("failed"), "{table}");
+    assert!(
+        row.contains("failed") && row.contains("start limit"),
+        "{table}"
+    );
+}
 
+#[test]
+fn a_config_error_stops_at_once_with_exit_78_and_vj_status_says_what_to_fix() {
+    let m = UserManager::start();
+    m.move_udp_port("vj-oscdebug-osc.socket", common::free_udp_port());
+    m.write_config("[osc_debugger]\ncapasity = 10\n");
+    m.ok(&["start", "vj-oscdebug.socket", "vj-oscdebug-osc.socket"]);
+    let sock = m.bus_socket("osc_debugger");
+    let _ = std::os::unix::net::UnixStream::connect(&sock);
+    assert!(
+        wait_until(Duration::from_secs(20), || m.show(SERVICE, "ActiveState")
+            == "failed"),
+        "service {} ({})",
+        m.show(SERVICE, "ActiveState"),
+        m.show(SERVICE, "Result")
+    );
+    // Not retried: RestartPreventExitStatus=78.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(m.show(SERVICE, "ActiveState"), "failed");
+    assert_eq!(m.show(SERVICE, "NRestarts"), "0");
+    assert_eq!(m.show(SERVICE, "ExecMainStatus"), "78");
+    assert_eq!(m.show(SERVICE, "Result"), "exit-code");
+    let text = m.show(SERVICE, "StatusText");
+    assert!(
+        text.contains("unknown config key `osc_debugger.capasity`"),
+        "{text}"
+    );
+
+    let status = m.vj_status(&[]);
+    let table = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{table}");
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("osc_debugger"))
+        .unwrap();
+    assert!(
+        row.contains("failed")
+            && row.contains("unknown config key `osc_debugger.capasity`")
+            && row.contains("exited 78: a config error"),
+        "{table}"
+    );
     let journal = m.journal("vj-oscdebug");
     assert!(
         journal.contains("unknown config key `osc_debugger.capasity`"),

@@ -28,6 +28,10 @@ impl Section for LyricsConfig {
         if self.timeout_ms == 0 || self.llm.timeout_ms == 0 {
             return Err("lyrics.timeout_ms and lyrics.llm.timeout_ms must be above 0".into());
         }
+        crate::config::check_http_url("lyrics.lrclib_url", &self.lrclib_url)?;
+        if !self.llm.url.is_empty() {
+            crate::config::check_http_url("lyrics.llm.url", &self.llm.url)?;
+        }
         Ok(())
     }
 }

@@ -23,8 +23,44 @@ pub struct UnitState {
     pub sub: String,
     pub main_pid: u32,
     pub restarts: u32,
-    /// The control socket unit's state (`listening`, `failed`, …).
+    /// The control socket unit's state (`listening`, `failed`, …) and its `Result`.
     pub socket: String,
+    pub socket_result: String,
+    /// The worker's last `STATUS=` line, which systemd keeps after it exits.
+    pub status_text: String,
+    /// How the last run ended: `Result` (`exit-code`, `signal`, `start-limit-hit`, …), and the
+    /// main process's `ExecMainCode` (1 exited, 2 killed, 3 dumped) and `ExecMainStatus`.
+    pub result: String,
+    pub exit_code: u32,
+    pub exit_status: i32,
+}
+
+/// The worker's own exit status for a config error (sysexits.h `EX_CONFIG`): the units carry
+/// `RestartPreventExitStatus=78`, so systemd does not retry what cannot work.
+pub const EX_CONFIG: i32 = 78;
+
+impl UnitState {
+    /// Why a failed unit is down, in words: how its last run ended, with its last `STATUS=`
+    /// (the worker's own words when it exited; only context when it was killed).
+    pub fn failure(&self) -> String {
+        let text = self.status_text.as_str();
+        let ended = match (self.exit_code, self.exit_status) {
+            (1, EX_CONFIG) => {
+                format!("{text} (exited 78: a config error; fix it, then start it again)")
+            }
+            (1, n) if text.is_empty() => format!("exited {n}"),
+            (1, n) => format!("{text} (exited {n})"),
+            (2 | 3, n) if text.is_empty() => format!("killed by signal {n}"),
+            (2 | 3, n) => format!("killed by signal {n}; its last status: {text}"),
+            _ if self.result == "watchdog" => "stopped answering its watchdog".into(),
+            _ => format!("unit failed ({})", self.result),
+        };
+        if self.result == "start-limit-hit" || self.socket_result == "service-start-limit-hit" {
+            format!("restarted too often (the start limit: 6 starts a minute); last run {ended}")
+        } else {
+            ended
+        }
+    }
 }
 
 /// What a row says of a worker's health: the worker's own (or systemd's, for a unit that failed
@@ -129,7 +165,7 @@ pub fn systemd_states() -> Option<HashMap<String, UnitState>> {
     let mut args = vec![
         "--user".to_string(),
         "show".into(),
-        "--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts".into(),
+        "--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,StatusText,Result,ExecMainCode,ExecMainStatus".into(),
     ];
     for w in WORKERS {
         args.push(w.service());
@@ -166,11 +202,14 @@ pub fn parse_show(text: &str) -> HashMap<String, UnitState> {
             continue;
         };
         let get = |k: &str| service.get(k).cloned().unwrap_or_default();
-        let socket = units
+        let socket_unit = units
             .get(&w.control_socket())
-            .filter(|s| s.get("LoadState").map(String::as_str) == Some("loaded"))
-            .and_then(|s| s.get("SubState").cloned())
-            .unwrap_or_default();
+            .filter(|s| s.get("LoadState").map(String::as_str) == Some("loaded"));
+        let socket_get = |k: &str| {
+            socket_unit
+                .and_then(|s| s.get(k).cloned())
+                .unwrap_or_default()
+        };
         states.insert(
             w.binary.to_string(),
             UnitState {
@@ -179,7 +218,12 @@ pub fn parse_show(text: &str) -> HashMap<String, UnitState> {
                 sub: get("SubState"),
                 main_pid: get("MainPID").parse().unwrap_or(0),
                 restarts: get("NRestarts").parse().unwrap_or(0),
-                socket,
+                socket: socket_get("SubState"),
+                socket_result: socket_get("Result"),
+                status_text: get("StatusText"),
+                result: get("Result"),
+                exit_code: get("ExecMainCode").parse().unwrap_or(0),
+                exit_status: get("ExecMainStatus").parse().unwrap_or(0),
             },
         );
     }
@@ -260,8 +304,7 @@ pub async fn gather(bus_dir: &Path) -> Report {
                     ("active" | "reloading", _) => row_from_health(&mut row, probe(&socket).await),
                     ("failed", _) => {
                         row.health = RowHealth::Worker(Health::Failed);
-                        row.detail =
-                            format!("unit failed ({}); see journalctl --user -u {unit}", u.sub);
+                        row.detail = u.failure();
                     }
                     ("activating", "auto-restart") => {
                         row.health = RowHealth::Worker(Health::Degraded);
@@ -383,6 +426,26 @@ Id=vj-oscdebug.service\nLoadState=loaded\nActiveState=active\nSubState=running\n
 Id=vj-oscdebug.socket\nLoadState=loaded\nActiveState=active\nSubState=running\n\n\
 Id=vj-lyrics.service\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nMainPID=0\nNRestarts=0\n\n\
 Id=vj-lyrics.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\n";
+
+    #[test]
+    fn a_failed_unit_says_why() {
+        let failed = |text: &str, result: &str, code, status| UnitState {
+            status_text: text.into(),
+            result: result.into(),
+            exit_code: code,
+            exit_status: status,
+            ..UnitState::default()
+        };
+        assert_eq!(
+            failed("failed: unknown config key `audio.sourse`", "exit-code", 1, 78).failure(),
+            "failed: unknown config key `audio.sourse` (exited 78: a config error; fix it, then start it again)"
+        );
+        assert_eq!(failed("", "signal", 2, 9).failure(), "killed by signal 9");
+        assert_eq!(
+            failed("capturing", "start-limit-hit", 2, 9).failure(),
+            "restarted too often (the start limit: 6 starts a minute); last run killed by signal 9; its last status: capturing"
+        );
+    }
 
     #[test]
     fn parses_systemctl_show_per_worker() {

@@ -262,11 +262,25 @@ pub fn main<W: Worker>() -> ExitCode {
     match rt.block_on(serve::<W>()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e:#}");
+            error!("{} failed: {e:#}", W::INFO.binary);
             notify::status(&format!("failed: {e:#}"));
-            ExitCode::FAILURE
+            if e.downcast_ref::<config::ConfigError>().is_none() {
+                ExitCode::FAILURE
+            } else if launchd_job() {
+                // launchd's KeepAlive { SuccessfulExit = false } respawns any failed exit and has
+                // no RestartPreventExitStatus=: a clean exit leaves the job waiting on its socket
+                // instead of looping on a config that cannot work. (Untested: no macOS here.)
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(crate::status::EX_CONFIG as u8)
+            }
         }
     }
+}
+
+/// Whether launchd runs this process (it names the job in `XPC_SERVICE_NAME`).
+fn launchd_job() -> bool {
+    cfg!(target_os = "macos") && std::env::var_os("XPC_SERVICE_NAME").is_some()
 }
 
 /// Serves worker `W` until SIGTERM/SIGINT.

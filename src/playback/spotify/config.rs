@@ -45,7 +45,8 @@ impl Section for SpotifyConfig {
         if self.timeout_ms == 0 {
             return Err("spotify.timeout_ms must be above 0".into());
         }
-        Ok(())
+        crate::config::check_http_url("spotify.api_url", &self.api_url)?;
+        crate::config::check_http_url("spotify.accounts_url", &self.accounts_url)
     }
 }
 
