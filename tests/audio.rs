@@ -397,8 +397,70 @@ async fn no_device_plays_the_demo_and_set_config_toggles_features_live() {
     assert!(bad.message.unwrap().contains("audio.bpm_min"));
     let unknown = get(&mut c, "set_config", json!({"bpmm": 1})).await;
     assert!(unknown.message.unwrap().contains("audio.bpmm"));
+    // The only PCM leads nowhere, so cpal lists no input; ALSA's own names are still there.
     let listed = get(&mut c, "list_devices", json!({})).await;
-    assert!(listed.data["devices"].is_array() || !listed.success);
+    assert!(listed.success, "{listed:?}");
+    assert_eq!(listed.data["devices"], json!([]), "{listed:?}");
+    let pcms = listed.data["alsa_pcms"].as_array().unwrap();
+    assert!(pcms.iter().any(|p| p == "default"), "{pcms:?}");
+}
+
+/// A PCM of the user's own (~/.asoundrc), which cpal does not list, chosen by its name.
+fn named_pcm(home: &Path, name: &str, infile: &Path) {
+    std::fs::write(
+        home.join(".asoundrc"),
+        format!(
+            "pcm.{name} {{ type file; slave.pcm \"null\"; file \"/dev/null\"; infile \"{}\"; format \"raw\" }}\n",
+            infile.display()
+        ),
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_pcm_only_asoundrc_names_is_captured_and_a_missing_one_is_named() {
+    let w = start("source = \"device\"\ndevice = \"vjmic\"", |home| {
+        let raw = home.join("clip.raw");
+        std::fs::write(&raw, alsa_raw(Genre::House, 12, 40.0)).unwrap();
+        named_pcm(home, "vjmic", &raw);
+    });
+    let mut c = w.client().await;
+    let state = wait_for(&mut c, "capturing vjmic", |s| {
+        s["source"] == "device" && s["fps"].as_f64() > Some(0.0)
+    })
+    .await;
+    assert_eq!(state["device"], "vjmic", "{state}");
+    assert_eq!(
+        (state["rate"].as_u64(), state["channels"].as_u64()),
+        (Some(44_100), Some(2))
+    );
+    let msgs = w.receive(Duration::from_secs(1));
+    let loud = msgs
+        .iter()
+        .filter(|m| m.address == "/audio/levels")
+        .any(|m| m.args[7].as_f64().unwrap_or(0.0) > 0.05);
+    assert!(loud, "the clip's audio arrives: {:?}", msgs.first());
+    let listed = get(&mut c, "list_devices", json!({})).await;
+    assert!(
+        listed.data["alsa_pcms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "vjmic"),
+        "{listed:?}"
+    );
+
+    // A name nothing answers to: degraded, saying what was asked and what exists.
+    let ack = get(&mut c, "set_config", json!({"device": "nosuchmic"})).await;
+    assert!(ack.success, "{ack:?}");
+    let state = wait_for(&mut c, "degraded", |s| s["status"] == "degraded").await;
+    let detail = state["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("\"nosuchmic\"")
+            && detail.contains("ALSA cannot open")
+            && detail.contains("vjmic"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

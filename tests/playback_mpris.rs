@@ -117,6 +117,23 @@ async fn call(
     .unwrap();
 }
 
+/// vj-spotify following mpv over MPRIS on the session bus at `address`, before mpv runs.
+async fn following_mpv(address: &str) -> Rig {
+    let addr = address.to_string();
+    let rig = Rig::start_in(
+        tempfile::tempdir().unwrap(),
+        BIN,
+        "spotify_monitor",
+        "[spotify]\nsource = \"mpris\"\nmpris_player = \"mpv\"\npoll_interval_ms = 1000\n",
+        move |cmd| {
+            cmd.env("DBUS_SESSION_BUS_ADDRESS", &addr);
+        },
+    )
+    .await;
+    rig.wait_degraded_saying("org.mpris.MediaPlayer2.mpv").await;
+    rig
+}
+
 /// mpv names the file first, then its tags: waits for the tagged title.
 async fn wait_title(rig: &Rig, want: &str) {
     let heard = rig
@@ -143,22 +160,10 @@ async fn follows_mpv_over_mpris_through_seek_pause_next_and_a_restart() {
     tagged_wav(&b, "One More Time", "Daft Punk", "Discovery", 60);
     let (_bus, address) = session_bus();
 
-    let dir = tempfile::tempdir().unwrap();
-    let addr = address.clone();
-    let rig = Rig::start_in(
-        dir,
-        BIN,
-        "spotify_monitor",
-        "[spotify]\nsource = \"mpris\"\nmpris_player = \"mpv\"\npoll_interval_ms = 1000\n",
-        move |cmd| {
-            cmd.env("DBUS_SESSION_BUS_ADDRESS", &addr);
-        },
-    )
-    .await;
-    rig.wait_degraded_saying("org.mpris.MediaPlayer2.mpv").await;
+    let rig = following_mpv(&address).await;
 
     let player = mpv(&address, &[&a, &b]);
-    // (Before the player came, "nothing plays" was announced; a player may first name the file.)
+    // (Before the player came, "nothing plays" was announced.)
     let heard = rig
         .hear_until(
             Duration::from_secs(10),
@@ -230,4 +235,70 @@ async fn follows_mpv_over_mpris_through_seek_pause_next_and_a_restart() {
     let s = rig.state().await;
     assert_eq!(s["source"], "mpris");
     assert!(s["detail"].as_str().unwrap().contains("live: MPRIS"), "{s}");
+}
+
+/// mpv first names the file, then reads its tags: the suite waits for the tags and never
+/// announces `a.wav` as a song. And whenever the player quits — killed, or asked to over
+/// MPRIS — "nothing plays" follows within 1 s.
+#[tokio::test]
+async fn only_settled_tags_are_announced_and_every_quit_within_a_second() {
+    let media = tempfile::tempdir().unwrap();
+    let a = media.path().join("a.wav");
+    tagged_wav(&a, "Get Lucky", "Daft Punk", "Random Access Memories", 60);
+    let (_bus, address) = session_bus();
+    let rig = following_mpv(&address).await;
+    let conn = zbus::connection::Builder::address(address.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+
+    for round in 0..6 {
+        let mut player = mpv(&address, &[&a]);
+        let heard = rig
+            .hear_until(
+                Duration::from_secs(10),
+                |e| matches!(e, PlaybackEvent::Track(Some(t)) if t.title == "Get Lucky"),
+            )
+            .await;
+        let titles: Vec<&str> = heard
+            .iter()
+            .filter_map(|(_, e)| match e {
+                PlaybackEvent::Track(Some(t)) => Some(t.title.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(titles, ["Get Lucky"], "round {round}: {heard:?}");
+        // Let it play a little, so positions and property reads are under way.
+        rig.hear_until(Duration::from_millis(300 + 150 * round), |_| false)
+            .await;
+        let quit_at = tokio::time::Instant::now();
+        if round % 2 == 0 {
+            let _ = player.0.kill();
+        } else {
+            let _ = conn
+                .call_method(
+                    Some("org.mpris.MediaPlayer2.mpv"),
+                    "/org/mpris/MediaPlayer2",
+                    Some("org.mpris.MediaPlayer2"),
+                    "Quit",
+                    &(),
+                )
+                .await;
+        }
+        let heard = rig
+            .hear_until(Duration::from_secs(4), |e| {
+                matches!(e, PlaybackEvent::Track(None))
+            })
+            .await;
+        let Some((at, PlaybackEvent::Track(None))) = heard.last() else {
+            panic!("round {round}: no 'nothing plays' within 4 s: {heard:?}");
+        };
+        let took = *at - quit_at;
+        assert!(
+            took < Duration::from_secs(1),
+            "round {round}: 'nothing plays' {took:?} after the player quit"
+        );
+        let _ = player.0.wait();
+    }
 }

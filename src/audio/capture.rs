@@ -23,8 +23,13 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum CaptureError {
     #[error("no audio input device on this machine")]
     NoDevice,
-    #[error("no input device matches {0:?} (list_devices shows their names)")]
-    NoMatch(String),
+    #[error("no input device matches {wanted:?}: the inputs are {inputs}; and ALSA cannot open {wanted:?} as a PCM: {alsa}")]
+    NoMatch {
+        wanted: String,
+        /// What exists, as a person reads it: cpal's inputs, and ALSA's PCMs.
+        inputs: String,
+        alsa: String,
+    },
     #[error("cannot list audio devices: {0}")]
     Devices(String),
     #[error("input device {device:?} cannot be opened: {message}")]
@@ -78,7 +83,7 @@ pub struct CaptureFlags {
 /// An open input stream. Dropping it stops capture (on the stream's own thread).
 pub struct Capture {
     /// Dropped with the `Capture`: tells the stream's thread to close it.
-    _close: mpsc::Sender<()>,
+    pub(super) _close: mpsc::Sender<()>,
     pub name: String,
     pub rate: u32,
     pub channels: u16,
@@ -101,7 +106,37 @@ fn pick_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, CaptureE
     let needle = wanted.to_lowercase();
     devices
         .find(|d| d.name().is_ok_and(|n| n.to_lowercase().contains(&needle)))
-        .ok_or_else(|| CaptureError::NoMatch(wanted.to_string()))
+        .ok_or_else(|| CaptureError::NoMatch {
+            wanted: wanted.to_string(),
+            inputs: String::new(),
+            alsa: String::new(),
+        })
+}
+
+/// The PCM names ALSA's configuration defines (Linux; none elsewhere): `audio.device` may name
+/// any of them, listed by cpal or not.
+pub fn alsa_pcms() -> Vec<String> {
+    #[cfg(target_os = "linux")]
+    return super::library_log::pcm_names();
+    #[cfg(not(target_os = "linux"))]
+    Vec::new()
+}
+
+/// Every input a user can name, for an error message: cpal's devices, then ALSA's PCMs.
+fn what_exists() -> String {
+    let mut names: Vec<String> = list_devices()
+        .map(|d| d.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default();
+    for pcm in alsa_pcms() {
+        if !names.contains(&pcm) {
+            names.push(pcm);
+        }
+    }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
 }
 
 /// The stream config: 16-bit or float at 44.1 kHz when the device offers it (the rate SPEC
@@ -128,8 +163,9 @@ fn pick_config(device: &cpal::Device) -> Result<cpal::SupportedStreamConfig, Str
     Ok(default)
 }
 
-/// Opens the input whose name contains `wanted` ("" = the default) and starts pushing mono
-/// samples into `ring`, unparking `reader` after each callback.
+/// Opens the input whose name contains `wanted` ("" = the default) — a cpal device, else an
+/// ALSA PCM of that name — and starts pushing mono samples into `ring`, unparking `reader`
+/// after each callback.
 pub fn open(
     wanted: &str,
     ring: rtrb::Producer<f32>,
@@ -137,11 +173,12 @@ pub fn open(
 ) -> Result<Capture, CaptureError> {
     let (opened_tx, opened) = mpsc::channel();
     let wanted_here = wanted.to_string();
+    let reader_here = reader.clone();
     let spawned = std::thread::Builder::new()
         .name("vj-audio-capture".into())
         .spawn(move || {
             let (close, closed) = mpsc::channel::<()>();
-            match open_here(&wanted_here, ring, reader, close) {
+            match open_here(&wanted_here, ring, reader_here, close) {
                 Ok((stream, capture)) => {
                     if opened_tx.send(Ok(capture)).is_ok() {
                         // Until the `Capture` is dropped (or the analysis thread is gone).
@@ -159,12 +196,30 @@ pub fn open(
         message,
     };
     spawned.map_err(|e| open_err(format!("cannot start its thread: {e}")))?;
-    opened.recv_timeout(OPEN_TIMEOUT).unwrap_or_else(|_| {
-        Err(open_err(format!(
-            "opening it did not finish in {} s",
-            OPEN_TIMEOUT.as_secs()
-        )))
-    })
+    let result = opened.recv_timeout(OPEN_TIMEOUT).unwrap_or_else(|_| {
+        Err(Unopened {
+            error: open_err(format!(
+                "opening it did not finish in {} s",
+                OPEN_TIMEOUT.as_secs()
+            )),
+            ring: None,
+        })
+    });
+    match result {
+        Ok(capture) => Ok(capture),
+        // A name cpal does not list may still be an ALSA PCM of the user's (~/.asoundrc).
+        Err(Unopened {
+            error: CaptureError::NoMatch { .. } | CaptureError::NoDevice,
+            ring: Some(ring),
+        }) if !wanted.is_empty() => open_pcm_by_name(wanted, ring, reader),
+        Err(u) => Err(u.error),
+    }
+}
+
+/// Why a device did not open, and the ring back when nothing took it yet.
+struct Unopened {
+    error: CaptureError,
+    ring: Option<rtrb::Producer<f32>>,
 }
 
 /// Opens and starts the stream on the calling thread, which must keep it until `close` (held
@@ -174,13 +229,24 @@ fn open_here(
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
     close: mpsc::Sender<()>,
-) -> Result<(cpal::Stream, Capture), CaptureError> {
+) -> Result<(cpal::Stream, Capture), Unopened> {
     let host = cpal::default_host();
-    let device = pick_device(&host, wanted)?;
+    let device = match pick_device(&host, wanted) {
+        Ok(d) => d,
+        Err(error) => {
+            return Err(Unopened {
+                error,
+                ring: Some(ring),
+            })
+        }
+    };
     let name = device.name().unwrap_or_else(|_| "unnamed input".into());
-    let open_err = |message: String| CaptureError::Open {
-        device: name.clone(),
-        message,
+    let open_err = |message: String| Unopened {
+        error: CaptureError::Open {
+            device: name.clone(),
+            message,
+        },
+        ring: None,
     };
     let supported = pick_config(&device).map_err(open_err)?;
     let config: cpal::StreamConfig = supported.config();
@@ -248,4 +314,32 @@ where
             None,
         )
         .map_err(|e| e.to_string())
+}
+
+#[cfg(target_os = "linux")]
+fn open_pcm_by_name(
+    wanted: &str,
+    ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    super::alsa_pcm::open(wanted, ring, reader, OPEN_TIMEOUT).map_err(|alsa| {
+        CaptureError::NoMatch {
+            wanted: wanted.to_string(),
+            inputs: what_exists(),
+            alsa,
+        }
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_pcm_by_name(
+    wanted: &str,
+    _ring: rtrb::Producer<f32>,
+    _reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    Err(CaptureError::NoMatch {
+        wanted: wanted.to_string(),
+        inputs: what_exists(),
+        alsa: "not on this system".into(),
+    })
 }

@@ -2,6 +2,8 @@
 //! `new(rate, …)` then `process(one hop)` then read results) and the worker that sends `/audio/*`.
 
 pub mod acf;
+#[cfg(target_os = "linux")]
+mod alsa_pcm;
 pub mod analyzer;
 pub mod autogain;
 pub mod bands;
@@ -10,6 +12,8 @@ pub mod capture;
 mod config;
 pub mod decimate;
 pub mod eval;
+#[cfg(target_os = "linux")]
+pub mod library_log;
 pub mod offline;
 pub mod onset;
 pub mod pitch;

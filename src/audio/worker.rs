@@ -98,6 +98,8 @@ struct Analysis {
     msgs: Vec<OscMessage>,
     /// Frames counted for the fps figure, and since when.
     window: (u64, Instant),
+    /// The source label and rate the status line last said.
+    shown: Option<(String, f32)>,
 }
 
 impl Analysis {
@@ -145,8 +147,19 @@ impl Analysis {
                 live.bpm = frame.bpm;
                 live.bpm_confidence = frame.bpm_confidence;
             }
-            self.status
-                .set(Health::Ok, format!("analyzing {label} at {fps:.0} fps"));
+            // The line says the rate, but a wobble of a frame or two is not news: STATUS= (and
+            // the journal) change when the source does, or the rate by 2 fps.
+            let shown = self.status.get();
+            let same = shown.health == Health::Ok
+                && self
+                    .shown
+                    .as_ref()
+                    .is_some_and(|(l, f)| l == label && (f - fps).abs() < 2.0);
+            if !same {
+                self.status
+                    .set(Health::Ok, format!("analyzing {label} at {fps:.0} fps"));
+                self.shown = Some((label.to_string(), fps));
+            }
         }
         self.pet();
     }
@@ -158,7 +171,7 @@ impl Analysis {
             Some(false) => {
                 let rate = analyzer.settings().rate;
                 analyzer.set_settings(AnalysisSettings::from_config(&self.config, rate));
-                info!(config = ?self.config, "analysis settings changed");
+                tracing::debug!(config = ?self.config, "applied the new [audio] settings to the analysis");
                 None
             }
             None => None,
@@ -311,7 +324,7 @@ impl Analysis {
                     let (producer, consumer) = rtrb::RingBuffer::new(RING_SAMPLES);
                     match capture::open(&self.config.device, producer, std::thread::current()) {
                         Ok(cap) => {
-                            info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing");
+                            info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing from '{}' at {} Hz, {} channel(s)", cap.name, cap.rate, cap.channels);
                             self.set_live("device", &cap.name, cap.rate, cap.channels);
                             backoff.reset();
                             self.run_device(cap, consumer)
@@ -323,7 +336,7 @@ impl Analysis {
                                 && (matches!(e, CaptureError::NoDevice)
                                     || capture::list_devices().is_ok_and(|d| d.is_empty())) =>
                         {
-                            info!(reason = %e, "no capture device: playing the demo loop");
+                            info!(reason = %e, "no capture device ({e}): playing the demo loop");
                             self.demo("demo loop (no capture device)", true)
                         }
                         Err(e) => Ended::Lost(e.to_string()),
@@ -344,8 +357,8 @@ impl Analysis {
                         live.fps = 0.0;
                         live.reopen_attempts
                     };
-                    warn!(error = %why, attempts, "audio source lost; reopening");
                     let wait = backoff.next_wait();
+                    warn!(error = %why, attempts, "audio source lost ({why}); reopening in {}s (attempt {attempts})", wait.as_secs());
                     self.status.set(
                         Health::Degraded,
                         format!("{why}, retry in {}s", wait.as_secs()),
@@ -413,8 +426,14 @@ impl Handle for AudioHandle {
     async fn command(&self, cmd: AudioCommand) -> Outcome {
         match cmd {
             AudioCommand::ListDevices => {
-                match tokio::task::spawn_blocking(capture::list_devices).await {
-                    Ok(Ok(devices)) => Outcome::ok(json!({ "devices": devices })),
+                let listed = tokio::task::spawn_blocking(|| {
+                    capture::list_devices().map(|d| (d, capture::alsa_pcms()))
+                })
+                .await;
+                match listed {
+                    Ok(Ok((devices, pcms))) => {
+                        Outcome::ok(json!({ "devices": devices, "alsa_pcms": pcms }))
+                    }
                     Ok(Err(e)) => Outcome::fail(e.to_string()),
                     Err(e) => Outcome::fail(format!("list_devices failed: {e}")),
                 }
@@ -429,6 +448,9 @@ impl Worker for AudioAnalyzer {
     type Handle = AudioHandle;
 
     async fn start(ctx: &Context<AudioConfig>) -> anyhow::Result<(Self, AudioHandle)> {
+        // Before any device is opened: ALSA and JACK speak through our log, once per message.
+        #[cfg(target_os = "linux")]
+        super::library_log::route();
         let shared = Arc::new(Shared::default());
         let mut config_rx = ctx.config.clone();
         let config = config_rx.borrow_and_update().clone();
@@ -443,6 +465,7 @@ impl Worker for AudioAnalyzer {
             last_pet: Instant::now() - Duration::from_secs(2),
             msgs: Vec::with_capacity(6),
             window: (0, Instant::now()),
+            shown: None,
         };
         Ok((AudioAnalyzer { analysis }, AudioHandle { shared }))
     }

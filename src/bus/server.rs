@@ -49,7 +49,7 @@ pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, mut stop
             Ok((s, _)) => s,
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                warn!(error = %e, "accept failed");
+                warn!(error = %e, "accepting a control connection failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -57,15 +57,17 @@ pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, mut stop
         match stream.peer_cred() {
             Ok(cred) if cred.uid() == own_uid => {}
             Ok(cred) => {
+                let (uid, pid) = (cred.uid(), cred.pid());
                 warn!(
-                    peer_uid = cred.uid(),
-                    peer_pid = cred.pid(),
-                    "refused a control connection from another user"
+                    peer_uid = uid,
+                    peer_pid = pid,
+                    "refused a control connection from uid {uid} (pid {}): only the worker's own user may connect",
+                    pid.map_or("unknown".to_string(), |p| p.to_string())
                 );
                 continue;
             }
             Err(e) => {
-                warn!(error = %e, "refused a control connection: cannot read its credentials");
+                warn!(error = %e, "refused a control connection: cannot read its credentials ({e})");
                 continue;
             }
         }

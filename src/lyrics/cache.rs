@@ -131,7 +131,7 @@ impl LyricsCache {
                 Ok(_) => None,
                 Err(e) => {
                     self.counters.corrupt.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(path = %path.display(), error = %e, "corrupt lyrics cache file; fetching again");
+                    tracing::warn!(path = %path.display(), error = %e, "the lyrics cache file {} is corrupt ({e}); fetching the song again", path.display());
                     None
                 }
             },
@@ -164,7 +164,7 @@ impl LyricsCache {
         match files::write_atomic(path, bytes, 0o600) {
             Ok(()) => self.counters.writes.fetch_add(1, Ordering::Relaxed),
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot write the lyrics cache");
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the lyrics cache file {}: {e}", path.display());
                 self.counters.write_errors.fetch_add(1, Ordering::Relaxed)
             }
         };

@@ -60,7 +60,7 @@ pub fn mood_llm(c: &LyricsConfig) -> (Option<Arc<MoodLlm>>, String) {
     let key = match credentials::read("llm_api_key") {
         Ok(k) => k,
         Err(e) => {
-            warn!(error = %e, "llm_api_key unreadable; asking the LLM without a key");
+            warn!(error = %e, "the credential llm_api_key is unreadable ({e}); asking the LLM without a key");
             None
         }
     };
@@ -172,7 +172,7 @@ pub async fn song_moods(
             }
         }
         Err(e) => {
-            tracing::warn!(error = %e, "LLM moods failed; using word lists");
+            tracing::warn!(error = %e, "the LLM gave no moods for {artist} - {title} ({e}); using the word lists");
             words("words (LLM failed)", Some(Err(e.to_string())))
         }
     }

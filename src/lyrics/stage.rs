@@ -29,8 +29,9 @@ struct Current {
     shown: ActiveShown,
     /// The last lookup got no answer: LRCLIB is asked again then (`None` while asking).
     retry_at: Option<Instant>,
-    /// Set while lookups go unanswered.
-    failing: bool,
+    /// Set while lookups go unanswered: the wait planned after the last one, and its error
+    /// (a repeat of the same error is not logged again).
+    failing: Option<(Duration, String)>,
     retry: Backoff,
 }
 
@@ -77,17 +78,13 @@ impl Stage {
             );
         };
         let name = format!("'{}' by {}", cur.track.title, cur.track.artist);
-        if cur.failing {
-            let detail = match cur.retry_at {
-                Some(at) => format!(
-                    "LRCLIB unreachable, retry in {}s",
-                    at.saturating_duration_since(Instant::now())
-                        .as_secs()
-                        .max(1)
-                ),
-                None => format!("LRCLIB unreachable, asking again for {name}"),
-            };
-            return StatusLine::new(Health::Degraded, detail);
+        // While LRCLIB stays unreachable the line stays the same (no countdown): it changes,
+        // and is logged, when the wait does.
+        if let Some((wait, _)) = &cur.failing {
+            return StatusLine::new(
+                Health::Degraded,
+                format!("LRCLIB unreachable, retry in {}s", wait.as_secs()),
+            );
         }
         let detail = match &cur.song {
             None => format!("fetching lyrics of {name}"),
@@ -122,7 +119,7 @@ impl Stage {
             return;
         };
         self.generation += 1;
-        info!(track = %format!("{} - {}", track.artist, track.title), source = %track.source, "new track");
+        info!(track = %format!("{} - {}", track.artist, track.title), source = %track.source, "new track from {}: {} - {}", track.source, track.artist, track.title);
         if lookup {
             lookup::spawn_fetch(&self.shared, self.generation, &track);
         }
@@ -141,7 +138,7 @@ impl Stage {
             follower: LineFollower::new(&Default::default(), self.offset_ms),
             shown: ActiveShown::default(),
             retry_at: None,
-            failing: false,
+            failing: None,
             retry: RETRY,
         });
     }
@@ -163,7 +160,7 @@ impl Stage {
         cur.follower.set_lyrics(&song.lyrics);
         cur.shown = ActiveShown::default();
         cur.retry_at = None;
-        cur.failing = false;
+        cur.failing = None;
         cur.retry.reset();
         if song.has_lyrics() {
             lookup::spawn_moods(
@@ -239,8 +236,13 @@ impl Stage {
                     Err(e) => {
                         let wait = cur.retry.next_wait();
                         cur.retry_at = Some(now + wait);
-                        cur.failing = true;
-                        warn!(error = %e, retry_in = ?wait, "lyrics lookup failed");
+                        let (t, secs) = (&cur.track, wait.as_secs());
+                        if cur.failing.as_ref().is_none_or(|(_, last)| *last != e) {
+                            warn!(error = %e, retry_in = secs, "lyrics lookup of {} - {} failed: {e}; asking again in {secs}s", t.artist, t.title);
+                        } else {
+                            tracing::debug!(error = %e, retry_in = secs, "lyrics lookup failed again");
+                        }
+                        cur.failing = Some((wait, e.clone()));
                         self.update_view(|v| {
                             v.fetching = false;
                             v.last_error = Some(e);

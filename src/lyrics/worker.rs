@@ -153,7 +153,9 @@ fn apply_config(stage: &mut Stage, shared: &Shared, old: &LyricsConfig, new: &Ly
     {
         match lookup::lrclib_client(new) {
             Ok(c) => *lock(&shared.client) = Arc::new(c),
-            Err(e) => warn!(error = %e, "keeping the previous LRCLIB client"),
+            Err(e) => {
+                warn!(error = %e, "cannot use the new LRCLIB settings ({e}); keeping the previous client")
+            }
         }
     }
     if old.llm != new.llm {

@@ -56,6 +56,6 @@ pub fn init(identifier: &str) {
         )
         .try_init();
     if let Some(e) = journald_error {
-        tracing::warn!(error = %e, "cannot log to the journal directly; logging to stderr");
+        tracing::warn!(error = %e, "cannot log to the journal directly ({e}); logging to stderr");
     }
 }

@@ -67,7 +67,7 @@ fn load_overrides(bus_name: &str) -> Option<toml::Table> {
     match serde_json::from_slice(&bytes) {
         Ok(t) => Some(t),
         Err(e) => {
-            warn!(path = %path.display(), error = %e, "ignoring unreadable saved config");
+            warn!(path = %path.display(), error = %e, "ignoring the unreadable saved config {}: {e}", path.display());
             None
         }
     }
@@ -137,7 +137,7 @@ impl<W: Worker> Runtime<W> {
         }
         match self.launch().await {
             Ok(()) => {
-                info!("restarted in-process");
+                info!("{} restarted in-process", W::INFO.bus_name);
                 Outcome::ok(json!({"restarted": true}))
             }
             Err(e) => {
@@ -176,7 +176,7 @@ impl<W: Worker> Runtime<W> {
         }
         *guard = (table, saved);
         let shown = to_json(&new);
-        info!(config = %shown, "config changed");
+        info!(config = %shown, "set_config changed [{section}]: {shown}");
         self.config_tx.send_replace(Arc::new(new));
         Outcome::ok(json!({ "config": shown }))
     }
@@ -290,7 +290,7 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
     let mut activated = Activated::from_env();
     let loaded = config::load::<W::Config>(info.config_section, load_overrides(info.bus_name))?;
     if let Some(e) = &loaded.overrides_rejected {
-        warn!(error = %e, "saved set_config no longer applies; running without it");
+        warn!(error = %e, "the saved set_config no longer applies ({e}); running without it");
     }
 
     let (listener, bound_path) = match activated.unix_listener(activation::CONTROL)? {
@@ -339,11 +339,15 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
     runtime.launch().await?;
     let serving = tokio::spawn(server::serve(listener, runtime.clone(), stop));
     notify::ready(&runtime.ctx.status.get().to_string());
-    info!(worker = info.bus_name, pid = std::process::id(), "ready");
+    let pid = std::process::id();
+    info!(
+        worker = info.bus_name,
+        pid, "{} ready (pid {pid})", info.bus_name
+    );
 
     let outcome = tokio::select! {
         _ = signals::terminated() => {
-            info!("stopping on signal");
+            info!("stopping: SIGTERM or SIGINT received");
             Ok(())
         }
         Some(why) = failed_rx.recv() => Err(anyhow::anyhow!("{} failed: {why}", info.bus_name)),

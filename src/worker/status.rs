@@ -83,8 +83,8 @@ impl Status {
         }
         let line = new.to_string();
         match health {
-            Health::Ok => info!(status = %line, "status"),
-            _ => warn!(status = %line, "status"),
+            Health::Ok => info!(status = %line, "status: {line}"),
+            _ => warn!(status = %line, "status: {line}"),
         }
         notify::status(&line);
         *cur = new;

@@ -22,6 +22,12 @@ const PREFIX: &str = "org.mpris.MediaPlayer2.";
 const POSITION_MIN_PERIOD: Duration = Duration::from_secs(1);
 const RECONNECT: Duration = Duration::from_secs(5);
 const SETTLE: Duration = Duration::from_millis(30);
+/// A track without an artist may be a player naming the file before it has read the tags
+/// (mpv does): it is announced only if no tags come within this long.
+const TAGS_WAIT: Duration = Duration::from_millis(1500);
+/// A property read that takes longer is given up (a player shutting down may hold its name
+/// but answer nothing): the loop must keep hearing that the player left.
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[zbus::proxy(
     interface = "org.mpris.MediaPlayer2.Player",
@@ -166,11 +172,32 @@ async fn follow_bus(c: &SpotifyConfig, tx: &mpsc::Sender<Report>) -> zbus::Resul
             }
             continue;
         };
-        info!(player = %name, "following MPRIS player");
+        info!(player = %name, "following the MPRIS player {name}");
         follow_player(&conn, &name, c, tx, &mut owners).await?;
-        info!(player = %name, "MPRIS player vanished");
+        info!(player = %name, "the MPRIS player {name} quit: nothing plays");
         let _ = tx.send(nothing("none")).await;
     }
+}
+
+/// Resolves once `name` has no owner any more (the player quit), or the bus is gone.
+async fn lost(owners: &mut zbus::fdo::NameOwnerChangedStream, name: &str) {
+    while let Some(sig) = owners.next().await {
+        if let Ok(args) = sig.args() {
+            if args.name() == name && args.new_owner().is_none() {
+                return;
+            }
+        }
+    }
+}
+
+/// A property read, given up after [`READ_TIMEOUT`].
+async fn read<T>(call: impl std::future::Future<Output = zbus::Result<T>>) -> Option<T> {
+    tokio::time::timeout(READ_TIMEOUT, call).await.ok()?.ok()
+}
+
+/// Whether a report may still change in a moment: a song without its artist yet.
+fn awaiting_tags(report: &Report) -> bool {
+    matches!(report, Report::Playing { track: Some(t), .. } if t.artist.trim().is_empty())
 }
 
 /// Follows one player until its bus name loses its owner.
@@ -181,53 +208,77 @@ async fn follow_player(
     tx: &mpsc::Sender<Report>,
     owners: &mut zbus::fdo::NameOwnerChangedStream,
 ) -> zbus::Result<()> {
-    let player = PlayerProxy::builder(conn)
-        .destination(name.to_string())?
-        .build()
-        .await?;
+    // Setting up asks the player too (its properties for the cache): a player that quits
+    // meanwhile must not hold us up.
+    let setup = async {
+        let player = PlayerProxy::builder(conn)
+            .destination(name.to_string())?
+            .build()
+            .await?;
+        let metadata = player.receive_metadata_changed().await;
+        let status = player.receive_playback_status_changed().await;
+        let seeked = player.receive_seeked().await?;
+        zbus::Result::Ok((player, metadata, status, seeked))
+    };
+    let (player, mut metadata, mut status, mut seeked) = tokio::select! {
+        r = setup => r?,
+        () = lost(owners, name) => return Ok(()),
+    };
     let short = name.strip_prefix(PREFIX).unwrap_or(name);
     let short = short.split('.').next().unwrap_or(short);
     let source = if short == "spotify" { "spotify" } else { short }.to_string();
-    let mut metadata = player.receive_metadata_changed().await;
-    let mut status = player.receive_playback_status_changed().await;
-    let mut seeked = player.receive_seeked().await?;
     let poll = Duration::from_millis(c.poll_interval_ms).max(POSITION_MIN_PERIOD);
     let mut last_read: Option<Instant> = None;
     let mut next_read = None;
     let mut seek_to: Option<f64> = None;
     let mut changed = true;
+    // A report held back while the player may still be reading tags, and until when.
+    let mut held: Option<(Report, Instant)> = None;
     loop {
         if changed {
             changed = false;
-            // Players change several properties in a burst (file name, then tags): read once.
-            tokio::time::sleep(SETTLE).await;
-            let meta = player.metadata().await.unwrap_or_default();
-            let (track, kind) = track_from_metadata(&meta, &source);
-            let playing = player.playback_status().await.is_ok_and(|s| s == "Playing");
-            // Position: from Seeked, else read (at most once a second), else interpolated.
-            let progress_s = match seek_to.take() {
-                Some(s) => Some(s),
-                None if last_read.is_none_or(|t| t.elapsed() >= POSITION_MIN_PERIOD) => {
-                    last_read = Some(Instant::now());
-                    player
-                        .position()
-                        .await
-                        .ok()
-                        .map(|us| us.max(0) as f64 / 1e6)
-                }
-                None => None,
-            };
-            debug!(?track, playing, ?progress_s, "MPRIS report");
-            let _ = tx
-                .send(Report::Playing {
+            let snapshot = async {
+                // Players change several properties in a burst (file name, then tags): read once.
+                tokio::time::sleep(SETTLE).await;
+                let meta = read(player.metadata()).await.unwrap_or_default();
+                let (track, kind) = track_from_metadata(&meta, &source);
+                let playing = read(player.playback_status())
+                    .await
+                    .is_some_and(|s| s == "Playing");
+                // Position: from Seeked, else read (at most once a second), else interpolated.
+                let progress_s = match seek_to.take() {
+                    Some(s) => Some(s),
+                    None if last_read.is_none_or(|t| t.elapsed() >= POSITION_MIN_PERIOD) => {
+                        last_read = Some(Instant::now());
+                        read(player.position())
+                            .await
+                            .map(|us| us.max(0) as f64 / 1e6)
+                    }
+                    None => None,
+                };
+                Report::Playing {
                     track,
                     progress_s,
                     playing,
                     kind,
-                })
-                .await;
-            let line = format!("live: MPRIS player {name}");
-            let _ = tx.send(Report::Health(Health::Ok, line)).await;
+                }
+            };
+            // The player may quit while it is being asked: that is heard at once.
+            let report = tokio::select! {
+                r = snapshot => r,
+                () = lost(owners, name) => return Ok(()),
+            };
+            debug!(?report, "MPRIS report");
+            let playing = matches!(report, Report::Playing { playing: true, .. });
+            if awaiting_tags(&report) {
+                let until = held.as_ref().map_or(Instant::now() + TAGS_WAIT, |h| h.1);
+                held = Some((report, until));
+            } else {
+                held = None;
+                let _ = tx.send(report).await;
+                let line = format!("live: MPRIS player {name}");
+                let _ = tx.send(Report::Health(Health::Ok, line)).await;
+            }
             next_read = playing.then(|| Instant::now() + poll);
         }
         tokio::select! {
@@ -240,13 +291,15 @@ async fn follow_player(
                 changed = true;
             }
             _ = crate::playback::clock::sleep_until_some(next_read) => changed = true,
-            sig = owners.next() => {
-                let Some(sig) = sig else { return Ok(()) };
-                let args = sig.args()?;
-                if args.name() == name && args.new_owner().is_none() {
-                    return Ok(());
+            // No tags came: the name is all there is.
+            _ = crate::playback::clock::sleep_until_some(held.as_ref().map(|h| h.1)) => {
+                if let Some((report, _)) = held.take() {
+                    let _ = tx.send(report).await;
+                    let line = format!("live: MPRIS player {name}");
+                    let _ = tx.send(Report::Health(Health::Ok, line)).await;
                 }
             }
+            () = lost(owners, name) => return Ok(()),
         }
     }
 }

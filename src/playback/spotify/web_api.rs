@@ -310,10 +310,10 @@ impl WebApi {
             if r != self.refresh {
                 match credentials::save(REFRESH_TOKEN, &r) {
                     Ok(path) => {
-                        info!(path = %path.display(), "Spotify rotated the refresh token; saved the new one")
+                        info!(path = %path.display(), "Spotify rotated the refresh token; saved the new one in {}", path.display())
                     }
                     Err(e) => {
-                        warn!(error = %e, "cannot save Spotify's new refresh token; `vj-spotify login` may be needed after a restart")
+                        warn!(error = %e, "cannot save Spotify's new refresh token ({e}); `vj-spotify login` may be needed after a restart")
                     }
                 }
                 self.refresh = r;

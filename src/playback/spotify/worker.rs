@@ -202,7 +202,7 @@ impl Worker for SpotifyMonitor {
         let mut stop = ctx.stop.clone();
         let (tx, mut rx) = mpsc::channel(16);
         let mut kind = source_for(&config);
-        info!(source = ?kind, "following Spotify");
+        info!(source = ?kind, "following Spotify through {kind:?}");
         lock(&self.view).source = Some(kind);
         let mut task = spawn_source(kind, config.clone(), tx.clone());
         loop {
@@ -233,7 +233,7 @@ impl Worker for SpotifyMonitor {
                         config = c;
                         task.abort();
                         kind = source_for(&config);
-                        info!(source = ?kind, "config changed; following Spotify anew");
+                        info!(source = ?kind, "config changed: following Spotify anew through {kind:?}");
                         lock(&self.view).source = Some(kind);
                         task = spawn_source(kind, config.clone(), tx.clone());
                     }

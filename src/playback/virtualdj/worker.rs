@@ -165,7 +165,7 @@ impl VirtualDjMonitor {
         let mut watcher = match watcher {
             Ok(w) => w,
             Err(e) => {
-                warn!(error = %e, "cannot start watching files; relying on the safety re-check");
+                warn!(error = %e, "cannot start watching files ({e}); relying on the safety re-check");
                 st.watcher = None;
                 return;
             }
@@ -174,7 +174,9 @@ impl VirtualDjMonitor {
         for d in dirs {
             match watcher.watch(d, RecursiveMode::NonRecursive) {
                 Ok(()) => ok.push(d.clone()),
-                Err(e) => warn!(dir = %d.display(), error = %e, "cannot watch"),
+                Err(e) => {
+                    warn!(dir = %d.display(), error = %e, "cannot watch {}: {e}", d.display())
+                }
             }
         }
         debug!(dirs = ?ok, "watching");
@@ -266,7 +268,7 @@ impl VirtualDjMonitor {
             .unwrap_or_default();
         ann.track(entry.as_ref().map(now_playing));
         if let Some(e) = &entry {
-            info!(artist = %e.artist, title = %e.title, "track");
+            info!(artist = %e.artist, title = %e.title, "VirtualDJ plays {} - {}", e.artist, e.title);
             let length = e.duration_s.map_or(UNKNOWN_LENGTH_S, f64::from);
             let clock = PlaybackClock {
                 at: now.checked_sub(ago).unwrap_or(now),
@@ -276,7 +278,7 @@ impl VirtualDjMonitor {
             };
             ann.set_clock(Some(clock), now);
         } else {
-            info!("nothing plays");
+            info!("VirtualDJ plays nothing");
         }
         let written_at = written
             .duration_since(SystemTime::UNIX_EPOCH)
