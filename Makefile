@@ -66,7 +66,9 @@ bench: deps
 eval-beats: deps
 	EVAL_SEED=$${EVAL_SEED:-101} scripts/eval-beats.sh
 
-# Every fuzz target for FUZZ_SECONDS each; crashes become regressions in fuzz/regressions/.
+# Every fuzz target to FUZZ_RUNS executions (default 10 million; FUZZ_SECONDS=N for a time
+# limit instead) from the kept corpus in fuzz/corpus/; crashes become regressions in
+# fuzz/regressions/.
 fuzz: deps
 	scripts/fuzz.sh
 

@@ -85,3 +85,21 @@ pub fn http_body(data: &[u8]) {
         let _ = vj::lyrics::lrclib::choose(records, 180.0);
     }
 }
+
+/// The arguments of a `set_config` as a client sends them (a JSON object), laid onto each
+/// worker's section of the defaults and checked the way the runtime does.
+pub fn set_config(data: &[u8]) {
+    let Ok(serde_json::Value::Object(args)) = serde_json::from_slice::<serde_json::Value>(data)
+    else {
+        return;
+    };
+    let Ok(over) = toml::Table::try_from(serde_json::Value::Object(args)) else {
+        return;
+    };
+    for w in vj::registry::WORKERS {
+        let mut table = vj::config::defaults();
+        if vj::config::merge_section(&mut table, w.config_section, over.clone()).is_ok() {
+            let _ = (w.check_config)(&table, w.config_section, "fuzz");
+        }
+    }
+}

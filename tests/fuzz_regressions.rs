@@ -51,3 +51,8 @@ fn virtualdj_files() {
 fn http_bodies() {
     replay("http_body", targets::http_body);
 }
+
+#[test]
+fn set_config_values() {
+    replay("set_config", targets::set_config);
+}
