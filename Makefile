@@ -9,7 +9,7 @@ BINDIR ?= $(HOME)/.local/bin
 export XDG_RUNTIME_DIR ?= $(shell scripts/user-manager.sh runtime-dir)
 UNAME := $(shell uname -s)
 
-.PHONY: build deps test-deps install uninstall start stop run test bench lint fuzz eval-beats
+.PHONY: build deps test-deps install uninstall start stop run test bench soak lint fuzz eval-beats
 
 build: deps
 	$(CARGO) build --release --bins
@@ -60,6 +60,12 @@ test: test-deps
 
 bench: deps
 	$(CARGO) bench
+
+# The chaos soak for SOAK_SECONDS (default 600; `make test` runs it for 60): kill -9, SIGSTOP
+# (brief, and for good: the watchdog), systemctl restart on every worker while clients hammer
+# the control sockets and OSC flows to the debugger; prints the report docs/BENCHMARKS.md quotes.
+soak: test-deps
+	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(CARGO) test --release --test soak -- --nocapture
 
 # Beat and tempo accuracy of vj-audio on a synthesized corpus with exact ground truth, next to
 # the naive tracker. Seeds 1-4 tuned the tracker; EVAL_SEED=101 (the default here) is held out.

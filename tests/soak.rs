@@ -1,0 +1,370 @@
+//! The chaos soak: the whole suite under a private systemd user manager, every worker in turn
+//! killed (`kill -9`), frozen (`SIGSTOP`, then `SIGCONT`) or restarted (`systemctl restart`)
+//! while clients hammer every control socket and OSC flows to the debugger. It says:
+//! connections refused (must be 0), how long each worker took to serve again (must be within
+//! WatchdogSec + 2 s), OSC lost while nothing was being done to the debugger (must be 0), and
+//! each worker's RSS and open fds at the start and the end (fds must stay flat).
+//!
+//! `make test` runs it for 60 s; `make soak` for `SOAK_SECONDS` (default 600), printing the
+//! report docs/BENCHMARKS.md quotes.
+
+mod common;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{free_udp_port, send_osc, try_request, UserManager};
+use rosc::OscType;
+use serde_json::{json, Value};
+use vj::registry::{WorkerInfo, WORKERS};
+
+/// The shipped WatchdogSec= (units/vj-.service.d/10-service.conf).
+const WATCHDOG: Duration = Duration::from_secs(10);
+
+fn pause(d: Duration) {
+    std::thread::sleep(d);
+}
+
+/// A small deterministic generator: the same seed replays the same chaos.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Chaos {
+    Kill,
+    Freeze,
+    Restart,
+    /// Frozen for good: the watchdog must notice.
+    Hang,
+}
+
+impl Chaos {
+    fn name(self) -> &'static str {
+        match self {
+            Chaos::Kill => "kill -9",
+            Chaos::Freeze => "SIGSTOP",
+            Chaos::Restart => "restart",
+            Chaos::Hang => "hang",
+        }
+    }
+}
+
+/// A worker process's footprint when first and last seen: (when, RSS kB, fds).
+type Seen = ((Instant, u64, usize), (Instant, u64, usize));
+
+fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// (RSS in kB, open fds) of a process.
+fn footprint(pid: u32) -> Option<(u64, usize)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some((rss, fds))
+}
+
+struct Suite {
+    m: UserManager,
+    debugger_port: u16,
+}
+
+impl Suite {
+    fn socket(&self, w: &WorkerInfo) -> PathBuf {
+        self.m.bus_socket(w.bus_name)
+    }
+
+    fn serves(&self, w: &WorkerInfo) -> bool {
+        try_request(
+            &self.socket(w),
+            &json!({"type": "command", "cmd": "health"}),
+        )
+        .is_ok_and(|r| r["type"] == "ack")
+    }
+
+    fn pid(&self, w: &WorkerInfo) -> u32 {
+        self.m.main_pid(&w.service())
+    }
+
+    /// Waits until `w` answers again (and, after a kill or restart, as a new process).
+    fn until_serving(&self, w: &WorkerInfo, old_pid: Option<u32>) -> Duration {
+        let start = Instant::now();
+        loop {
+            let new_process = old_pid.is_none_or(|old| {
+                let now = self.pid(w);
+                now != 0 && now != old
+            });
+            if new_process && self.serves(w) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "{} never served again: {}",
+                w.bus_name,
+                self.m.show(&w.service(), "ActiveState")
+            );
+            pause(Duration::from_millis(20));
+        }
+    }
+
+    fn debugger(&self) -> &'static WorkerInfo {
+        vj::registry::find("osc_debugger").unwrap()
+    }
+
+    /// The `/soak/seq` numbers the debugger captured after its sequence number `since`, and its
+    /// last sequence number.
+    fn captured(&self, since: u64) -> (HashSet<i32>, u64) {
+        let r = try_request(
+            &self.socket(self.debugger()),
+            &json!({"type": "command", "cmd": "get_messages", "prefix": "/soak/",
+                    "since": since, "count": 1_000_000}),
+        )
+        .unwrap_or_else(|e| panic!("get_messages: {e}"));
+        let data = &r["data"];
+        let seqs = data["messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["args"][0].as_i64().map(|n| n as i32))
+            .collect();
+        (seqs, data["last_seq"].as_u64().unwrap_or(since))
+    }
+
+    /// Sends `n` numbered messages to the debugger while nothing is done to it; how many of
+    /// them it did not capture.
+    fn osc_lost(&self, first: i32, n: i32) -> usize {
+        let (_, cursor) = self.captured(0);
+        let addr = format!("127.0.0.1:{}", self.debugger_port);
+        for i in first..first + n {
+            send_osc(&addr, "/soak/seq", vec![OscType::Int(i)]);
+            if i % 50 == 0 {
+                pause(Duration::from_millis(2));
+            }
+        }
+        pause(Duration::from_millis(300));
+        let (got, _) = self.captured(cursor);
+        (first..first + n).filter(|i| !got.contains(i)).count()
+    }
+}
+
+fn start_suite() -> Suite {
+    let m = UserManager::start();
+    let debugger_port = free_udp_port();
+    let lyrics_port = free_udp_port();
+    m.write_config(&format!(
+        "[osc]\ntargets = [\"127.0.0.1:{debugger_port}\"]\n\
+         [[osc.routes]]\nprefix = \"/karaoke/\"\ntargets = [\"127.0.0.1:{lyrics_port}\"]\n\
+         [audio]\nsource = \"demo\"\n\
+         [lyrics]\nlisten = \"127.0.0.1:{lyrics_port}\"\n\
+         [osc_debugger]\nlisten = \"127.0.0.1:{debugger_port}\"\ncapacity = 200000\n"
+    ));
+    m.move_udp_port("vj-oscdebug-osc.socket", debugger_port);
+    m.move_udp_port("vj-lyrics-osc.socket", lyrics_port);
+    m.ok(&["start", "vj.target"]);
+    let s = Suite { m, debugger_port };
+    for w in WORKERS {
+        s.until_serving(w, None);
+    }
+    s
+}
+
+#[test]
+fn the_suite_survives_chaos_without_refusing_or_losing() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let s = Arc::new(start_suite());
+    // Warm up; then every process's footprint is taken when first and last seen.
+    pause(Duration::from_secs(3));
+    let mut seen: BTreeMap<(&str, u32), Seen> = BTreeMap::new();
+    let look = |seen: &mut BTreeMap<(&'static str, u32), Seen>| {
+        for w in WORKERS {
+            let pid = s.pid(w);
+            if let Some((rss, fds)) = footprint(pid) {
+                let now = (Instant::now(), rss, fds);
+                seen.entry((w.bus_name, pid))
+                    .and_modify(|e| e.1 = now)
+                    .or_insert((now, now));
+            }
+        }
+    };
+    look(&mut seen);
+
+    // Clients hammering every control socket for the whole run.
+    let stop = Arc::new(AtomicBool::new(false));
+    let refused = Arc::new(AtomicU64::new(0));
+    let answered = Arc::new(AtomicU64::new(0));
+    let hammers: Vec<_> = WORKERS
+        .iter()
+        .map(|w| {
+            let (stop, refused, answered) = (stop.clone(), refused.clone(), answered.clone());
+            let sock = s.socket(w);
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match try_request(&sock, &json!({"type": "command", "cmd": "get_state"})) {
+                        Err(e) if e.starts_with("connect") => {
+                            refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        // Cut off by a kill: the connection was accepted, then lost.
+                        Err(_) => {}
+                        Ok(_) => {
+                            answered.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    pause(Duration::from_millis(5));
+                }
+            })
+        })
+        .collect();
+
+    let seed = std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let mut dice = Dice(seed);
+    let recoveries: Mutex<BTreeMap<(&str, Chaos), Vec<Duration>>> = Mutex::new(BTreeMap::new());
+    let mut starts: BTreeMap<&str, Vec<Instant>> = BTreeMap::new();
+    let (mut sent, mut lost, mut windows) = (0usize, 0usize, 0usize);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut round = 0usize;
+    while Instant::now() < deadline {
+        let w = WORKERS[round % WORKERS.len()];
+        round += 1;
+        // systemd allows 6 starts a minute: beyond 4 here, freeze instead of killing.
+        let recent = starts.entry(w.bus_name).or_default();
+        recent.retain(|t| t.elapsed() < Duration::from_secs(60));
+        // A hang costs WatchdogSec: only in the long soak.
+        let kinds = if seconds > 120 { 4 } else { 3 };
+        let mut chaos =
+            [Chaos::Kill, Chaos::Freeze, Chaos::Restart, Chaos::Hang][dice.roll(kinds) as usize];
+        if chaos != Chaos::Freeze && recent.len() >= 4 {
+            chaos = Chaos::Freeze;
+        }
+        look(&mut seen);
+        let pid = s.pid(w);
+        let took = match chaos {
+            Chaos::Kill => {
+                recent.push(Instant::now());
+                signal(pid, rustix::process::Signal::KILL);
+                s.until_serving(w, Some(pid))
+            }
+            Chaos::Restart => {
+                recent.push(Instant::now());
+                s.m.ok(&["restart", "--no-block", &w.service()]);
+                s.until_serving(w, Some(pid))
+            }
+            Chaos::Hang => {
+                recent.push(Instant::now());
+                signal(pid, rustix::process::Signal::STOP);
+                s.until_serving(w, Some(pid))
+            }
+            Chaos::Freeze => {
+                signal(pid, rustix::process::Signal::STOP);
+                pause(Duration::from_millis(500 + 500 * dice.roll(5)));
+                signal(pid, rustix::process::Signal::CONT);
+                s.until_serving(w, None)
+            }
+        };
+        recoveries
+            .lock()
+            .unwrap()
+            .entry((w.bus_name, chaos))
+            .or_default()
+            .push(took);
+        // A quiet moment: everything serves, and the debugger captures every message.
+        for w in WORKERS {
+            s.until_serving(w, None);
+        }
+        let n = 300;
+        lost += s.osc_lost((windows * 1000) as i32, n);
+        sent += n as usize;
+        windows += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for h in hammers {
+        h.join().unwrap();
+    }
+    pause(Duration::from_secs(2));
+    look(&mut seen);
+
+    println!("\nchaos soak: {seconds} s, {round} events, seed {seed}");
+    println!(
+        "connections refused: {}, requests answered: {}",
+        refused.load(Ordering::SeqCst),
+        answered.load(Ordering::SeqCst)
+    );
+    println!("OSC to the debugger in quiet moments: {sent} sent, {lost} lost ({windows} windows)");
+    println!("serving again after (max / mean):");
+    let mut worst = Duration::ZERO;
+    for ((worker, chaos), times) in recoveries.lock().unwrap().iter() {
+        let max = times.iter().max().copied().unwrap_or_default();
+        let mean = times.iter().sum::<Duration>() / times.len().max(1) as u32;
+        worst = worst.max(max);
+        println!(
+            "  {worker:<18} {:<8} x{:<3} {:>6.2} s / {:>5.2} s",
+            chaos.name(),
+            times.len(),
+            max.as_secs_f64(),
+            mean.as_secs_f64()
+        );
+    }
+    // The longest-lived process of each worker, from when it was first seen to the last.
+    println!("footprint of each worker's longest-lived process (RSS kB, open fds):");
+    let mut fd_growth = Vec::new();
+    for w in WORKERS {
+        let Some(((_, pid), ((t0, rss0, fds0), (t1, rss1, fds1)))) = seen
+            .iter()
+            .filter(|((name, _), _)| *name == w.bus_name)
+            .max_by_key(|(_, (first, last))| last.0 - first.0)
+        else {
+            continue;
+        };
+        println!(
+            "  {:<18} pid {pid:<7} over {:>5.1} s: {rss0:>6} -> {rss1:>6} kB, {fds0:>3} -> {fds1:>3} fds",
+            w.bus_name,
+            (*t1 - *t0).as_secs_f64()
+        );
+        if *fds1 > fds0 + fds0 / 10 + 1 {
+            fd_growth.push(format!("{}: {fds0} -> {fds1}", w.bus_name));
+        }
+    }
+
+    assert_eq!(refused.load(Ordering::SeqCst), 0, "connections refused");
+    assert!(answered.load(Ordering::SeqCst) > 0);
+    assert_eq!(
+        lost, 0,
+        "OSC messages lost while nothing was done to the debugger"
+    );
+    assert!(
+        worst <= WATCHDOG + Duration::from_secs(2),
+        "a worker took {worst:?} to serve again"
+    );
+    assert!(fd_growth.is_empty(), "open fds grew: {fd_growth:?}");
+    let state: Value = try_request(
+        &s.socket(s.debugger()),
+        &json!({"type": "command", "cmd": "get_state"}),
+    )
+    .unwrap();
+    assert_eq!(state["data"]["status"], "ok", "{state}");
+}
