@@ -1,7 +1,7 @@
 #!/bin/sh
 # Lints the service definitions: `systemd-analyze --user verify` on every unit as `make install`
-# writes it (into a throw-away HOME), drop-ins included, without a single warning; the sandboxed
-# workers' `systemd-analyze --user security` exposure (SPEC.md: <= 2.0); and every launchd plist
+# writes it (into a throw-away HOME), drop-ins included, without a single warning; every
+# worker's `systemd-analyze --user security` exposure against its ceiling; and every launchd plist
 # parses and declares the same named sockets as the systemd units of its worker.
 #   check-units.sh BIN_SRC_DIR     (a cargo target dir holding the binaries)
 set -eu
@@ -39,16 +39,22 @@ mkdir -p "$box/home" "$box/run" && chmod 0700 "$box/run"
         echo "check-units: systemd-analyze verify warned" >&2
         exit 1
     fi
-    # SPEC.md section 2: exposure <= 2.0 for the non-audio workers, which is also what shows that
-    # the shared sandbox of vj-.service.d/20-sandbox.conf reaches them (without it they score ~3.9).
+    # The exposure ceiling of every worker (tenths): SPEC.md section 2 asks <= 2.0 of the
+    # non-audio ones, which is also what shows the shared sandbox of vj-.service.d/20-sandbox.conf
+    # reaches them (without it they score ~3.9); the audio analyzer's own sandbox
+    # (vj-audio.service.d/20-sandbox.conf, which says why each setting is left out) scores 2.3,
+    # 3.9 before. Offline figures read a little above the live manager's (1.7 against 1.5).
     for u in ./vj-*.service; do
-        [ "$u" = ./vj-audio.service ] && continue
-        if ! systemd-analyze --user security --offline=yes --threshold=20 "$u" >"$HOME/security.out" 2>&1; then
+        case "$u" in
+        ./vj-audio.service) ceiling=23 ;;
+        *) ceiling=20 ;;
+        esac
+        if ! systemd-analyze --user security --offline=yes --threshold=$ceiling "$u" >"$HOME/security.out" 2>&1; then
             cat "$HOME/security.out" >&2
-            echo "check-units: $u: exposure above 2.0" >&2
+            echo "check-units: $u: exposure above its ceiling of $ceiling tenths" >&2
             exit 1
         fi
     done
 )
-echo "units: systemd-analyze verify clean, exposure <= 2.0 for the sandboxed workers"
+echo "units: systemd-analyze verify clean, every exposure within its ceiling (audio 2.3, others 2.0)"
 python3 "$repo/scripts/check-plists.py" "$repo"
