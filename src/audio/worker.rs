@@ -147,14 +147,14 @@ impl Analysis {
                 live.bpm = frame.bpm;
                 live.bpm_confidence = frame.bpm_confidence;
             }
-            // The line says the rate, but a wobble of a frame or two is not news: STATUS= (and
-            // the journal) change when the source does, or the rate by 2 fps.
+            // The line says the rate, but a wobble of a few frames (a busy machine) is not news:
+            // STATUS= and the journal change when the source does, or the rate by 10 %.
             let shown = self.status.get();
             let same = shown.health == Health::Ok
                 && self
                     .shown
                     .as_ref()
-                    .is_some_and(|(l, f)| l == label && (f - fps).abs() < 2.0);
+                    .is_some_and(|(l, f)| l == label && (f - fps).abs() < 0.1 * f);
             if !same {
                 self.status
                     .set(Health::Ok, format!("analyzing {label} at {fps:.0} fps"));
