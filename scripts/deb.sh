@@ -9,6 +9,7 @@
 #   systemctl --user daemon-reload && systemctl --user enable --now vj.target
 #
 #   deb.sh BIN_SRC_DIR [OUT_DIR]   (default OUT_DIR: target/debian); prints the .deb's path
+# DEB_COMPRESS=gzip|none (default xz): the tests build with gzip, quicker on debug binaries.
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 src=$(cd "${1:?usage: deb.sh BIN_SRC_DIR [OUT_DIR]}" && pwd)
@@ -84,5 +85,5 @@ CONTROL
 find "$pkg" -type d -exec chmod 0755 {} +
 mkdir -p "$out"
 deb="$out/vj-suite_${version}_${arch}.deb"
-dpkg-deb --root-owner-group -Zxz --build "$pkg" "$deb" >/dev/null
+dpkg-deb --root-owner-group -Z"${DEB_COMPRESS:-xz}" --build "$pkg" "$deb" >/dev/null
 echo "$deb"

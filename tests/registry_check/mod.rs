@@ -240,7 +240,7 @@ pub fn check_plist(w: &WorkerInfo, launchd: &Path) -> Vec<String> {
         }
     }
     if let (Some(port), Some(s)) = (w.http_port, sockets.get("http")) {
-        if s["SockServiceName"] != port.to_string()
+        if s["SockServiceName"].as_str() != Some(port.to_string().as_str())
             || s["SockType"] != "stream"
             || s["SockNodeName"] != "127.0.0.1"
         {
