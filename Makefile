@@ -9,7 +9,7 @@ BINDIR ?= $(HOME)/.local/bin
 export XDG_RUNTIME_DIR ?= $(shell scripts/user-manager.sh runtime-dir)
 UNAME := $(shell uname -s)
 
-.PHONY: build deps test-deps install uninstall start stop run test bench soak lint fuzz eval-beats
+.PHONY: build deps test-deps install uninstall start stop run test bench soak lint fuzz eval-beats deb
 
 build: deps
 	$(CARGO) build --release --bins
@@ -29,6 +29,12 @@ install: build
 
 uninstall:
 	BINDIR=$(BINDIR) scripts/install.sh --uninstall
+
+# The Debian package (binaries in /usr/bin, user units in /usr/lib/systemd/user,
+# /etc/vj/vj.toml as a conffile) in target/debian/. Nothing starts on install:
+# `systemctl --user enable --now vj.target`.
+deb: build
+	scripts/deb.sh $${CARGO_TARGET_DIR:-target}/release $${CARGO_TARGET_DIR:-target}/debian
 
 ifeq ($(UNAME),Darwin)
 start:

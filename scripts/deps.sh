@@ -3,10 +3,12 @@
 #   build:  pkg-config, libasound2-dev (cpal's ALSA backend)
 #   tests:  liblo-tools (oscdump/oscsend, an OSC peer we did not write), alsa-utils (arecord),
 #           dbus, mpv, mpv-mpris (a real MPRIS player on a private session bus),
-#           pulseaudio, libasound2-plugins (a real sound server, captured through ALSA)
+#           pulseaudio, libasound2-plugins (a real sound server, captured through ALSA),
+#           python3-requests, python3-websockets, python3-zeroconf (an OSCQuery client and an
+#           mDNS browser nobody here wrote, run with /usr/bin/python3)
 set -eu
 want="pkg-config libasound2-dev"
-if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins"; fi
+if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins python3-requests python3-websockets python3-zeroconf"; fi
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -7,6 +7,8 @@
 #   config    -> $XDG_CONFIG_HOME/vj/vj.toml      (the defaults, only if there is none)
 #
 #   install.sh BIN_SRC_DIR     install from a cargo target dir (target/release, target/debug)
+#   install.sh --units-only    only the units/plists (and the config), for binaries that are
+#                              already in BINDIR (a Homebrew install: BINDIR=$(brew --prefix)/bin)
 #   install.sh --uninstall     remove what install put there (never the user's config)
 set -eu
 
@@ -106,6 +108,15 @@ install_plists() {
 case "${1:-}" in
 --uninstall)
     uninstall
+    exit 0
+    ;;
+--units-only)
+    if [ ! -e "$config_home/vj/vj.toml" ]; then
+        mkdir -p "$config_home/vj"
+        cp "$repo/etc/vj.toml" "$config_home/vj/vj.toml"
+    fi
+    if [ "$os" = Darwin ]; then install_plists; else install_units; fi
+    echo "vj-suite service definitions installed for the binaries in $bindir"
     exit 0
     ;;
 "" | -*)

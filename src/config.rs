@@ -74,6 +74,10 @@ pub struct OscConfig {
 
 impl Section for OscConfig {
     fn validate(&self) -> Result<(), String> {
+        let all = self.routes.iter().flat_map(|r| r.targets.iter());
+        for t in self.targets.iter().chain(all) {
+            t.validate()?;
+        }
         for r in &self.routes {
             if !r.prefix.starts_with('/') {
                 return Err(format!(
@@ -87,6 +91,9 @@ impl Section for OscConfig {
 }
 
 /// `"host:port"`, or `{ addr = "host:port", bundle = true }` for a receiver that wants bundles.
+/// The host may be a name (resolved in the background and again every minute) or a multicast
+/// group (`239.1.2.3:9000`), which takes `ttl` (hops, default 1: the local network) and
+/// `interface` (the address or, on Linux, the name of the interface to send from).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum OscTarget {
@@ -95,10 +102,19 @@ pub enum OscTarget {
         addr: String,
         #[serde(default)]
         bundle: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interface: Option<String>,
     },
 }
 
 impl OscTarget {
+    /// A plain `host:port` target.
+    pub fn plain(addr: impl Into<String>) -> Self {
+        OscTarget::Plain(addr.into())
+    }
+
     pub fn addr(&self) -> &str {
         match self {
             OscTarget::Plain(a) | OscTarget::Detailed { addr: a, .. } => a,
@@ -106,6 +122,40 @@ impl OscTarget {
     }
     pub fn bundle(&self) -> bool {
         matches!(self, OscTarget::Detailed { bundle: true, .. })
+    }
+    /// Multicast hops, if set.
+    pub fn ttl(&self) -> Option<u32> {
+        match self {
+            OscTarget::Detailed { ttl, .. } => *ttl,
+            OscTarget::Plain(_) => None,
+        }
+    }
+    /// The interface multicast leaves by, if set.
+    pub fn interface(&self) -> Option<&str> {
+        match self {
+            OscTarget::Detailed { interface, .. } => interface.as_deref(),
+            OscTarget::Plain(_) => None,
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let addr = self.addr();
+        let Some((host, port)) = addr.rsplit_once(':') else {
+            return Err(format!("osc target {addr:?} is not host:port"));
+        };
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!(
+                "osc target {addr:?} is not host:port (a port is 1..=65535)"
+            ));
+        }
+        if let Some(ttl) = self.ttl() {
+            if !(1..=255).contains(&ttl) {
+                return Err(format!(
+                    "osc target {addr:?}: ttl must be 1..=255, not {ttl}"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -131,6 +181,8 @@ pub fn check_http_url(key: &str, value: &str) -> Result<(), String> {
 pub struct Common {
     pub bus: BusConfig,
     pub osc: OscConfig,
+    /// `[control]`: control over OSC (`[control.osc]`), served by the OSCQuery worker.
+    pub control: crate::oscquery::ControlConfig,
 }
 
 /// The defaults as a TOML table.
@@ -213,6 +265,7 @@ pub fn check_all(table: &Table, origin: &str) -> Result<Common, ConfigError> {
     let common = Common {
         bus: section(table, "bus", origin)?,
         osc: section(table, "osc", origin)?,
+        control: section(table, "control", origin)?,
     };
     for w in crate::registry::WORKERS {
         (w.check_config)(table, w.config_section, origin)?;
@@ -377,7 +430,7 @@ mod tests {
     #[test]
     fn the_defaults_are_exactly_etc_vj_toml() {
         let common = check_all(&defaults(), "built-in defaults").unwrap();
-        assert_eq!(common.osc.targets.len(), 2);
+        assert_eq!(common.osc.targets.len(), 3);
         assert_eq!(common.osc.targets[1].addr(), "127.0.0.1:9001");
         assert_eq!(common.osc.routes[0].prefix, "/karaoke/");
         assert_eq!(builtin::<BusConfig>("bus").dir, "");

@@ -9,6 +9,7 @@ pub mod karaoke;
 pub mod lyrics;
 pub mod osc;
 pub mod oscdebug;
+pub mod oscquery;
 pub mod playback;
 pub mod registry;
 pub mod service;

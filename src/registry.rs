@@ -17,6 +17,10 @@ pub struct WorkerInfo {
     pub config_section: &'static str,
     /// The OSC it receives on its own socket unit, `<binary>-osc.socket` (fd name `osc`).
     pub osc_in: Option<OscIn>,
+    /// The TCP port it serves HTTP on from its own socket unit, `<binary>-http.socket` (fd
+    /// name `http`, `ListenStream=127.0.0.1:<port>`); its section's `listen` key names it, and
+    /// its OSC input's key is then `osc_listen`.
+    pub http_port: Option<u16>,
     /// Started with `vj.target` rather than on first contact, because it emits on its own.
     pub starts_with_target: bool,
     /// Checks its section of a merged config table: `(table, section, origin)`, see
@@ -46,6 +50,29 @@ impl WorkerInfo {
     /// The OSC input's socket unit, if it has one.
     pub fn osc_socket(&self) -> Option<String> {
         self.osc_in.map(|_| format!("{}-osc.socket", self.binary))
+    }
+
+    /// The HTTP listener's socket unit, if it has one.
+    pub fn http_socket(&self) -> Option<String> {
+        self.http_port
+            .map(|_| format!("{}-http.socket", self.binary))
+    }
+
+    /// The key of its section that names its OSC input when not socket-activated.
+    pub fn osc_listen_key(&self) -> &'static str {
+        if self.http_port.is_some() {
+            "osc_listen"
+        } else {
+            "listen"
+        }
+    }
+
+    /// Every socket unit it has: control, then OSC and HTTP if it has them.
+    pub fn sockets(&self) -> Vec<String> {
+        let mut s = vec![self.control_socket()];
+        s.extend(self.osc_socket());
+        s.extend(self.http_socket());
+        s
     }
 
     /// Its name without the `vj-` prefix (`oscdebug`).
@@ -79,6 +106,7 @@ pub const AUDIO: WorkerInfo = WorkerInfo {
     binary: "vj-audio",
     config_section: "audio",
     osc_in: None,
+    http_port: None,
     starts_with_target: true,
     check_config: check::<crate::audio::AudioConfig>,
 };
@@ -88,6 +116,7 @@ pub const SPOTIFY: WorkerInfo = WorkerInfo {
     binary: "vj-spotify",
     config_section: "spotify",
     osc_in: None,
+    http_port: None,
     starts_with_target: true,
     check_config: check::<crate::playback::spotify::SpotifyConfig>,
 };
@@ -97,6 +126,7 @@ pub const VIRTUALDJ: WorkerInfo = WorkerInfo {
     binary: "vj-virtualdj",
     config_section: "virtualdj",
     osc_in: None,
+    http_port: None,
     starts_with_target: true,
     check_config: check::<crate::playback::virtualdj::VirtualDjConfig>,
 };
@@ -109,6 +139,7 @@ pub const LYRICS: WorkerInfo = WorkerInfo {
         port: 9002,
         route: Some("/karaoke/"),
     }),
+    http_port: None,
     starts_with_target: false,
     check_config: check::<crate::lyrics::LyricsConfig>,
 };
@@ -121,12 +152,36 @@ pub const OSC_DEBUGGER: WorkerInfo = WorkerInfo {
         port: 9001,
         route: None,
     }),
+    http_port: None,
     starts_with_target: false,
     check_config: check::<crate::oscdebug::OscDebuggerConfig>,
 };
 
+/// The OSCQuery server: it receives everything the suite sends (an `[osc] targets` entry),
+/// serves the namespace over HTTP, and runs the control-over-OSC input. Started with the
+/// target: mDNS must answer before anyone has connected.
+pub const OSCQUERY: WorkerInfo = WorkerInfo {
+    bus_name: "oscquery_server",
+    binary: "vj-oscquery",
+    config_section: "oscquery",
+    osc_in: Some(OscIn {
+        port: 9003,
+        route: None,
+    }),
+    http_port: Some(9010),
+    starts_with_target: true,
+    check_config: check::<crate::oscquery::OscQueryConfig>,
+};
+
 /// Every worker of the suite, in the order `vj-status` shows them.
-pub const WORKERS: [&WorkerInfo; 5] = [&AUDIO, &SPOTIFY, &VIRTUALDJ, &LYRICS, &OSC_DEBUGGER];
+pub const WORKERS: [&WorkerInfo; 6] = [
+    &AUDIO,
+    &SPOTIFY,
+    &VIRTUALDJ,
+    &LYRICS,
+    &OSC_DEBUGGER,
+    &OSCQUERY,
+];
 
 /// The worker called `name` (any of the names [`WorkerInfo::is_called`] takes).
 pub fn find(name: &str) -> Option<&'static WorkerInfo> {

@@ -45,8 +45,8 @@ fn no_unit_plist_or_section_lies_outside_the_registry() {
     let mut units: Vec<String> = WORKERS
         .iter()
         .flat_map(|w| {
-            let mut u = vec![w.service(), w.control_socket()];
-            u.extend(w.osc_socket());
+            let mut u = w.sockets();
+            u.push(w.service());
             u
         })
         .collect();
@@ -64,7 +64,7 @@ fn no_unit_plist_or_section_lies_outside_the_registry() {
     assert_eq!(names(&repo().join("launchd"), ".plist"), plists);
 
     let mut sections: Vec<&str> = WORKERS.iter().map(|w| w.config_section).collect();
-    sections.extend(["bus", "osc"]);
+    sections.extend(["bus", "osc", "control"]);
     sections.sort();
     let d = defaults();
     let mut have: Vec<&str> = d.keys().map(String::as_str).collect();

@@ -21,6 +21,7 @@ pub const ECHO: WorkerInfo = WorkerInfo {
     binary: "vj-echo",
     config_section: "echo",
     osc_in: None,
+    http_port: None,
     starts_with_target: false,
     check_config: registry::check::<NoSettings>,
 };

@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Arguments a variant does not name are ignored (python-vj clients send extras); a missing
-//! `Option` field is `None`.
+//! `Option` field is `None`. Values may also come in order, as a list under [`POSITIONAL`]
+//! (`{"_args": [20]}` is `{"ms": 20}` for `nudge`): control over OSC sends them that way, so
+//! it needs to know no worker's argument names.
 
 use std::fmt;
 
@@ -26,6 +28,9 @@ use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
 use super::message::Outcome;
+
+/// The key of arguments given in order rather than by name.
+pub const POSITIONAL: &str = "_args";
 
 /// Why a request is not a command of the type asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +137,11 @@ impl<'de> VariantAccess<'de> for Args<'de> {
 
     /// A newtype variant takes every argument as one value (`SetConfig(Map)`).
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Rejected> {
+        if self.0.contains_key(POSITIONAL) {
+            return Err(Rejected::BadArgument(
+                "bad argument: this command takes key value pairs, not values in order".into(),
+            ));
+        }
         seed.deserialize(Value::Object(self.0.clone()))
             .map_err(|e| Rejected::BadArgument(format!("bad argument: {e}")))
     }
@@ -148,23 +158,54 @@ impl<'de> VariantAccess<'de> for Args<'de> {
 
     fn struct_variant<V: Visitor<'de>>(
         self,
-        _fields: &'static [&'static str],
+        fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Rejected> {
         visitor.visit_map(ArgMap {
-            iter: self.0.iter(),
+            iter: named(self.0, fields)?.into_iter(),
             value: None,
         })
     }
 }
 
-/// The arguments as a map whose value errors name their key.
-struct ArgMap<'a> {
-    iter: serde_json::map::Iter<'a>,
-    value: Option<(&'a str, &'a Value)>,
+/// The arguments by name: positional values laid onto the fields not named already, in order.
+fn named(args: &Map<String, Value>, fields: &[&str]) -> Result<Vec<(String, Value)>, Rejected> {
+    let mut out: Vec<(String, Value)> = args
+        .iter()
+        .filter(|(k, _)| k.as_str() != POSITIONAL)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let Some(positional) = args.get(POSITIONAL) else {
+        return Ok(out);
+    };
+    let values = positional.as_array().ok_or_else(|| {
+        Rejected::BadArgument(format!("bad argument `{POSITIONAL}`: a list of values"))
+    })?;
+    let mut free = fields.iter().filter(|f| !args.contains_key(**f));
+    for v in values {
+        let field = free.next().ok_or_else(|| {
+            Rejected::BadArgument(format!(
+                "bad argument: {} values given, the command takes {}",
+                values.len(),
+                if fields.is_empty() {
+                    "none".to_string()
+                } else {
+                    fields.join(", ")
+                }
+            ))
+        })?;
+        out.push((field.to_string(), v.clone()));
+    }
+    Ok(out)
 }
 
-impl<'de> MapAccess<'de> for ArgMap<'de> {
+/// The arguments as a map whose value errors name their key.
+struct ArgMap {
+    iter: std::vec::IntoIter<(String, Value)>,
+    value: Option<(String, Value)>,
+}
+
+impl<'de> MapAccess<'de> for ArgMap {
     type Error = Rejected;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
@@ -174,8 +215,9 @@ impl<'de> MapAccess<'de> for ArgMap<'de> {
         let Some((key, value)) = self.iter.next() else {
             return Ok(None);
         };
+        let k = seed.deserialize(key.as_str().into_deserializer());
         self.value = Some((key, value));
-        seed.deserialize(key.as_str().into_deserializer()).map(Some)
+        k.map(Some)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Rejected> {
@@ -239,6 +281,35 @@ mod tests {
             decode::<Cmd>("set_config", &args(json!({"capacity": 7}))),
             Ok(Cmd::SetConfig(args(json!({"capacity": 7}))))
         );
+    }
+
+    #[test]
+    fn values_in_order_fill_the_arguments_not_named() {
+        assert_eq!(
+            decode::<Cmd>("nudge", &args(json!({ POSITIONAL: [-20] }))),
+            Ok(Cmd::Nudge { ms: -20.0 })
+        );
+        assert_eq!(
+            decode::<Cmd>(
+                "get_messages",
+                &args(json!({"count": 2, POSITIONAL: ["/audio/"]}))
+            ),
+            Ok(Cmd::GetMessages {
+                count: Some(2),
+                prefix: Some("/audio/".into())
+            })
+        );
+        assert_eq!(
+            decode::<Cmd>("clear", &args(json!({ POSITIONAL: [1.0] }))),
+            Ok(Cmd::Clear),
+            "a command without arguments ignores a button's value"
+        );
+        let too_many = decode::<Cmd>("nudge", &args(json!({ POSITIONAL: [1, 2] }))).unwrap_err();
+        assert_eq!(
+            too_many,
+            Rejected::BadArgument("bad argument: 2 values given, the command takes ms".into())
+        );
+        assert!(decode::<Cmd>("set_config", &args(json!({ POSITIONAL: [1] }))).is_err());
     }
 
     #[test]

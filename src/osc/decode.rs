@@ -27,6 +27,27 @@ pub struct CapturedMessage {
 
 /// Decodes one datagram into its messages, in order.
 pub fn decode(datagram: &[u8]) -> Result<Vec<CapturedMessage>, DecodeError> {
+    let mut out = Vec::new();
+    flatten(packet(datagram)?, None, &mut out);
+    Ok(out)
+}
+
+/// Decodes one datagram into its messages as `rosc` messages, bundles flattened (for a worker
+/// that passes them on).
+pub fn decode_messages(datagram: &[u8]) -> Result<Vec<rosc::OscMessage>, DecodeError> {
+    fn walk(p: OscPacket, out: &mut Vec<rosc::OscMessage>) {
+        match p {
+            OscPacket::Message(m) => out.push(m),
+            OscPacket::Bundle(b) => b.content.into_iter().for_each(|p| walk(p, out)),
+        }
+    }
+    let mut out = Vec::new();
+    walk(packet(datagram)?, &mut out);
+    Ok(out)
+}
+
+/// The one packet a datagram holds, nothing after it.
+fn packet(datagram: &[u8]) -> Result<OscPacket, DecodeError> {
     let (rest, packet) = rosc::decoder::decode_udp(datagram).map_err(|e| DecodeError {
         len: datagram.len(),
         reason: format!("{e:?}"),
@@ -37,9 +58,7 @@ pub fn decode(datagram: &[u8]) -> Result<Vec<CapturedMessage>, DecodeError> {
             reason: format!("{} bytes after the packet", rest.len()),
         });
     }
-    let mut out = Vec::new();
-    flatten(packet, None, &mut out);
-    Ok(out)
+    Ok(packet)
 }
 
 fn flatten(packet: OscPacket, time: Option<f64>, out: &mut Vec<CapturedMessage>) {
@@ -78,7 +97,8 @@ fn float_json(f: f64) -> Value {
     }
 }
 
-fn arg_json(arg: &OscType) -> Value {
+/// One OSC argument as JSON (`get_messages`, OSCQuery `VALUE`).
+pub fn arg_json(arg: &OscType) -> Value {
     match arg {
         OscType::Int(i) => json!(i),
         OscType::Float(f) => float_json(f64::from(*f)),

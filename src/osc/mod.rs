@@ -4,8 +4,8 @@
 mod decode;
 mod send;
 
-pub use decode::{decode, hex_string, CapturedMessage, DecodeError};
-pub use send::{OscOut, SendStats};
+pub use decode::{arg_json, decode, decode_messages, hex_string, CapturedMessage, DecodeError};
+pub use send::{OscOut, SendStats, TargetHealth, TargetState};
 
 use rosc::OscType;
 

@@ -1,77 +1,382 @@
 //! Fans each message out to every `[osc] targets` entry plus the routes whose prefix matches.
 //!
-//! Sending is a non-blocking `send_to` on one UDP socket: a full socket buffer drops the packet
-//! (and counts it) rather than stalling the caller, which may be the audio analysis thread.
+//! Sending is a non-blocking `send_to`: a full socket buffer drops the packet (and counts it)
+//! rather than stalling the caller, which may be the audio analysis thread. Each destination
+//! keeps its own health: a host name is resolved on a thread of its own (never on the caller's),
+//! a target that cannot be resolved or reached is skipped until its retry time and says why in
+//! `get_state`, and the other targets carry on. Multicast groups get a socket of their own with
+//! their `ttl` and `interface`.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use rosc::{encoder, OscBundle, OscMessage, OscPacket, OscTime};
 use serde::Serialize;
+use tracing::{info, warn};
 
 use crate::config::{OscConfig, OscTarget};
+use crate::service::backoff::Backoff;
+use crate::worker::lock;
+
+/// A failed target is tried again after 1 s, doubling to 30 s.
+const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+/// A host name that resolved is looked up again this often (its address may move).
+const REFRESH: Duration = Duration::from_secs(60);
+/// How long `OscOut::new` waits for the first lookups (local names answer at once).
+const FIRST_LOOKUP: Duration = Duration::from_millis(300);
+
+/// What a destination is doing, as `get_state` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetHealth {
+    Ok,
+    /// A host name not looked up yet.
+    Resolving,
+    /// The host name does not resolve (retried).
+    Unresolved,
+    /// Sending failed (no route, no such interface; retried).
+    Unreachable,
+}
+
+/// The changing part of a destination, behind one lock.
+#[derive(Debug)]
+struct Link {
+    addr: Option<SocketAddr>,
+    /// A multicast group's own socket, set up for its ttl and interface.
+    socket: Option<UdpSocket>,
+    health: TargetHealth,
+    error: Option<String>,
+    /// Nothing is sent (or looked up) before this.
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+    /// When a resolved host name is looked up again.
+    refresh_at: Option<Instant>,
+}
 
 #[derive(Debug)]
 struct Destination {
-    addr: SocketAddr,
+    /// As configured (`visuals.local:9000`).
+    text: String,
     /// Wants one bundle per frame instead of plain messages.
     bundle: bool,
+    ttl: Option<u32>,
+    interface: Option<String>,
+    /// Not an IP literal: looked up by the resolver thread.
+    named: bool,
     /// The worker's own receive socket: never sent to (the default `/karaoke/` route would
     /// otherwise pour the lyrics fetcher's own burst back into its input and crowd out the
     /// next track change). Set once, when the worker binds the socket.
     own: AtomicBool,
+    link: Mutex<Link>,
+    sent: AtomicU64,
+    dropped: AtomicU64,
 }
 
 #[derive(Debug)]
 struct Route {
     prefix: String,
-    destinations: Vec<Destination>,
+    destinations: Vec<Arc<Destination>>,
 }
 
-/// Counters for `get_state` and heartbeats.
-#[derive(Debug, Default, Serialize, Clone, Copy, PartialEq, Eq)]
+/// One destination in `get_state`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetState {
+    pub addr: String,
+    /// The prefix of the route it belongs to; `None` for an `[osc] targets` entry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    pub health: TargetHealth,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_in_ms: Option<u64>,
+    pub sent: u64,
+    pub dropped: u64,
+}
+
+/// Counters and per-target health for `get_state` and heartbeats.
+#[derive(Debug, Default, Serialize, Clone, PartialEq, Eq)]
 pub struct SendStats {
     pub packets_sent: u64,
     pub packets_dropped: u64,
+    pub targets: Vec<TargetState>,
 }
 
-/// The suite's OSC output: one socket, every target and route from the config.
+impl SendStats {
+    /// How many destinations are not ok (`get_state` and `health` say which).
+    pub fn failing(&self) -> usize {
+        self.targets
+            .iter()
+            .filter(|t| t.health != TargetHealth::Ok)
+            .count()
+    }
+}
+
 #[derive(Debug)]
-pub struct OscOut {
+struct Shared {
     socket: UdpSocket,
-    targets: Vec<Destination>,
+    targets: Vec<Arc<Destination>>,
     routes: Vec<Route>,
     sent: AtomicU64,
     dropped: AtomicU64,
 }
 
-/// A target or route that does not name a reachable `host:port`.
+/// The suite's OSC output: every target and route from the config.
+#[derive(Debug)]
+pub struct OscOut {
+    shared: Arc<Shared>,
+}
+
+/// The OSC output could not be set up at all (a bad target only degrades that target).
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("osc target {target:?} is not a host:port address: {source}")]
-    Resolve { target: String, source: io::Error },
-    #[error("osc target {0:?} resolves to no address")]
-    Empty(String),
+    #[error("osc target {0:?} is not a host:port address")]
+    Syntax(String),
     #[error("cannot open a UDP socket for OSC output: {0}")]
     Socket(io::Error),
 }
 
-fn resolve(target: &OscTarget) -> Result<Destination, TargetError> {
-    let text = target.addr();
-    let addr = text
-        .to_socket_addrs()
-        .map_err(|source| TargetError::Resolve {
-            target: text.to_string(),
-            source,
-        })?
-        .next()
-        .ok_or_else(|| TargetError::Empty(text.to_string()))?;
-    Ok(Destination {
-        addr,
-        bundle: target.bundle(),
-        own: AtomicBool::new(false),
-    })
+/// `host:port` split, the host without IPv6 brackets; a literal IP parsed.
+fn parse(text: &str) -> Result<(String, u16, Option<IpAddr>), TargetError> {
+    let bad = || TargetError::Syntax(text.to_string());
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port, host.parse().ok()))
+}
+
+impl Destination {
+    fn new(target: &OscTarget) -> Result<Destination, TargetError> {
+        let text = target.addr().to_string();
+        let (_, _, ip) = parse(&text)?;
+        let d = Destination {
+            text,
+            bundle: target.bundle(),
+            ttl: target.ttl(),
+            interface: target.interface().map(str::to_string),
+            named: ip.is_none(),
+            own: AtomicBool::new(false),
+            link: Mutex::new(Link::new()),
+            sent: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        };
+        if !d.named {
+            d.lookup();
+        }
+        Ok(d)
+    }
+
+    /// Records the outcome of a lookup (or of parsing a literal).
+    fn settle(&self, link: &mut Link, found: Result<SocketAddr, String>, now: Instant) {
+        let found = found.and_then(|addr| {
+            let socket = if addr.ip().is_multicast() {
+                Some(
+                    multicast_socket(addr, self.ttl, self.interface.as_deref())
+                        .map_err(|e| format!("cannot set up multicast to {addr}: {e}"))?,
+                )
+            } else {
+                None
+            };
+            Ok((addr, socket))
+        });
+        match found {
+            Ok((addr, socket)) => {
+                link.refresh_at = self.named.then(|| now + REFRESH);
+                // The same address that could not be reached: its retry time stands.
+                let still = link.addr == Some(addr) && link.health == TargetHealth::Unreachable;
+                link.addr = Some(addr);
+                link.socket = socket;
+                if still {
+                    return;
+                }
+                if link.health != TargetHealth::Ok && link.health != TargetHealth::Resolving {
+                    info!(target = %self.text, %addr, "osc target usable again");
+                }
+                link.health = TargetHealth::Ok;
+                link.error = None;
+                link.retry_at = None;
+                link.backoff.reset();
+            }
+            Err(e) => {
+                let wait = link.backoff.next_wait();
+                if link.health == TargetHealth::Ok || link.health == TargetHealth::Resolving {
+                    warn!(target = %self.text, error = %e, "osc target degraded; retrying");
+                }
+                // An address that resolved before keeps being used while a refresh fails.
+                if link.addr.is_none() || !self.named {
+                    link.health = if self.named && !e.starts_with("cannot set up") {
+                        TargetHealth::Unresolved
+                    } else {
+                        TargetHealth::Unreachable
+                    };
+                    link.error = Some(e);
+                    link.retry_at = Some(now + wait);
+                } else {
+                    link.refresh_at = Some(now + wait);
+                }
+            }
+        }
+    }
+
+    /// A failed send: skipped until the retry time, looked up again then if it is a name.
+    fn unreachable(&self, link: &mut Link, e: &io::Error, now: Instant) {
+        let wait = link.backoff.next_wait();
+        if link.health == TargetHealth::Ok {
+            warn!(target = %self.text, error = %e, "osc target unreachable; retrying");
+        }
+        link.health = TargetHealth::Unreachable;
+        link.error = Some(format!("send failed: {e}"));
+        link.retry_at = Some(now + wait);
+        if self.named {
+            link.refresh_at = Some(now + wait);
+        }
+    }
+
+    /// Is a lookup (or, for a literal, setting its socket up again) due now?
+    fn lookup_due(&self, now: Instant) -> bool {
+        let link = lock(&self.link);
+        match (link.health, link.addr) {
+            (TargetHealth::Resolving, _) => true,
+            (_, None) => link.retry_at.is_none_or(|t| now >= t),
+            _ => self.named && link.refresh_at.is_some_and(|t| now >= t),
+        }
+    }
+
+    /// Needs the resolver thread: a name, or a group whose socket could not be set up.
+    fn needs_lookups(&self) -> bool {
+        self.named || lock(&self.link).addr.is_none()
+    }
+
+    fn lookup(&self) {
+        // Literals too: std parses an IP literal without asking any resolver.
+        let found = self
+            .text
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {:?}: {e}", self.text))
+            .and_then(|mut a| {
+                a.next()
+                    .ok_or_else(|| format!("{:?} resolves to no address", self.text))
+            });
+        let mut link = lock(&self.link);
+        self.settle(&mut link, found, Instant::now());
+    }
+
+    fn state(&self, route: Option<&str>, now: Instant) -> TargetState {
+        let link = lock(&self.link);
+        TargetState {
+            addr: self.text.clone(),
+            route: route.map(str::to_string),
+            health: link.health,
+            resolved: link.addr.filter(|_| self.named).map(|a| a.to_string()),
+            error: link.error.clone(),
+            retry_in_ms: link
+                .retry_at
+                .map(|t| t.saturating_duration_since(now).as_millis() as u64),
+            sent: self.sent.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            addr: None,
+            socket: None,
+            health: TargetHealth::Resolving,
+            error: None,
+            retry_at: None,
+            backoff: RETRY,
+            refresh_at: None,
+        }
+    }
+}
+
+/// The interface a multicast group is sent from: an address, or (Linux) a name.
+fn interface_v4(socket: &UdpSocket, interface: &str) -> io::Result<Option<u32>> {
+    if interface.parse::<Ipv4Addr>().is_ok() {
+        return Ok(None);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        rustix::net::netdevice::name_to_index(socket, interface)
+            .map(Some)
+            .map_err(|e| io::Error::new(e.kind(), format!("no interface {interface:?}: {e}")))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = socket;
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("interface {interface:?}: give the interface's IPv4 address"),
+        ))
+    }
+}
+
+/// A socket for one multicast group: its hops, its outgoing interface, and loopback delivery
+/// on (a receiver on the same machine hears it too).
+fn multicast_socket(
+    group: SocketAddr,
+    ttl: Option<u32>,
+    interface: Option<&str>,
+) -> io::Result<UdpSocket> {
+    let ttl = ttl.unwrap_or(1);
+    let socket = match group.ip() {
+        IpAddr::V4(_) => {
+            let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            s.set_multicast_ttl_v4(ttl)?;
+            if let Some(name) = interface {
+                match interface_v4(&s, name)? {
+                    None => {
+                        let addr: Ipv4Addr = name.parse().map_err(|_| {
+                            io::Error::new(io::ErrorKind::InvalidInput, "bad interface address")
+                        })?;
+                        socket2::SockRef::from(&s).set_multicast_if_v4(&addr)?;
+                    }
+                    #[cfg(target_os = "linux")]
+                    Some(index) => rustix::net::sockopt::set_ip_multicast_if_with_ifindex(
+                        &s,
+                        &Ipv4Addr::UNSPECIFIED,
+                        &Ipv4Addr::UNSPECIFIED,
+                        index,
+                    )?,
+                    #[cfg(not(target_os = "linux"))]
+                    Some(_) => {}
+                }
+            }
+            s
+        }
+        IpAddr::V6(_) => {
+            let s = UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0))?;
+            socket2::SockRef::from(&s).set_multicast_hops_v6(ttl)?;
+            if let Some(name) = interface {
+                let index = match name.parse::<u32>() {
+                    Ok(i) => i,
+                    #[cfg(target_os = "linux")]
+                    Err(_) => rustix::net::netdevice::name_to_index(&s, name)?,
+                    #[cfg(not(target_os = "linux"))]
+                    Err(_) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            "give the interface's index",
+                        ))
+                    }
+                };
+                socket2::SockRef::from(&s).set_multicast_if_v6(index)?;
+            }
+            s
+        }
+    };
+    socket.set_nonblocking(true)?;
+    Ok(socket)
 }
 
 impl OscOut {
@@ -79,7 +384,7 @@ impl OscOut {
         let targets = config
             .targets
             .iter()
-            .map(resolve)
+            .map(|t| Destination::new(t).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let routes = config
             .routes
@@ -87,30 +392,42 @@ impl OscOut {
             .map(|r| {
                 Ok(Route {
                     prefix: r.prefix.clone(),
-                    destinations: r.targets.iter().map(resolve).collect::<Result<_, _>>()?,
+                    destinations: r
+                        .targets
+                        .iter()
+                        .map(|t| Destination::new(t).map(Arc::new))
+                        .collect::<Result<_, _>>()?,
                 })
             })
             .collect::<Result<Vec<_>, TargetError>>()?;
         let socket = UdpSocket::bind("0.0.0.0:0").map_err(TargetError::Socket)?;
         socket.set_nonblocking(true).map_err(TargetError::Socket)?;
-        Ok(OscOut {
+        let shared = Arc::new(Shared {
             socket,
             targets,
             routes,
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
-        })
+        });
+        if shared.all().any(|d| d.needs_lookups()) {
+            let (first_tx, first_rx) = std::sync::mpsc::channel();
+            let weak = Arc::downgrade(&shared);
+            std::thread::Builder::new()
+                .name("vj-osc-resolve".into())
+                .spawn(move || resolver(weak, first_tx))
+                .map_err(TargetError::Socket)?;
+            let _ = first_rx.recv_timeout(FIRST_LOOKUP);
+        }
+        Ok(OscOut { shared })
     }
 
     /// Marks every destination that is `local`, the worker's own receive socket (bound to
     /// `local`, or to the unspecified address and reached over loopback): nothing goes there.
     pub fn exclude_own(&self, local: SocketAddr) {
-        let all = self
-            .targets
-            .iter()
-            .chain(self.routes.iter().flat_map(|r| r.destinations.iter()));
-        for d in all {
-            let to = d.addr;
+        for d in self.shared.all() {
+            let Some(to) = lock(&d.link).addr else {
+                continue;
+            };
             if to.port() == local.port()
                 && (to.ip() == local.ip() || (local.ip().is_unspecified() && to.ip().is_loopback()))
             {
@@ -120,11 +437,15 @@ impl OscOut {
     }
 
     /// Every destination a message with this address goes to.
-    fn destinations<'a>(&'a self, addr: &'a str) -> impl Iterator<Item = &'a Destination> + 'a {
-        self.targets
+    fn destinations<'a>(
+        &'a self,
+        addr: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Destination>> + 'a {
+        let s = &self.shared;
+        s.targets
             .iter()
             .chain(
-                self.routes
+                s.routes
                     .iter()
                     .filter(move |r| addr.starts_with(&r.prefix))
                     .flat_map(|r| r.destinations.iter()),
@@ -132,45 +453,74 @@ impl OscOut {
             .filter(|d| !d.own.load(Ordering::Relaxed))
     }
 
-    fn send_bytes(&self, bytes: &[u8], to: SocketAddr) {
-        match self.socket.send_to(bytes, to) {
-            Ok(_) => self.sent.fetch_add(1, Ordering::Relaxed),
-            // Nobody listening (ICMP refused), a full buffer, or an unroutable target: the
-            // next frame comes 11 ms later, so count it and move on.
-            Err(_) => self.dropped.fetch_add(1, Ordering::Relaxed),
+    fn send_bytes(&self, bytes: &[u8], d: &Destination) {
+        let now = Instant::now();
+        let mut link = lock(&d.link);
+        let result = match (link.addr, link.retry_at) {
+            (Some(addr), None) => {
+                let socket = link.socket.as_ref().unwrap_or(&self.shared.socket);
+                socket.send_to(bytes, addr)
+            }
+            (Some(addr), Some(t)) if now >= t => {
+                let socket = link.socket.as_ref().unwrap_or(&self.shared.socket);
+                socket.send_to(bytes, addr)
+            }
+            // Not resolved yet, or waiting for its retry time.
+            _ => Err(io::Error::from(io::ErrorKind::WouldBlock)),
         };
+        match result {
+            Ok(_) => {
+                if link.retry_at.take().is_some() {
+                    info!(target = %d.text, "osc target reachable again");
+                    link.health = TargetHealth::Ok;
+                    link.error = None;
+                    link.backoff.reset();
+                }
+                d.sent.fetch_add(1, Ordering::Relaxed);
+                self.shared.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                // A full buffer: the next frame comes 11 ms later. No route, no interface, a
+                // refused broadcast: that target waits for its retry, the others carry on.
+                if e.kind() != io::ErrorKind::WouldBlock {
+                    d.unreachable(&mut link, &e, now);
+                }
+                d.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Sends one message as a plain packet to each destination (bundle targets included:
     /// a lone message needs no bundle).
     pub fn send(&self, msg: &OscMessage) {
         let Ok(bytes) = encoder::encode(&OscPacket::Message(msg.clone())) else {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
         for d in self.destinations(&msg.addr) {
-            self.send_bytes(&bytes, d.addr);
+            self.send_bytes(&bytes, d);
         }
     }
 
     /// Sends the messages of one analysis frame: plain messages to ordinary destinations, one
     /// timetagged bundle (of the messages meant for it) to each destination that asked for bundles.
     pub fn send_frame(&self, msgs: &[OscMessage]) {
-        let mut bundles: Vec<(SocketAddr, Vec<OscPacket>)> = Vec::new();
+        let mut bundles: Vec<(&Arc<Destination>, Vec<OscPacket>)> = Vec::new();
         for msg in msgs {
             let Ok(bytes) = encoder::encode(&OscPacket::Message(msg.clone())) else {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             for d in self.destinations(&msg.addr) {
                 if !d.bundle {
-                    self.send_bytes(&bytes, d.addr);
+                    self.send_bytes(&bytes, d);
                     continue;
                 }
                 let packet = OscPacket::Message(msg.clone());
-                match bundles.iter_mut().find(|(to, _)| *to == d.addr) {
+                match bundles.iter_mut().find(|(to, _)| Arc::ptr_eq(to, d)) {
                     Some((_, content)) => content.push(packet),
-                    None => bundles.push((d.addr, vec![packet])),
+                    None => bundles.push((d, vec![packet])),
                 }
             }
         }
@@ -185,17 +535,51 @@ impl OscOut {
             match encoder::encode(&OscPacket::Bundle(OscBundle { timetag, content })) {
                 Ok(bytes) => self.send_bytes(&bytes, to),
                 Err(_) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
     }
 
     pub fn stats(&self) -> SendStats {
-        SendStats {
-            packets_sent: self.sent.load(Ordering::Relaxed),
-            packets_dropped: self.dropped.load(Ordering::Relaxed),
+        let now = Instant::now();
+        let s = &self.shared;
+        let mut targets: Vec<TargetState> = s.targets.iter().map(|d| d.state(None, now)).collect();
+        for r in &s.routes {
+            targets.extend(r.destinations.iter().map(|d| d.state(Some(&r.prefix), now)));
         }
+        SendStats {
+            packets_sent: s.sent.load(Ordering::Relaxed),
+            packets_dropped: s.dropped.load(Ordering::Relaxed),
+            targets,
+        }
+    }
+}
+
+impl Shared {
+    fn all(&self) -> impl Iterator<Item = &Arc<Destination>> {
+        self.targets
+            .iter()
+            .chain(self.routes.iter().flat_map(|r| r.destinations.iter()))
+    }
+}
+
+/// Looks host names up, off the senders' threads, until the output is dropped. `first` hears
+/// when the first round is done.
+fn resolver(shared: Weak<Shared>, first: std::sync::mpsc::Sender<()>) {
+    let mut first = Some(first);
+    loop {
+        let Some(s) = shared.upgrade() else { return };
+        let now = Instant::now();
+        let due: Vec<Arc<Destination>> = s.all().filter(|d| d.lookup_due(now)).cloned().collect();
+        drop(s);
+        for d in due {
+            d.lookup();
+        }
+        if let Some(tx) = first.take() {
+            let _ = tx.send(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -243,6 +627,8 @@ mod tests {
                 OscTarget::Detailed {
                     addr: addr(&bundled),
                     bundle: true,
+                    ttl: None,
+                    interface: None,
                 },
             ],
             routes: vec![OscRoute {
@@ -291,6 +677,89 @@ mod tests {
         out.send(&msg("/karaoke/lyrics/line"));
         assert_eq!(drain(&other).len(), 1);
         assert!(drain(&own).is_empty());
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_degrades_only_itself() {
+        let (good, by_name) = (receiver(), receiver());
+        let port = by_name.local_addr().unwrap().port();
+        let out = OscOut::new(&OscConfig {
+            targets: vec![
+                OscTarget::plain("no-such-host.invalid:9000"),
+                OscTarget::plain(good.local_addr().unwrap().to_string()),
+                OscTarget::plain(format!("localhost:{port}")),
+            ],
+            routes: vec![],
+        })
+        .unwrap();
+        out.send(&msg("/audio/bpm"));
+        assert_eq!(drain(&good).len(), 1);
+        assert_eq!(drain(&by_name).len(), 1, "localhost resolves");
+        let stats = out.stats();
+        let bad = &stats.targets[0];
+        assert_eq!(bad.health, TargetHealth::Unresolved, "{stats:?}");
+        assert!(
+            bad.error
+                .as_deref()
+                .unwrap()
+                .contains("no-such-host.invalid"),
+            "{bad:?}"
+        );
+        assert!(bad.retry_in_ms.is_some());
+        assert_eq!(stats.targets[2].health, TargetHealth::Ok);
+        assert_eq!(
+            stats.targets[2]
+                .resolved
+                .as_deref()
+                .map(|r| r.ends_with(&format!(":{port}"))),
+            Some(true)
+        );
+        assert_eq!(stats.failing(), 1);
+        assert_eq!((bad.sent, bad.dropped), (0, 1));
+    }
+
+    #[test]
+    fn a_group_gets_its_ttl_and_a_missing_interface_degrades_only_it() {
+        let good = receiver();
+        let out = OscOut::new(&OscConfig {
+            targets: vec![
+                OscTarget::Detailed {
+                    addr: "239.255.71.1:9000".into(),
+                    bundle: false,
+                    ttl: Some(3),
+                    interface: Some("127.0.0.1".into()),
+                },
+                OscTarget::Detailed {
+                    addr: "239.255.71.2:9000".into(),
+                    bundle: false,
+                    ttl: None,
+                    interface: Some("nosuchif0".into()),
+                },
+                OscTarget::plain(good.local_addr().unwrap().to_string()),
+            ],
+            routes: vec![],
+        })
+        .unwrap();
+        let link = lock(&out.shared.targets[0].link);
+        let socket = link
+            .socket
+            .as_ref()
+            .expect("a group has a socket of its own");
+        assert_eq!(socket.multicast_ttl_v4().unwrap(), 3);
+        drop(link);
+        out.send(&msg("/audio/beat"));
+        assert_eq!(drain(&good).len(), 1);
+        let stats = out.stats();
+        assert_eq!(stats.targets[1].health, TargetHealth::Unreachable);
+        assert!(
+            stats.targets[1]
+                .error
+                .as_deref()
+                .unwrap()
+                .contains("nosuchif0"),
+            "{stats:?}"
+        );
+        assert_eq!(stats.targets[2].health, TargetHealth::Ok);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! itself so a developer can run the binary by hand.
 
 use std::io;
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -12,6 +12,8 @@ use std::path::Path;
 pub const CONTROL: &str = "control";
 /// The fd name of a worker's OSC input (`FileDescriptorName=osc`).
 pub const OSC: &str = "osc";
+/// The fd name of a worker's HTTP listener (`FileDescriptorName=http`).
+pub const HTTP: &str = "http";
 
 /// The sockets this process was started with, by name.
 pub struct Activated {
@@ -74,6 +76,25 @@ impl Activated {
                 self.from_supervisor = true;
                 // SAFETY: launchd handed us this listening socket and nothing else owns it.
                 unsafe { UnixListener::from_raw_fd(fd) }
+            }))
+        }
+    }
+
+    /// The activated TCP listener called `name`, if there is one.
+    pub fn tcp_listener(&mut self, name: &str) -> io::Result<Option<TcpListener>> {
+        #[cfg(not(target_os = "macos"))]
+        {
+            match self.index(name) {
+                Some(i) => self.fds.take_tcp_listener(i),
+                None => Ok(None),
+            }
+        }
+        #[cfg(target_os = "macos")]
+        {
+            Ok(launchd::take(name)?.map(|fd| {
+                use std::os::fd::FromRawFd;
+                // SAFETY: launchd handed us this listening socket and nothing else owns it.
+                unsafe { TcpListener::from_raw_fd(fd) }
             }))
         }
     }

@@ -15,7 +15,7 @@ pub use status::{Health, Status, StatusLine};
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::de::DeserializeOwned;
@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::bus::Outcome;
-use crate::config::Section;
+use crate::config::{Common, Section};
 use crate::osc::OscOut;
 use crate::registry::WorkerInfo;
 use crate::service::activation::Activated;
@@ -84,6 +84,8 @@ pub struct Context<C> {
     pub config: watch::Receiver<Arc<C>>,
     /// OSC output to every target and route.
     pub osc: Arc<OscOut>,
+    /// The sections every worker reads (`[bus]`, `[osc]`, `[control]`), as loaded at start.
+    pub common: Arc<Common>,
     /// Pet it from the work loop (see [`Watchdog::ticker`]).
     pub watchdog: Watchdog,
     pub status: Arc<Status>,
@@ -96,6 +98,7 @@ impl<C> Clone for Context<C> {
         Context {
             config: self.config.clone(),
             osc: self.osc.clone(),
+            common: self.common.clone(),
             watchdog: self.watchdog.clone(),
             status: self.status.clone(),
             stop: self.stop.clone(),
@@ -133,11 +136,33 @@ impl<C> Context<C> {
         sockets.udp.insert(name.to_string(), socket.try_clone()?);
         Ok(socket)
     }
+
+    /// The stream listener called `name`: the activated one, else bound to `fallback`
+    /// (`ip:port`). Survives an in-process `restart`; non-blocking, for tokio.
+    pub fn tcp_listener(&self, name: &str, fallback: &str) -> std::io::Result<TcpListener> {
+        let mut sockets = lock(&self.sockets);
+        if let Some(l) = sockets.tcp.get(name) {
+            return l.try_clone();
+        }
+        let listener = match sockets.activated.tcp_listener(name)? {
+            Some(l) => l,
+            None => TcpListener::bind(fallback).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {fallback} for {name}: {e}"),
+                )
+            })?,
+        };
+        listener.set_nonblocking(true)?;
+        sockets.tcp.insert(name.to_string(), listener.try_clone()?);
+        Ok(listener)
+    }
 }
 
 struct Sockets {
     activated: Activated,
     udp: HashMap<String, UdpSocket>,
+    tcp: HashMap<String, TcpListener>,
 }
 
 /// Locks `m`, also after a thread panicked holding it: every value the suite keeps under a

@@ -325,12 +325,14 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
         ctx: Context {
             config: config_rx,
             osc,
+            common: Arc::new(loaded.common.clone()),
             watchdog: Watchdog::from_env(),
             status: Arc::new(Status::default()),
             stop: stop.clone(),
             sockets: Arc::new(Mutex::new(Sockets {
                 activated,
                 udp: HashMap::new(),
+                tcp: HashMap::new(),
             })),
         },
         failed: failed_tx,

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -130,6 +132,14 @@ pub struct UserManager {
 impl UserManager {
     /// Starts a manager in a fresh box and installs the suite (units not started).
     pub fn start() -> UserManager {
+        let m = Self::start_bare(None);
+        m.script("install.sh", &[bin_dir().to_str().expect("utf-8 path")]);
+        m
+    }
+
+    /// Starts a manager with nothing installed in the box, in network namespace `netns` (made
+    /// with `ip netns add`) if given: its units all run there.
+    pub fn start_bare(netns: Option<&str>) -> UserManager {
         let n = BOXES.fetch_add(1, Ordering::SeqCst);
         let root = boxes_root().join(format!("{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -151,9 +161,30 @@ impl UserManager {
             runtime,
             env,
         };
-        m.script("user-manager.sh", &["start"]);
-        m.script("install.sh", &[bin_dir().to_str().expect("utf-8 path")]);
+        let script = repo().join("scripts/user-manager.sh");
+        let out = match netns {
+            Some(ns) => m
+                .command("nsenter")
+                .arg(format!("--net=/run/netns/{ns}"))
+                .arg("--")
+                .arg(script)
+                .arg("start")
+                .output(),
+            None => m.command(script).arg("start").output(),
+        }
+        .expect("run user-manager.sh");
+        assert!(
+            out.status.success(),
+            "user-manager.sh start failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         m
+    }
+
+    /// Installs the suite into the box as `make install` does.
+    pub fn install(&self) {
+        self.script("install.sh", &[bin_dir().to_str().expect("utf-8 path")]);
     }
 
     fn script(&self, name: &str, args: &[&str]) {

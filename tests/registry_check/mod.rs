@@ -61,8 +61,7 @@ pub fn check_units(w: &WorkerInfo, units: &Path) -> Vec<String> {
     };
     let service = w.service();
     let control = w.control_socket();
-    let mut sockets = vec![control.clone()];
-    sockets.extend(w.osc_socket());
+    let sockets = w.sockets();
 
     match read_unit(&units.join(&service)) {
         Err(e) => expect(false, e),
@@ -142,6 +141,28 @@ pub fn check_units(w: &WorkerInfo, units: &Path) -> Vec<String> {
         )),
         _ => {}
     }
+    let http_file = units.join(format!("{}-http.socket", w.binary));
+    match (w.http_port, w.http_socket()) {
+        (Some(port), Some(name)) => {
+            if let Some(u) = socket_unit(&name, &mut problems) {
+                let listen = one(&u, "Socket", "ListenStream").unwrap_or_default();
+                let want = format!("127.0.0.1:{port}");
+                if listen != want {
+                    problems.push(format!("{name}: ListenStream={listen}, not {want}"));
+                }
+                let fd = one(&u, "Socket", "FileDescriptorName").unwrap_or_default();
+                if fd != "http" {
+                    problems.push(format!("{name}: FileDescriptorName={fd}, not http"));
+                }
+            }
+        }
+        _ if http_file.exists() => problems.push(format!(
+            "{} exists but the registry gives {} no HTTP port",
+            http_file.display(),
+            w.bus_name
+        )),
+        _ => {}
+    }
     problems
 }
 
@@ -185,11 +206,13 @@ pub fn check_plist(w: &WorkerInfo, launchd: &Path) -> Vec<String> {
     let sockets = plist["Sockets"].as_object().cloned().unwrap_or_default();
     let mut names: Vec<&str> = sockets.keys().map(String::as_str).collect();
     names.sort();
-    let want: Vec<&str> = if w.osc_in.is_some() {
-        vec!["control", "osc"]
-    } else {
-        vec!["control"]
-    };
+    let mut want: Vec<&str> = vec!["control"];
+    if w.http_port.is_some() {
+        want.push("http");
+    }
+    if w.osc_in.is_some() {
+        want.push("osc");
+    }
     if names != want {
         problems.push(format!(
             "{}: Sockets {names:?}, not {want:?}",
@@ -216,6 +239,17 @@ pub fn check_plist(w: &WorkerInfo, launchd: &Path) -> Vec<String> {
             ));
         }
     }
+    if let (Some(port), Some(s)) = (w.http_port, sockets.get("http")) {
+        if s["SockServiceName"].as_str() != Some(port.to_string().as_str())
+            || s["SockType"] != "stream"
+            || s["SockNodeName"] != "127.0.0.1"
+        {
+            problems.push(format!(
+                "{}: http socket {s}, not stream 127.0.0.1:{port}",
+                path.display()
+            ));
+        }
+    }
     problems
 }
 
@@ -225,14 +259,25 @@ pub fn check_defaults(w: &WorkerInfo, defaults: &toml::Table) -> Vec<String> {
     let Some(section) = defaults.get(w.config_section).and_then(|s| s.as_table()) else {
         return vec![format!("etc/vj.toml has no [{}]", w.config_section)];
     };
+    if let Some(port) = w.http_port {
+        let addr = format!("127.0.0.1:{port}");
+        let listen = section.get("listen").and_then(|v| v.as_str());
+        if listen != Some(addr.as_str()) {
+            problems.push(format!(
+                "etc/vj.toml: {}.listen = {listen:?}, not {addr:?}",
+                w.config_section
+            ));
+        }
+    }
     let Some(osc) = w.osc_in else {
         return problems;
     };
     let addr = format!("127.0.0.1:{}", osc.port);
-    let listen = section.get("listen").and_then(|v| v.as_str());
+    let key = w.osc_listen_key();
+    let listen = section.get(key).and_then(|v| v.as_str());
     if listen != Some(addr.as_str()) {
         problems.push(format!(
-            "etc/vj.toml: {}.listen = {listen:?}, not {addr:?}",
+            "etc/vj.toml: {}.{key} = {listen:?}, not {addr:?}",
             w.config_section
         ));
     }
@@ -273,9 +318,7 @@ pub fn check_defaults(w: &WorkerInfo, defaults: &toml::Table) -> Vec<String> {
 pub fn check_target(w: &WorkerInfo, target: &Unit) -> Vec<String> {
     let wants = words(target, "Unit", "Wants");
     let mut problems = Vec::new();
-    let mut want = vec![w.control_socket()];
-    want.extend(w.osc_socket());
-    for s in want {
+    for s in w.sockets() {
         if !wants.contains(&s) {
             problems.push(format!("vj.target does not want {s}"));
         }
