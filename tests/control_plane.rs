@@ -269,11 +269,12 @@ fn restart_reinitialises_in_process_and_keeps_serving() {
 }
 
 #[test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to act as another user")]
 fn a_peer_of_another_uid_is_refused() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: needs root to act as another user");
-        return;
-    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "built as root, run as another user: build and run the tests as the same user"
+    );
     use std::os::unix::fs::PermissionsExt;
     let w = ByHand::start("");
     // Open the door that 0700/0600 normally keeps shut, to see the uid check itself.

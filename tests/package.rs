@@ -175,13 +175,15 @@ fn left_behind() -> Vec<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(vj_system_install),
+    ignore = "installs system-wide: only as root with CI=true or VJ_TEST_SYSTEM_INSTALL=1"
+)]
 fn installed_with_dpkg_the_suite_runs_from_usr_lib_and_removes_cleanly() {
-    if !system_install_allowed() {
-        eprintln!(
-            "skipped: installs system-wide only with CI=true or VJ_TEST_SYSTEM_INSTALL=1, as root"
-        );
-        return;
-    }
+    assert!(
+        system_install_allowed(),
+        "built for a system-wide install (CI=true or VJ_TEST_SYSTEM_INSTALL=1, as root) but not run so"
+    );
     if installed() {
         assert!(
             std::env::var("CI").is_ok_and(|c| c == "true"),

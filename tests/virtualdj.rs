@@ -229,12 +229,17 @@ async fn bad_files_degrade_and_the_worker_keeps_serving() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to drop the worker to nobody")]
 async fn permission_denied_for_a_non_root_worker() {
     // Root reads anything, so the worker runs as nobody here (setpriv) to meet a real EACCES.
-    if !rustix::process::geteuid().is_root() || which("setpriv").is_none() {
-        eprintln!("skipped: needs root and setpriv to drop to nobody");
-        return;
-    }
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "built as root, run as another user: build and run the tests as the same user"
+    );
+    assert!(
+        which("setpriv").is_some(),
+        "needs setpriv (Debian: util-linux)"
+    );
     let dir = tempfile::Builder::new().tempdir_in("/var/tmp").unwrap();
     std::fs::set_permissions(
         dir.path(),
