@@ -317,3 +317,40 @@ except ConnectionError:
         true
     );
 }
+
+#[test]
+fn the_257th_connection_waits_until_one_of_256_closes() {
+    use std::io::{Read, Write};
+    let w = ByHand::start("");
+    // 256 served connections, each answered once so it is surely being served.
+    let mut held: Vec<std::os::unix::net::UnixStream> = (0..256)
+        .map(|i| {
+            let mut s = std::os::unix::net::UnixStream::connect(w.socket()).unwrap();
+            let body = serde_json::to_vec(&cmd("health", json!(i))).unwrap();
+            s.write_all(&(body.len() as u32).to_be_bytes()).unwrap();
+            s.write_all(&body).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).unwrap();
+            let mut reply = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut reply).unwrap();
+            s
+        })
+        .collect();
+    // The 257th is accepted by the kernel (the backlog) but not served...
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sock = w.socket();
+    std::thread::spawn(move || {
+        let _ = tx.send(common::try_request(&sock, &cmd("health", json!("late"))));
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(1500)).is_err(),
+        "served beyond 256 connections"
+    );
+    // ...until one of the 256 goes.
+    drop(held.pop());
+    let late = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("served once one closed");
+    assert_eq!(late.unwrap()["msg_id"], "late");
+}

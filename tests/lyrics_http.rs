@@ -7,7 +7,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use vj::lyrics::lrclib::USER_AGENT;
-use vj::lyrics::moods::MoodLlm;
+use vj::lyrics::moods::{LlmError, MoodLlm};
 use vj::lyrics::{
     find_lyrics, Cached, Lookup, LrclibClient, LrclibError, LyricsCache, RetryPolicy, Song,
     TrackQuery,
@@ -401,11 +401,17 @@ async fn an_llm_that_answers_garbage_fails_or_stalls_is_an_error_without_the_key
         Duration::from_millis(300),
     );
     for title in ["Garbage", "Broken", "Slow"] {
-        let err = llm
-            .moods("A", title, "some lyrics")
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = llm.moods("A", title, "some lyrics").await.unwrap_err();
+        // Each failure is told as what it is, not as any error.
+        let right = match title {
+            "Garbage" => matches!(err, LlmError::Garbage { .. }),
+            "Broken" => matches!(err, LlmError::Status { status: 500, .. }),
+            _ => {
+                matches!(&err, LlmError::Unreachable { reason, .. } if reason.contains("timed out") || reason.contains("timeout"))
+            }
+        };
+        assert!(right, "{title}: {err:?}");
+        let err = err.to_string();
         assert!(!err.contains("sk-secret-key"), "{err}");
         assert!(err.contains("/v1/chat/completions"), "{err}");
     }

@@ -52,6 +52,26 @@ fn player_mock() -> wiremock::MockBuilder {
     Mock::given(method("GET")).and(path("/v1/me/player"))
 }
 
+/// A Web API whose player answers `first`, one each, then "Get Lucky" plays.
+async fn api_answering(first: Vec<ResponseTemplate>) -> MockServer {
+    let api = MockServer::start().await;
+    let n = first.len() as u8;
+    for (i, answer) in first.into_iter().enumerate() {
+        player_mock()
+            .respond_with(answer)
+            .up_to_n_times(1)
+            .with_priority(i as u8 + 1)
+            .mount(&api)
+            .await;
+    }
+    player_mock()
+        .respond_with(ResponseTemplate::new(200).set_body_json(playing(json!(5000), true)))
+        .with_priority(n + 1)
+        .mount(&api)
+        .await;
+    api
+}
+
 /// The worker with a stored refresh token, aimed at `api` and `accounts`.
 async fn worker(api: &str, accounts: &str, extra: &str) -> Rig {
     let dir = tempfile::tempdir().unwrap();
@@ -260,18 +280,10 @@ async fn a_revoked_refresh_token_says_login_is_needed_again() {
 #[tokio::test]
 async fn a_429_waits_for_retry_after() {
     let accounts = accounts().await;
-    let api = MockServer::start().await;
-    player_mock()
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "2"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    player_mock()
-        .respond_with(ResponseTemplate::new(200).set_body_json(playing(json!(5000), true)))
-        .with_priority(2)
-        .mount(&api)
-        .await;
+    let api = api_answering(vec![
+        ResponseTemplate::new(429).insert_header("Retry-After", "2")
+    ])
+    .await;
     let started = Instant::now();
     let rig = worker(&api.uri(), &accounts.uri(), "").await;
     let s = rig
@@ -291,24 +303,11 @@ async fn a_429_waits_for_retry_after() {
 #[tokio::test]
 async fn a_500_and_malformed_json_back_off_and_recover() {
     let accounts = accounts().await;
-    let api = MockServer::start().await;
-    player_mock()
-        .respond_with(ResponseTemplate::new(500))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&api)
-        .await;
-    player_mock()
-        .respond_with(ResponseTemplate::new(200).set_body_string("{\"is_playing\": tru"))
-        .up_to_n_times(1)
-        .with_priority(2)
-        .mount(&api)
-        .await;
-    player_mock()
-        .respond_with(ResponseTemplate::new(200).set_body_json(playing(json!(5000), true)))
-        .with_priority(3)
-        .mount(&api)
-        .await;
+    let api = api_answering(vec![
+        ResponseTemplate::new(500),
+        ResponseTemplate::new(200).set_body_string("{\"is_playing\": tru"),
+    ])
+    .await;
     let mut rig = worker(&api.uri(), &accounts.uri(), "").await;
     rig.wait_state("500", |s| {
         s["detail"].as_str().unwrap_or("").contains("HTTP 500")
@@ -365,12 +364,10 @@ async fn a_stalled_answer_times_out_and_the_worker_keeps_serving() {
     assert!(ack.success, "{ack:?}");
     let (_, t) = rig.next_track().await;
     assert_eq!(t.unwrap().title, "Get Lucky");
-    // Paused: one position, not playing, then quiet.
-    let heard = rig.hear_until(Duration::from_millis(700), |_| false).await;
+    // Paused: one position, not playing, then quiet (the polls that follow say the same).
+    let heard = rig.hear_until(Duration::from_millis(1000), |_| false).await;
     assert!(
-        heard
-            .iter()
-            .all(|(_, e)| matches!(e, PlaybackEvent::Position(p) if !p.playing)),
+        matches!(&heard[..], [(_, PlaybackEvent::Position(p))] if !p.playing && (p.seconds - 5.0).abs() < 0.01),
         "{heard:?}"
     );
     assert_no_secret(&rig, &rig.state().await);
@@ -557,4 +554,93 @@ async fn a_rotated_refresh_token_is_saved_0600_and_wins_over_the_systemd_credent
     let state = rig.state().await;
     assert!(!format!("{}\n{state}", rig.stderr()).contains(ROTATED));
     assert_no_secret(&rig, &state);
+}
+
+#[tokio::test]
+async fn the_access_token_is_refreshed_a_minute_before_it_expires() {
+    // Tokens that live 62 s are refreshed 60 s early: about every 2 s.
+    let short = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": ACCESS, "token_type": "Bearer", "expires_in": 62,
+        })))
+        .mount(&short)
+        .await;
+    let api = MockServer::start().await;
+    player_mock()
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&api)
+        .await;
+    let rig = worker(&api.uri(), &short.uri(), "").await;
+    rig.wait_state("live", |s| s["status"] == "ok").await;
+    let first = short.received_requests().await.unwrap().len();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let refreshes = short.received_requests().await.unwrap().len() - first;
+    assert!(
+        (1..=3).contains(&refreshes),
+        "{refreshes} refreshes in 4.5 s of 62 s tokens"
+    );
+    // The same with tokens of an hour: none.
+    let long = accounts().await;
+    let rig = worker(&api.uri(), &long.uri(), "").await;
+    rig.wait_state("live", |s| s["status"] == "ok").await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(long.received_requests().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn failures_back_off_doubling_then_recover() {
+    let accounts = accounts().await;
+    let api = api_answering(vec![ResponseTemplate::new(503); 3]).await;
+    let rig = worker(&api.uri(), &accounts.uri(), "").await;
+    let mut waits = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let s = rig.state().await;
+        if s["status"] == "ok" && !waits.is_empty() {
+            break;
+        }
+        if let Some(w) = s["detail"]
+            .as_str()
+            .and_then(|d| d.split("retry in ").nth(1))
+            .map(|w| w.trim_end_matches('s').to_string())
+        {
+            if waits.last() != Some(&w) {
+                waits.push(w);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(waits, ["1", "2", "4"], "the waits after three failures");
+    let (_, t) = rig.next_track().await;
+    assert_eq!(t.unwrap().title, "Get Lucky");
+}
+
+#[tokio::test]
+async fn auto_picks_the_web_api_when_it_is_set_up_else_the_desktop_player() {
+    let accounts = accounts().await;
+    let api = MockServer::start().await;
+    player_mock()
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&api)
+        .await;
+    // Client id and refresh token: the Web API.
+    let rig = worker(&api.uri(), &accounts.uri(), "").await;
+    let ack = rig.request("set_config", json!({"source": "auto"})).await;
+    assert!(ack.success, "{ack:?}");
+    let s = rig
+        .wait_state("following the Web API", |s| s["source"] == "web_api")
+        .await;
+    assert_eq!(s["config"]["source"], "auto");
+    // No client id: not set up, so MPRIS (Linux).
+    let ack = rig.request("set_config", json!({"client_id": ""})).await;
+    assert!(ack.success, "{ack:?}");
+    let want = if cfg!(target_os = "linux") {
+        "mpris"
+    } else {
+        "apple_script"
+    };
+    rig.wait_state("following the desktop player", |s| s["source"] == want)
+        .await;
 }

@@ -338,3 +338,34 @@ async fn a_folder_tree_created_at_once_is_followed_without_the_safety_recheck() 
     let (_, t) = rig.next_track().await;
     assert_eq!(song(&t), pair("Bicep", "Glue"));
 }
+
+#[tokio::test]
+async fn the_position_stops_at_the_songs_length() {
+    // lead_s = 0: the song has just begun; it is 2.5 s long.
+    let rig = Rig::start(BIN, BUS, "[virtualdj]\nlead_s = 0.0\n").await;
+    let history = rig.home().join("Documents/VirtualDJ/History");
+    std::fs::create_dir_all(&history).unwrap();
+    append(
+        &history.join("2024-01-15.m3u"),
+        "#EXTM3U\r\n#EXTVDJ:<artist>Bicep</artist><title>Glue</title><songlength>2.5</songlength>\r\n",
+    );
+    let (_, t) = rig.next_track().await;
+    assert_eq!(song(&t), pair("Bicep", "Glue"));
+    let heard = rig
+        .hear_until(
+            Duration::from_secs(5),
+            |e| matches!(e, PlaybackEvent::Position(p) if !p.playing),
+        )
+        .await;
+    let pos = positions(&heard);
+    let (last, playing) = *pos.last().expect("positions");
+    assert!(!playing, "it stops: {pos:?}");
+    assert_eq!(last, 2.5, "at the song's length: {pos:?}");
+    assert!(
+        pos.iter().all(|p| p.0 <= 2.5) && pos.len() >= 5,
+        "4 Hz up to the end: {pos:?}"
+    );
+    // Then quiet: a stopped song sends no more positions.
+    let after = rig.hear_until(Duration::from_millis(800), |_| false).await;
+    assert!(positions(&after).is_empty(), "{after:?}");
+}

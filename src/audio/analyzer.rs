@@ -450,9 +450,45 @@ mod tests {
             }
             was = f.drop;
         });
+        // One flag, at the drop: a flag on every bar (or none) must not pass.
         assert!(
-            drops.iter().any(|&t| (t - drop_at).abs() < 1.0),
+            !drops.is_empty(),
+            "no drop flagged; the drop is at {drop_at:.1}"
+        );
+        assert!(
+            drops.len() == 1 && (drops[0] - drop_at).abs() < 1.0,
             "drop at {drop_at:.1}, flagged at {drops:?}"
+        );
+    }
+
+    #[test]
+    fn a_build_up_is_flagged_under_the_riser_and_not_in_the_groove() {
+        let clip = generate(Genre::Breakdown, 3, 44_100, 30.0);
+        // The breakdown spans bars [bars/3, bars/3 + 8); its riser the last four of them.
+        let bars = clip.beats.len() / 4;
+        let groove_end = clip.beats[(bars / 3) * 4];
+        let riser = (
+            clip.beats[(bars / 3 + 4) * 4],
+            clip.beats[(bars / 3 + 8) * 4],
+        );
+        let (mut in_groove, mut under_riser) = (0, 0);
+        crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+            if f.buildup && f.time < groove_end {
+                in_groove += 1;
+            }
+            if f.buildup && f.time > riser.0 && f.time <= riser.1 {
+                under_riser += 1;
+            }
+        });
+        assert_eq!(
+            in_groove, 0,
+            "build-up flagged in the groove before {groove_end:.1} s"
+        );
+        assert!(
+            under_riser > 0,
+            "no build-up under the riser {:.1}-{:.1} s",
+            riser.0,
+            riser.1
         );
     }
 }
