@@ -71,4 +71,24 @@ fn the_unit_captures_through_alsa_and_sends_every_address() {
     assert_eq!(state["data"]["source"], "device", "{state}");
     assert_eq!(state["data"]["status"], "ok", "{state}");
     assert_eq!(m.show(SERVICE, "ActiveState"), "active");
+
+    // The journal reads as sentences with their values, and ALSA's own chatter is not there.
+    let journal = m.journal("vj-audio");
+    assert!(
+        journal
+            .lines()
+            .any(|l| l.starts_with("status: analyzing 'default' at ")),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("capturing from 'default' at 44100 Hz"),
+        "{journal}"
+    );
+    assert!(!journal.contains("ALSA lib "), "{journal}");
+    assert!(
+        !journal
+            .lines()
+            .any(|l| l == "status" || l.starts_with("20")),
+        "no bare field names, no second timestamps: {journal}"
+    );
 }

@@ -46,16 +46,61 @@ pub fn init(identifier: &str) {
             Err(e) => journald_error = Some(e),
         }
     }
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal())
-                .with_target(false),
-        )
-        .try_init();
+    if journald_error.is_some() {
+        // stderr is the journal, its socket out of reach: journald stamps the time itself and
+        // reads a `<N>` prefix as the priority, so each line is that and the sentence.
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .event_format(JournalStream)
+                    .fmt_fields(tracing_subscriber::fmt::format::debug_fn(
+                        |w, field, value| match field.name() {
+                            "message" => write!(w, "{value:?}"),
+                            _ => Ok(()),
+                        },
+                    )),
+            )
+            .try_init();
+    } else {
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_target(false),
+            )
+            .try_init();
+    }
     if let Some(e) = journald_error {
         tracing::warn!(error = %e, "cannot log to the journal directly ({e}); logging to stderr");
+    }
+}
+
+/// A journal stream line: `<priority>` then the message alone.
+struct JournalStream;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for JournalStream
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let priority = match *event.metadata().level() {
+            tracing::Level::ERROR => 3,
+            tracing::Level::WARN => 4,
+            tracing::Level::INFO => 6,
+            _ => 7,
+        };
+        write!(writer, "<{priority}>")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
