@@ -98,8 +98,10 @@ struct Analysis {
     msgs: Vec<OscMessage>,
     /// Frames counted for the fps figure, and since when.
     window: (u64, Instant),
-    /// The source label and rate the status line last said.
+    /// The source label and rate the status line last said, and for how many seconds running
+    /// the rate has been 10 % off it.
     shown: Option<(String, f32)>,
+    rate_off: u32,
 }
 
 impl Analysis {
@@ -147,18 +149,22 @@ impl Analysis {
                 live.bpm = frame.bpm;
                 live.bpm_confidence = frame.bpm_confidence;
             }
-            // The line says the rate, but a wobble of a few frames (a busy machine) is not news:
-            // STATUS= and the journal change when the source does, or the rate by 10 %.
+            // The line says the rate, but a wobble (a busy machine, a catch-up burst) is not
+            // news: STATUS= and the journal change when the source does, or when the rate has
+            // been 10 % off for 3 s running.
             let shown = self.status.get();
-            let same = shown.health == Health::Ok
-                && self
-                    .shown
-                    .as_ref()
-                    .is_some_and(|(l, f)| l == label && (f - fps).abs() < 0.1 * f);
-            if !same {
+            let fresh =
+                shown.health != Health::Ok || self.shown.as_ref().is_none_or(|(l, _)| l != label);
+            let off = self
+                .shown
+                .as_ref()
+                .is_some_and(|(_, f)| (f - fps).abs() >= 0.1 * f);
+            self.rate_off = if off { self.rate_off + 1 } else { 0 };
+            if fresh || self.rate_off >= 3 {
                 self.status
                     .set(Health::Ok, format!("analyzing {label} at {fps:.0} fps"));
                 self.shown = Some((label.to_string(), fps));
+                self.rate_off = 0;
             }
         }
         self.pet();
@@ -466,6 +472,7 @@ impl Worker for AudioAnalyzer {
             msgs: Vec::with_capacity(6),
             window: (0, Instant::now()),
             shown: None,
+            rate_off: 0,
         };
         Ok((AudioAnalyzer { analysis }, AudioHandle { shared }))
     }
