@@ -43,7 +43,10 @@ impl OnsetStrength {
             prev: vec![0.0; n],
             cur: vec![0.0; n],
             top: spectrum.hz_bin(MAX_HZ).min(n - 1),
-            low: spectrum.hz_bin(LOW_HZ),
+            // Every bin up to LOW_HZ, at any rate: rounded to the nearest bin, 48 kHz stopped
+            // at 117 Hz, where a kick's falling pitch arrives later, and its beats came out
+            // 24 ms late (44.1 kHz reaches 129 Hz).
+            low: (LOW_HZ / spectrum.bin_hz(1)).ceil() as usize,
             mid: spectrum.hz_bin(MID_HZ).min(n - 1),
             raw: 0.0,
             accent: 0.0,

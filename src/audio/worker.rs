@@ -212,26 +212,36 @@ impl Analysis {
         self.stop.requested()
     }
 
-    /// Analyses one hop and sends its messages. A frame that carries a beat waits until the
-    /// beat's send time (its sound, less `latency_ms`), at most two hops: beats go out on
-    /// time to the millisecond, not on the 11.6 ms grid of the hops.
-    fn hop(&mut self, analyzer: &mut Analyzer, samples: &[f32], label: &str, exact: bool) {
+    /// Analyses one hop and sends its messages: at once for a device (the hop has just been
+    /// captured), at `heard` for a source played here (the demo, a file: analysed ahead, sent
+    /// when the hop has played). A frame that carries a beat waits until the beat's send time
+    /// (its sound, less `latency_ms`), at most two hops: beats go out on time to the
+    /// millisecond, not on the 11.6 ms grid of the hops.
+    fn hop(
+        &mut self,
+        analyzer: &mut Analyzer,
+        samples: &[f32],
+        label: &str,
+        heard: Option<Instant>,
+    ) {
         self.serve_requests(analyzer);
         let frame = *analyzer.process(samples);
-        if !exact {
-            self.clock.seen(frame.time, Instant::now(), false);
-        }
+        let now = Instant::now();
+        self.clock
+            .seen(frame.time, heard.unwrap_or(now), heard.is_some());
         frame.osc_messages(analyzer.settings(), &mut self.msgs);
+        let mut send_at = heard.unwrap_or(now);
         if frame.beat {
-            let send_at = frame.beat_time - analyzer.settings().latency;
-            if let Some(at) = self.clock.wall(send_at) {
-                let now = Instant::now();
-                if at > now {
-                    std::thread::sleep((at - now).min(Duration::from_secs_f64(
-                        2.0 * HOP as f64 / analyzer.settings().rate as f64,
-                    )));
-                }
-            }
+            let hops = Duration::from_secs_f64(2.0 * HOP as f64 / analyzer.settings().rate as f64);
+            let beat_at = self
+                .clock
+                .wall(frame.beat_time - analyzer.settings().latency)
+                .unwrap_or(send_at);
+            send_at = send_at.max(beat_at.min(send_at + hops));
+        }
+        let wait = send_at.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
         }
         self.osc.send_frame(&self.msgs);
         self.shared.frames.fetch_add(1, Ordering::Relaxed);
@@ -337,23 +347,11 @@ impl Analysis {
                 pos = (pos + 1) % samples.len();
             }
             next += hop_time;
-            let now = Instant::now();
-            let rebased = if next > now {
-                std::thread::sleep(next - now);
-                false
-            } else if now - next > Duration::from_secs(1) {
-                next = now;
-                true
-            } else {
-                false
-            };
-            // Played here, so exact; after a stall, from where it stands now.
-            self.clock.seen(
-                analyzer.time() + hop_time.as_secs_f64(),
-                next,
-                !rebased || self.clock.origin.is_none(),
-            );
-            self.hop(&mut analyzer, &buf, label, true);
+            if Instant::now().saturating_duration_since(next) > Duration::from_secs(1) {
+                // Stalled (a suspended machine): go on from now.
+                next = Instant::now();
+            }
+            self.hop(&mut analyzer, &buf, label, Some(next));
         }
     }
 
@@ -402,7 +400,7 @@ impl Analysis {
                 decimator.process(a, &mut buf);
                 decimator.process(b, &mut buf);
                 chunk.commit_all();
-                self.hop(&mut analyzer, &buf, &label, false);
+                self.hop(&mut analyzer, &buf, &label, None);
                 worked = true;
             }
             if !worked {
