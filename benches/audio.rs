@@ -42,7 +42,7 @@ fn per_hop(c: &mut Criterion) {
         let hops: Vec<&[[f32; 2]]> = frames.chunks_exact(HOP).collect();
         let mut a = Analyzer::new(AnalysisSettings::default());
         let mut mono = [0.0f32; HOP];
-        let mut mix = |h: &[[f32; 2]], out: &mut [f32; HOP]| {
+        let mix = |h: &[[f32; 2]], out: &mut [f32; HOP]| {
             for (m, f) in out.iter_mut().zip(h) {
                 *m = 0.5 * (f[0] + f[1]);
             }
