@@ -783,6 +783,25 @@ mod tests {
     }
 
     #[test]
+    fn a_phrase_begins_at_the_drop() {
+        // The breakdown starts a third into the clip, not on an 8-bar line: counted from the
+        // start the drop would land mid-phrase; re-anchored, its downbeat is bar 1.
+        for seed in [1, 3] {
+            let clip = generate(Genre::Breakdown, seed, 44_100, 30.0);
+            let drop = clip.drop.expect("a drop");
+            let mut counts = Vec::new();
+            crate::audio::offline::analyze(&clip.samples, AnalysisSettings::default(), |f| {
+                if f.beat && f.count[0] == 1 && f.beat_time > drop + 1.0 {
+                    counts.push((f.beat_time, f.count[1]));
+                }
+            });
+            let (t, bar) = counts.first().copied().expect("downbeats after the drop");
+            let bars_after = ((t - drop) / (4.0 * 60.0 / clip.tempo)).round() as i32;
+            assert_eq!(bar, bars_after + 1, "breakdown-{seed:02}: {counts:?}");
+        }
+    }
+
+    #[test]
     fn a_drop_after_a_breakdown_is_flagged() {
         let clip = generate(Genre::Breakdown, 3, 44_100, 30.0);
         // The breakdown spans bars [bars/3, bars/3 + 8); the drop is its end.
