@@ -135,6 +135,13 @@ impl Section for AudioConfig {
                 self.latency_ms
             ));
         }
+        if self.link.mode != LinkMode::Off {
+            // The keys are the contract's (SPEC section 8); the Link peer is not built yet.
+            return Err(format!(
+                "audio.link.mode {:?}: this vj-audio has no Ableton Link support yet; use \"off\"",
+                self.link.mode
+            ));
+        }
         if !(1.0..=16.0).contains(&self.link.quantum) {
             return Err(format!(
                 "audio.link.quantum must be 1..=16 beats, not {}",
@@ -209,5 +216,13 @@ mod tests {
             ..AudioConfig::default()
         };
         assert!(c.validate().unwrap_err().contains("audio.band_edges"));
+        let c = AudioConfig {
+            link: LinkConfig {
+                mode: LinkMode::Follow,
+                quantum: 4.0,
+            },
+            ..AudioConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("audio.link.mode"));
     }
 }
