@@ -73,8 +73,9 @@ bench: deps
 soak: test-deps
 	SOAK_SECONDS=$${SOAK_SECONDS:-600} $(CARGO) test --release --test soak -- --nocapture
 
-# Beat and tempo accuracy of vj-audio on a synthesized corpus with exact ground truth, next to
-# the naive tracker. Seeds 1-4 tuned the tracker; EVAL_SEED=101 (the default here) is held out.
+# Beat, downbeat and tempo accuracy of vj-audio on a synthesized corpus with exact ground truth,
+# next to the naive tracker. Seeds 1-4 tuned the tracker; EVAL_SEED=101 (the default here) is
+# held out; EVAL_CORPUS=classic for the corpus tuned on until 2026-11-30.
 eval-beats: deps
 	EVAL_SEED=$${EVAL_SEED:-101} scripts/eval-beats.sh
 

@@ -32,6 +32,40 @@ fn per_hop(c: &mut Criterion) {
             *a.process(hops[i])
         })
     });
+    // The harder corpus: noisy (15-40 dB SNR), stereo (mixed to mono per hop, as capture
+    // does), swung hip-hop at 85-100 BPM (the slowest beats cost the beat fit most) and
+    // house, with every feature on (musical time and drums included).
+    for (genre, seed) in [(Genre::HipHop, 101), (Genre::House, 101)] {
+        let clip = vj::audio::synth::generate_hard(genre, seed, 44_100, 30.0);
+        let (l, r) = clip.stereo.clone().expect("a stereo clip");
+        let frames: Vec<[f32; 2]> = l.iter().zip(&r).map(|(&a, &b)| [a, b]).collect();
+        let hops: Vec<&[[f32; 2]]> = frames.chunks_exact(HOP).collect();
+        let mut a = Analyzer::new(AnalysisSettings::default());
+        let mut mono = [0.0f32; HOP];
+        let mix = |h: &[[f32; 2]], out: &mut [f32; HOP]| {
+            for (m, f) in out.iter_mut().zip(h) {
+                *m = 0.5 * (f[0] + f[1]);
+            }
+        };
+        for h in &hops[..800] {
+            mix(h, &mut mono);
+            a.process(&mono);
+        }
+        let mut i = 0;
+        g.bench_function(
+            format!(
+                "analysis per hop, every feature, noisy stereo {}",
+                clip.name
+            ),
+            |b| {
+                b.iter(|| {
+                    i = (i + 1) % hops.len();
+                    mix(hops[i], &mut mono);
+                    *a.process(&mono)
+                })
+            },
+        );
+    }
     let secs = 10.0;
     let ten = clip(secs);
     g.throughput(Throughput::Elements(ten.len() as u64));
@@ -74,7 +108,7 @@ fn stages(c: &mut Criterion) {
         b.iter(|| pitch.process(spectrum.samples()))
     });
     let mut tempo = TempoTracker::new(fps, TempoSettings::default());
-    let mut beat = BeatTracker::new(fps, 2.0);
+    let mut beat = BeatTracker::new(fps, 0.023);
     let mut k = 0u32;
     g.bench_function("tempo tracker (per hop)", |b| {
         b.iter(|| {
@@ -87,6 +121,14 @@ fn stages(c: &mut Criterion) {
             k = k.wrapping_add(1);
             beat.process(if k % 43 == 0 { 1.0 } else { 0.1 }, 43.0)
         })
+    });
+    let mut drums = vj::audio::drums::DrumHits::new(&spectrum);
+    g.bench_function("drum hits (kick, snare, hat)", |b| {
+        b.iter(|| drums.process(&spectrum))
+    });
+    let mut chroma = vj::audio::bar::Chroma::new(&spectrum);
+    g.bench_function("chroma (bar tracker's evidence)", |b| {
+        b.iter(|| chroma.process(&spectrum))
     });
     // A 96 kHz device: 1 024 samples in, one 512-sample hop out.
     let mut decimator = Decimator::new(96_000);

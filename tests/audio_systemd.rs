@@ -48,6 +48,11 @@ fn the_unit_captures_through_alsa_and_sends_every_address() {
         ("/audio/bpm", "ff"),
         ("/audio/pitch", "ff"),
         ("/audio/structure", "iiff"),
+        ("/audio/phase", "ffff"),
+        ("/audio/count", "iii"),
+        ("/audio/kick", "if"),
+        ("/audio/snare", "if"),
+        ("/audio/hat", "if"),
     ]
     .into_iter()
     .collect();
@@ -61,7 +66,7 @@ fn the_unit_captures_through_alsa_and_sends_every_address() {
         );
         *seen.entry(msg.address.clone()).or_default() += 1;
     }
-    assert_eq!(seen.len(), 6, "{seen:?}");
+    assert_eq!(seen.len(), 11, "{seen:?}");
     assert!(seen["/audio/levels"] >= 160, "≥ 80 fps: {seen:?} in 2 s");
 
     let state = request(

@@ -13,6 +13,23 @@ const GAP_BEATS: f64 = 2.0;
 /// has while they played (a mean over this many seconds).
 const RELATIVE_PEAKINESS: f32 = 0.55;
 const PEAK_REF_SECS: f32 = 5.0;
+/// The most phases a fit tries: one per frame of the slowest beat (30 BPM at 88 kHz / 512).
+const MAX_STEPS: usize = 360;
+
+/// The beat grid as the tracker sees it now: a beat at `anchor` (seconds of stream time, where
+/// the sound is, not where the envelope peaks) and one every `period` seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Grid {
+    pub anchor: f64,
+    pub period: f64,
+}
+
+impl Grid {
+    /// The first grid point at or after `t`.
+    pub fn next_after(&self, t: f64) -> f64 {
+        self.anchor + ((t - self.anchor) / self.period).ceil() * self.period
+    }
+}
 
 pub struct BeatTracker {
     ring: Vec<f32>,
@@ -37,10 +54,16 @@ pub struct BeatTracker {
     peak_ref: f32,
     fps: f32,
     beat: bool,
+    /// The grid fitted this hop (in seconds), and whether drums were found for it.
+    grid: Option<Grid>,
+    music: bool,
 }
 
 impl BeatTracker {
-    pub fn new(frames_per_sec: f32, latency_frames: f32) -> Self {
+    /// `latency_secs`: how long after a sound its onset strength peaks (the flux window's
+    /// delay, [`super::onset::OnsetStrength::delay_secs`]), kept in seconds at any rate.
+    pub fn new(frames_per_sec: f32, latency_secs: f32) -> Self {
+        let latency_frames = latency_secs * frames_per_sec;
         BeatTracker {
             ring: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
             recent: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
@@ -55,7 +78,40 @@ impl BeatTracker {
             peak_ref: 0.0,
             fps: frames_per_sec,
             beat: false,
+            grid: None,
+            music: false,
         }
+    }
+
+    /// Frame `f` (fractional, as the fit counts them) in seconds of stream time: frame k ends
+    /// at (k + 1) hops.
+    fn secs(&self, f: f64) -> f64 {
+        (f + 1.0) / self.fps as f64
+    }
+
+    /// The grid fitted at the last hop: where beats fall, in seconds. None until a first fit.
+    pub fn grid(&self) -> Option<Grid> {
+        self.grid
+    }
+
+    /// Whether the last fit found drums (not only the grid running on through a gap).
+    pub fn hears_drums(&self) -> bool {
+        self.music
+    }
+
+    /// Puts the running grid on a beat at `at` seconds (a tap, a locked tempo's phase): the
+    /// fit's inertia then holds it there unless the drums clearly say otherwise.
+    pub fn set_phase(&mut self, at: f64, period_frames: f32) {
+        let f = at * self.fps as f64 - 1.0;
+        let now = (self.frame as f64 - 1.0).max(0.0);
+        let tau = period_frames as f64;
+        // The last grid point at or before now.
+        let back = ((now - f) / tau).floor();
+        self.last_beat = Some(f + back * tau);
+        self.grid = Some(Grid {
+            anchor: at,
+            period: tau / self.fps as f64,
+        });
     }
 
     /// Onset strength `ago` frames before the current one (fractional: interpolated).
@@ -118,6 +174,9 @@ impl BeatTracker {
         let mut total = 0.0f32;
         let mut top = 0.0f32;
         let beats = FIT_BEATS.min(((len as f32 - 2.0) / tau) as usize);
+        // Each phase's score, for the sub-frame refinement of the best one.
+        let mut scores = [0.0f32; MAX_STEPS];
+        let steps = steps.min(MAX_STEPS);
         for phi in 0..steps {
             let phi = phi as f32;
             let mut s = 0.0;
@@ -139,10 +198,21 @@ impl BeatTracker {
                 let d = d.min(1.0 - d) as f32;
                 s *= 0.7 + 0.3 * (-0.5 * (d / 0.08).powi(2)).exp();
             }
+            scores[phi as usize] = s;
             if s > best.1 {
                 best = (phi, s);
             }
         }
+        // A parabola through the best phase and its neighbours places the beat between
+        // frames (a frame is 10-12 ms; the truth is not on it).
+        let b = best.0 as usize;
+        let (l, r) = (scores[(b + steps - 1) % steps], scores[(b + 1) % steps]);
+        let d = l - 2.0 * best.1 + r;
+        let refine = if d < 0.0 {
+            (0.5 * (l - r) / d).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        };
         let mean = total / steps as f32;
         let loud = self.level > 0.35 * self.long_level;
         // How clearly one phase stands out, against how clearly it did while the drums
@@ -159,9 +229,10 @@ impl BeatTracker {
         self.gap = self
             .music_at
             .is_some_and(|at| now - at > GAP_BEATS * tau as f64);
+        self.music = music;
         // The last grid point in true time (the envelope lags the sound by `latency`).
         let anchor = if music {
-            now - best.0 as f64 - self.latency as f64
+            now - (best.0 + refine) as f64 - self.latency as f64
         } else if let Some(last) = self.last_beat {
             // Nothing to fit (a breakdown): keep running on the grid we had.
             last
@@ -169,6 +240,10 @@ impl BeatTracker {
             return false;
         };
         let tau = tau as f64;
+        self.grid = Some(Grid {
+            anchor: self.secs(anchor),
+            period: tau / self.fps as f64,
+        });
         let after = self.last_beat.map_or(f64::MIN, |l| l + 0.5 * tau);
         let m = ((after - anchor) / tau).ceil().max(0.0);
         let mut next = anchor + m * tau;

@@ -53,6 +53,25 @@ impl From<AudioSource> for String {
     }
 }
 
+/// `audio.link.mode`: Ableton Link off, as a peer whose session follows the tracked tempo and
+/// downbeat (`publish`), or following the session when another peer is in it (`follow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkMode {
+    Off,
+    Publish,
+    Follow,
+}
+
+/// `[audio.link]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkConfig {
+    pub mode: LinkMode,
+    /// Beats per Link quantum: beat 0 of each is a downbeat (usually `beats_per_bar`).
+    pub quantum: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioConfig {
@@ -63,6 +82,15 @@ pub struct AudioConfig {
     pub bpm: bool,
     pub pitch: bool,
     pub structure: bool,
+    /// `/audio/phase` and `/audio/count`.
+    pub phase: bool,
+    /// `/audio/kick`, `/audio/snare`, `/audio/hat`.
+    pub drums: bool,
+    pub beats_per_bar: u32,
+    pub phrase_bars: u32,
+    /// Beats, phases and counts go out this many ms early (negative: late).
+    pub latency_ms: f64,
+    pub link: LinkConfig,
     pub bpm_min: f64,
     pub bpm_max: f64,
     /// Release smoothing of `/audio/levels`, 0..=0.99.
@@ -87,6 +115,37 @@ impl Section for AudioConfig {
             return Err(format!(
                 "audio.bpm_min/bpm_max must lie in 30..=300 with bpm_max ≥ 1.5 × bpm_min, not {}/{}",
                 self.bpm_min, self.bpm_max
+            ));
+        }
+        if !(1..=16).contains(&self.beats_per_bar) {
+            return Err(format!(
+                "audio.beats_per_bar must be 1..=16, not {}",
+                self.beats_per_bar
+            ));
+        }
+        if !(1..=64).contains(&self.phrase_bars) {
+            return Err(format!(
+                "audio.phrase_bars must be 1..=64, not {}",
+                self.phrase_bars
+            ));
+        }
+        if !(-1000.0..=1000.0).contains(&self.latency_ms) {
+            return Err(format!(
+                "audio.latency_ms must be -1000..=1000, not {}",
+                self.latency_ms
+            ));
+        }
+        if self.link.mode != LinkMode::Off {
+            // The keys are the contract's (SPEC section 8); the Link peer is not built yet.
+            return Err(format!(
+                "audio.link.mode {:?}: this vj-audio has no Ableton Link support yet; use \"off\"",
+                self.link.mode
+            ));
+        }
+        if !(1.0..=16.0).contains(&self.link.quantum) {
+            return Err(format!(
+                "audio.link.quantum must be 1..=16 beats, not {}",
+                self.link.quantum
             ));
         }
         if !(0.0..=0.99).contains(&self.smoothing) {
@@ -157,5 +216,13 @@ mod tests {
             ..AudioConfig::default()
         };
         assert!(c.validate().unwrap_err().contains("audio.band_edges"));
+        let c = AudioConfig {
+            link: LinkConfig {
+                mode: LinkMode::Follow,
+                quantum: 4.0,
+            },
+            ..AudioConfig::default()
+        };
+        assert!(c.validate().unwrap_err().contains("audio.link.mode"));
     }
 }

@@ -112,18 +112,54 @@ pub fn naive(samples: &[f32], rate: u32) -> (Vec<f64>, f64) {
     (beats, tempo)
 }
 
-/// Parses `vj-audio analyze --beats` output: beat times, then `tempo <bpm>`.
-pub fn parse_beats(text: &str) -> (Vec<f64>, f64) {
-    let mut beats = Vec::new();
-    let mut tempo = 0.0;
+/// `vj-audio analyze --beats` output: each beat's time and (when printed) its place in the
+/// bar, then the tempo.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Beats {
+    pub times: Vec<f64>,
+    /// Position in the bar per beat (1 = downbeat); empty when the output had none.
+    pub positions: Vec<u32>,
+    pub tempo: f64,
+}
+
+impl Beats {
+    /// The downbeats (position 1), or None without positions.
+    pub fn downbeats(&self) -> Option<Vec<f64>> {
+        if self.positions.len() != self.times.len() || self.times.is_empty() {
+            return None;
+        }
+        Some(downbeats(&self.times, &self.positions))
+    }
+}
+
+/// The times whose position is 1.
+pub fn downbeats(times: &[f64], positions: &[u32]) -> Vec<f64> {
+    times
+        .iter()
+        .zip(positions)
+        .filter(|(_, &p)| p == 1)
+        .map(|(&t, _)| t)
+        .collect()
+}
+
+/// Parses `time [position]` lines, then `tempo <bpm>`.
+pub fn parse_beats(text: &str) -> Beats {
+    let mut out = Beats::default();
     for line in text.lines() {
         if let Some(t) = line.strip_prefix("tempo ") {
-            tempo = t.trim().parse().unwrap_or(0.0);
-        } else if let Ok(t) = line.trim().parse() {
-            beats.push(t);
+            out.tempo = t.trim().parse().unwrap_or(0.0);
+            continue;
+        }
+        let mut words = line.split_whitespace();
+        let Some(Ok(t)) = words.next().map(str::parse::<f64>) else {
+            continue;
+        };
+        out.times.push(t);
+        if let Some(Ok(p)) = words.next().map(str::parse::<u32>) {
+            out.positions.push(p);
         }
     }
-    (beats, tempo)
+    out
 }
 
 /// A `.beats` ground-truth file.
@@ -132,21 +168,24 @@ pub struct Truth {
     pub tempo: f64,
     pub drop: Option<f64>,
     pub beats: Vec<f64>,
+    /// Each beat's place in its bar (empty in files written before bars were annotated).
+    pub positions: Vec<u32>,
 }
 
-/// Parses a `.beats` file: `# genre tempo [drop]`, then one time per line.
+/// Parses a `.beats` file: `# genre tempo [drop]`, then `time [position]` per line.
 pub fn parse_truth(text: &str) -> Option<Truth> {
-    let mut lines = text.lines();
-    let mut header = lines.next()?.strip_prefix("# ")?.split_whitespace();
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let mut header = first.strip_prefix("# ")?.split_whitespace();
     let genre = header.next()?.to_string();
     let tempo = header.next()?.parse().ok()?;
     let drop = header.next().and_then(|d| d.parse().ok());
-    let beats = lines.filter_map(|l| l.trim().parse().ok()).collect();
+    let b = parse_beats(rest);
     Some(Truth {
         genre,
         tempo,
         drop,
-        beats,
+        beats: b.times,
+        positions: b.positions,
     })
 }
 
@@ -168,6 +207,10 @@ pub struct ClipScore {
     pub tempo: TempoVerdict,
     pub naive_f: f64,
     pub naive_tempo: TempoVerdict,
+    /// Downbeat F-measure (±70 ms, first 5 s ignored), when the analyzer printed positions.
+    pub downbeat_f: Option<f64>,
+    /// Mean signed error of the matched beats, seconds (+ = late).
+    pub offset: f64,
     /// Seconds to lock after the music starts, and after the drop (breakdown clips).
     pub lock_start: Option<f64>,
     pub lock_drop: Option<f64>,
@@ -178,12 +221,18 @@ pub fn table(scores: &[ClipScore]) -> String {
     let mut genres: Vec<String> = scores.iter().map(|s| s.genre.clone()).collect();
     genres.dedup();
     let mut out = String::from(
-        "genre        clips  F(vj)  tempo(vj)  oct(vj)  F(naive)  tempo(naive)  oct(naive)\n",
+        "genre        clips  F(vj)  F(down)  tempo(vj)  oct(vj)  F(naive)  tempo(naive)  oct(naive)\n",
     );
     let row = |name: &str, s: &[&ClipScore]| -> String {
         let n = s.len().max(1) as f64;
         let f = s.iter().map(|c| c.f).sum::<f64>() / n;
         let nf = s.iter().map(|c| c.naive_f).sum::<f64>() / n;
+        let down: Vec<f64> = s.iter().filter_map(|c| c.downbeat_f).collect();
+        let down = if down.is_empty() {
+            "    -".to_string()
+        } else {
+            format!("{:.3}", down.iter().sum::<f64>() / down.len() as f64)
+        };
         let pct = |v: TempoVerdict, naive: bool| {
             100.0
                 * s.iter()
@@ -197,7 +246,7 @@ pub fn table(scores: &[ClipScore]) -> String {
                 .count()
         };
         format!(
-            "{name:<12} {:>5}  {f:>5.3}  {:>8.0}%  {:>7}  {nf:>8.3}  {:>11.0}%  {:>10}\n",
+            "{name:<12} {:>5}  {f:>5.3}  {down:>7}  {:>8.0}%  {:>7}  {nf:>8.3}  {:>11.0}%  {:>10}\n",
             s.len(),
             pct(TempoVerdict::Right, false),
             oct(false),
@@ -242,17 +291,23 @@ pub fn table(scores: &[ClipScore]) -> String {
 }
 
 /// `vj-audio gen-corpus DIR`: writes `clips` clips of every genre (30 s each), seeds from
-/// `first_seed`.
+/// `first_seed`, of the harder corpus or (`classic`) the one tuned on until 2026-11-30.
 pub fn generate_corpus(
     dir: &std::path::Path,
     first_seed: u64,
     clips: u64,
+    classic: bool,
 ) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
     let mut n = 0;
     for genre in super::synth::Genre::ALL {
         for seed in first_seed..first_seed + clips {
-            let clip = super::synth::generate(genre, seed, super::DEFAULT_RATE, 30.0);
+            let make = if classic {
+                super::synth::generate
+            } else {
+                super::synth::generate_hard
+            };
+            let clip = make(genre, seed, super::DEFAULT_RATE, 30.0);
             super::synth::write_clip(dir, &clip)?;
             n += 1;
         }
@@ -285,10 +340,16 @@ pub fn run_corpus(
             tempo,
             drop,
             beats: truth,
+            positions,
         } = parse_truth(&text)
             .ok_or_else(|| anyhow::anyhow!("{} is not a .beats file", truth_path.display()))?;
         let wav = truth_path.with_extension("wav");
-        let (beats, est) = parse_beats(&analyzer(&wav)?);
+        let out = parse_beats(&analyzer(&wav)?);
+        let downbeat_f = out
+            .downbeats()
+            .filter(|_| positions.len() == truth.len())
+            .map(|est| f_measure(&downbeats(&truth, &positions), &est));
+        let (beats, est) = (out.times, out.tempo);
         let mono = super::offline::read_wav(&wav)?;
         let (nbeats, ntempo) = naive(&mono.samples, mono.rate);
         scores.push(ClipScore {
@@ -297,6 +358,8 @@ pub fn run_corpus(
             tempo: tempo_verdict(tempo, est),
             naive_f: f_measure(&truth, &nbeats),
             naive_tempo: tempo_verdict(tempo, ntempo),
+            downbeat_f,
+            offset: f_measure_offset(&truth, &beats).1,
             lock_start: truth.first().and_then(|&t0| lock_time(&truth, &beats, t0)),
             lock_drop: drop.and_then(|d| lock_time(&truth, &beats, d)),
         });
@@ -304,10 +367,11 @@ pub fn run_corpus(
             let s = scores.last().expect("just pushed");
             let secs = |t: Option<f64>| t.map_or("never".into(), |t| format!("{t:.1} s"));
             eprintln!(
-                "{:<20} truth {tempo:6.1}  vj {est:6.1} F {:.3} ({:+.0} ms) lock {}{}  naive {ntempo:6.1} F {:.3}",
+                "{:<20} truth {tempo:6.1}  vj {est:6.1} F {:.3} ({:+.0} ms) down {} lock {}{}  naive {ntempo:6.1} F {:.3}",
                 wav.file_name().unwrap_or_default().to_string_lossy(),
                 s.f,
-                1000.0 * f_measure_offset(&truth, &beats).1,
+                1000.0 * s.offset,
+                s.downbeat_f.map_or("-".into(), |f| format!("{f:.3}")),
                 secs(s.lock_start),
                 drop.map_or(String::new(), |_| format!(", after the drop {}", secs(s.lock_drop))),
                 s.naive_f,

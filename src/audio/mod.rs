@@ -7,13 +7,16 @@ mod alsa_pcm;
 pub mod analyzer;
 pub mod autogain;
 pub mod bands;
+pub mod bar;
 pub mod beat;
 pub mod capture;
 mod config;
 pub mod decimate;
+pub mod drums;
 pub mod eval;
 #[cfg(target_os = "linux")]
 pub mod library_log;
+pub mod meter;
 pub mod offline;
 pub mod onset;
 pub mod pitch;
@@ -23,8 +26,8 @@ pub mod synth;
 pub mod tempo;
 pub mod worker;
 
-pub use analyzer::{AnalysisSettings, Analyzer, AudioFrame};
-pub use config::{AudioConfig, AudioSource};
+pub use analyzer::{AnalysisSettings, Analyzer, AudioFrame, TempoSource};
+pub use config::{AudioConfig, AudioSource, LinkConfig, LinkMode};
 pub use worker::AudioAnalyzer;
 
 /// Samples per analysis hop: at 44.1 kHz one frame every 11.6 ms (≈86 fps).

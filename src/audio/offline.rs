@@ -75,7 +75,8 @@ pub fn analyze(samples: &[f32], settings: AnalysisSettings, mut each: impl FnMut
 pub enum Output {
     /// One JSON object per frame.
     Json,
-    /// Beat times, one per line, then `tempo <bpm>`.
+    /// One `time position` line per beat (seconds where the beat sounds; its place in the
+    /// bar, 1 = downbeat), then `tempo <bpm>`.
     Beats,
 }
 
@@ -102,7 +103,7 @@ pub fn run(
             Output::Json => serde_json::to_string(f)
                 .map_err(std::io::Error::other)
                 .and_then(|line| writeln!(out, "{line}")),
-            Output::Beats if f.beat => writeln!(out, "{:.4}", f.time),
+            Output::Beats if f.beat => writeln!(out, "{:.4} {}", f.beat_time, f.count[0]),
             Output::Beats => Ok(()),
         };
     });

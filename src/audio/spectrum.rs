@@ -90,6 +90,11 @@ impl Spectrum {
         self.rate
     }
 
+    /// The analysis window's length in seconds (about 46 ms at any rate).
+    pub fn window_secs(&self) -> f32 {
+        self.len as f32 / self.rate
+    }
+
     /// Analysis frames (hops) per second.
     pub fn frames_per_sec(&self) -> f32 {
         self.rate / super::HOP as f32

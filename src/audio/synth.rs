@@ -71,10 +71,34 @@ pub struct Clip {
     pub samples: Vec<f32>,
     /// Every beat, in seconds.
     pub beats: Vec<f64>,
+    /// Each beat's place in its bar, 1 = downbeat (4/4 throughout).
+    pub positions: Vec<u32>,
+    /// Every drum hit: when, which drum, how hard (the amplitude it was mixed at).
+    pub hits: Vec<Hit>,
+    /// The right channel of a stereo clip (`samples` is then the mono mix; `left` the left).
+    pub stereo: Option<(Vec<f32>, Vec<f32>)>,
     /// The tempo at the end of the clip.
     pub tempo: f64,
     /// When the drums return after the breakdown (breakdown clips only).
     pub drop: Option<f64>,
+}
+
+/// The drums whose hits `/audio/kick`, `/audio/snare` and `/audio/hat` report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drum {
+    Kick,
+    /// Snares, claps and rimshots: the backbeat.
+    Snare,
+    /// Closed and open hats, shakers.
+    Hat,
+}
+
+/// A drum hit of the ground truth.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub time: f64,
+    pub drum: Drum,
+    pub amp: f32,
 }
 
 /// xorshift: small, deterministic, good enough for noise and choices.
@@ -138,28 +162,46 @@ fn coef(hz: f32, rate: f32) -> f32 {
 /// Where the instruments are mixed: separate buses so the master can pump and compress.
 struct Mix {
     rate: f32,
+    /// The time of the first sample (≤ 0: a pickup before the clip starts is rendered too, so
+    /// that what rings over into the clip is there).
+    origin: f64,
     drums: Vec<f32>,
     music: Vec<f32>,
     /// Kick envelope for side-chain pumping.
     side: Vec<f32>,
+    /// Every drum hit at or after time 0.
+    hits: Vec<Hit>,
 }
 
 impl Mix {
     fn new(rate: u32, secs: f64) -> Self {
-        let n = (secs * rate as f64) as usize;
+        Mix::starting(rate, secs, 0.0)
+    }
+
+    fn starting(rate: u32, secs: f64, origin: f64) -> Self {
+        let n = ((secs - origin) * rate as f64) as usize;
         Mix {
             rate: rate as f32,
+            origin,
             drums: vec![0.0; n],
             music: vec![0.0; n],
             side: vec![0.0; n],
+            hits: Vec::new(),
         }
     }
 
     fn at(&self, t: f64) -> usize {
-        (t * self.rate as f64) as usize
+        ((t - self.origin) * self.rate as f64) as usize
+    }
+
+    fn record(&mut self, t: f64, drum: Drum, amp: f32) {
+        if t >= 0.0 {
+            self.hits.push(Hit { time: t, drum, amp });
+        }
     }
 
     fn kick(&mut self, t: f64, amp: f32, tone: f32, rng: &mut Rng) {
+        self.record(t, Drum::Kick, amp);
         let start = self.at(t);
         let len = (0.45 * self.rate) as usize;
         let mut phase = 0.0f32;
@@ -185,6 +227,7 @@ impl Mix {
     }
 
     fn snare(&mut self, t: f64, amp: f32, rng: &mut Rng, decay: f32) {
+        self.record(t, Drum::Snare, amp);
         let start = self.at(t);
         let len = (decay * 4.0 * self.rate) as usize;
         let mut svf = Svf::new();
@@ -201,6 +244,7 @@ impl Mix {
     }
 
     fn clap(&mut self, t: f64, amp: f32, rng: &mut Rng) {
+        self.record(t, Drum::Snare, amp);
         let start = self.at(t);
         let len = (0.3 * self.rate) as usize;
         let mut svf = Svf::new();
@@ -222,6 +266,7 @@ impl Mix {
     }
 
     fn hat(&mut self, t: f64, amp: f32, open: bool, rng: &mut Rng) {
+        self.record(t, Drum::Hat, amp);
         let start = self.at(t);
         let decay = if open { 0.18 } else { 0.035 };
         let len = (decay * 5.0 * self.rate) as usize;
@@ -234,6 +279,143 @@ impl Mix {
             let s = i as f32 / self.rate;
             let (_, _, high) = svf.tick(rng.noise(), fc, 0.4);
             *d += amp * high * (-s / decay).exp();
+        }
+    }
+
+    /// The other kicks of the harder corpus: an 808 (a long sine boom with a slow glide) and
+    /// a short, clicky acoustic one.
+    fn kick_kind(&mut self, t: f64, amp: f32, tone: f32, kind: Kit, rng: &mut Rng) {
+        if kind.kick == 0 {
+            return self.kick(t, amp, tone, rng);
+        }
+        self.record(t, Drum::Kick, amp);
+        let start = self.at(t);
+        let (decay, sweep, sweep_t, click): (f32, f32, f32, f32) = match kind.kick {
+            1 => (0.7, 60.0, 0.06, 0.1),
+            _ => (0.12, 160.0, 0.015, 0.6),
+        };
+        let len = ((decay * 4.0).min(1.2) * self.rate) as usize;
+        let mut phase = 0.0f32;
+        for i in 0..len {
+            let Some(d) = self.drums.get_mut(start + i) else {
+                break;
+            };
+            let s = i as f32 / self.rate;
+            let f = tone + sweep * (-s / sweep_t).exp();
+            phase += TAU * f / self.rate;
+            let env = (-s / decay).exp();
+            let transient = click * (-s / 0.004).exp() * rng.noise();
+            *d += amp * ((phase.sin() * 1.2).tanh() * env + transient);
+            if let Some(sc) = self.side.get_mut(start + i) {
+                *sc = sc.max((-s / 0.15).exp());
+            }
+        }
+    }
+
+    /// Snares beyond the classic one: a rimshot (bright and short) and a lo-fi snare (dark,
+    /// long, no body); `kind.snare == 0` is the classic snare.
+    fn snare_kind(&mut self, t: f64, amp: f32, decay: f32, kind: Kit, rng: &mut Rng) {
+        if kind.snare == 0 {
+            return self.snare(t, amp, rng, decay);
+        }
+        self.record(t, Drum::Snare, amp);
+        let start = self.at(t);
+        let (hz, body_hz, decay) = match kind.snare {
+            1 => (5200.0, 240.0, decay * 0.6),
+            _ => (1800.0, 0.0, decay * 1.5),
+        };
+        let len = (decay * 5.0 * self.rate) as usize;
+        let mut svf = Svf::new();
+        let fc = coef(hz, self.rate);
+        for i in 0..len {
+            let Some(d) = self.drums.get_mut(start + i) else {
+                break;
+            };
+            let s = i as f32 / self.rate;
+            let (low, band, _) = svf.tick(rng.noise(), fc, 0.6);
+            let tone = if body_hz > 0.0 {
+                band + 0.7 * (TAU * body_hz * s).sin() * (-s / 0.02).exp()
+            } else {
+                0.5 * low + 0.5 * band
+            };
+            *d += amp * 1.2 * tone * (-s / decay).exp();
+        }
+    }
+
+    /// Hats beyond the noise hat: an 808-style metallic one (six detuned squares) and a
+    /// shaker (band-passed noise with a soft attack, hard to place).
+    fn hat_kind(&mut self, t: f64, amp: f32, open: bool, kind: Kit, rng: &mut Rng) {
+        if kind.hat == 0 {
+            return self.hat(t, amp, open, rng);
+        }
+        self.record(t, Drum::Hat, amp);
+        let start = self.at(t);
+        let decay = if open { 0.2 } else { 0.04 };
+        let len = (decay * 5.0 * self.rate) as usize;
+        let mut svf = Svf::new();
+        let fc = coef(if kind.hat == 1 { 8000.0 } else { 5500.0 }, self.rate);
+        const METAL: [f32; 6] = [205.3, 304.4, 369.6, 522.7, 540.0, 800.0];
+        for i in 0..len {
+            let Some(d) = self.drums.get_mut(start + i) else {
+                break;
+            };
+            let s = i as f32 / self.rate;
+            let (x, env) = if kind.hat == 1 {
+                let x = METAL
+                    .iter()
+                    .map(|&f| {
+                        if (f * 2.1 * s).fract() < 0.5 {
+                            1.0
+                        } else {
+                            -1.0
+                        }
+                    })
+                    .sum::<f32>()
+                    / 6.0;
+                (x, (-s / decay).exp())
+            } else {
+                (
+                    rng.noise(),
+                    (s / 0.008).min(1.0) * (-s / (decay * 1.5)).exp(),
+                )
+            };
+            let (_, band, high) = svf.tick(x, fc, 0.5);
+            let y = if kind.hat == 1 { high } else { band };
+            *d += amp * 1.3 * y * env;
+        }
+    }
+
+    /// The chord instruments of the harder corpus: an electric piano (FM, decaying), an organ
+    /// (additive, no attack transient) and a pluck (a saw through a closing filter).
+    fn keys(&mut self, t: f64, dur: f64, notes: &[f32], amp: f32, instrument: u32) {
+        let start = self.at(t);
+        let len = (dur * self.rate as f64) as usize;
+        let mut svf = Svf::new();
+        let mut phases = [0.0f32; 4];
+        for i in 0..len {
+            let Some(d) = self.music.get_mut(start + i) else {
+                break;
+            };
+            let s = i as f32 / self.rate;
+            let mut x = 0.0;
+            for (p, &hz) in phases.iter_mut().zip(notes) {
+                *p = (*p + hz / self.rate) % 1.0;
+                let w = TAU * *p;
+                x += match instrument {
+                    1 => (w + 1.5 * (-s / 0.3).exp() * (2.0 * w).sin()).sin() * (-s / 1.2).exp(),
+                    2 => w.sin() + 0.5 * (2.0 * w).sin() + 0.3 * (3.0 * w).sin(),
+                    _ => 2.0 * *p - 1.0,
+                };
+            }
+            let x = if instrument == 3 {
+                let fc = coef(300.0 + 4000.0 * (-s / 0.12).exp(), self.rate);
+                svf.tick(x, fc, 0.7).0 * (-s / 0.4).exp()
+            } else {
+                x
+            };
+            let rel = ((len - i) as f32 / (0.03 * self.rate)).min(1.0);
+            let att = (s / 0.01).min(1.0);
+            *d += amp * 0.3 * x * att * rel;
         }
     }
 
@@ -304,15 +486,42 @@ impl Mix {
         }
     }
 
-    /// Pumping, bus compression and a soft limiter, then normalised to -1 dBFS.
+    /// Pumping, bus compression and a soft limiter, then normalised to -1 dBFS; what was
+    /// rendered before time 0 is cut. `haas`: the music's right channel this many seconds
+    /// behind its left (a stereo widener; the mono mix of it is comb-filtered, as real ones are),
+    /// giving (left, right); else the mono mix in both.
     fn master(self, pump: f32, rng: &mut Rng) -> Vec<f32> {
-        let mut out: Vec<f32> = self
-            .drums
-            .iter()
-            .zip(&self.music)
-            .zip(&self.side)
-            .map(|((&d, &m), &sc)| d + m * (1.0 - pump * sc))
-            .collect();
+        self.master_stereo(pump, 0.0, rng).0
+    }
+
+    fn master_stereo(
+        mut self,
+        pump: f32,
+        haas: f64,
+        rng: &mut Rng,
+    ) -> (Vec<f32>, Option<Vec<f32>>) {
+        let skip = ((-self.origin) * self.rate as f64) as usize;
+        let mono = |drums: &[f32], music: &[f32], side: &[f32], delay: usize| -> Vec<f32> {
+            (0..drums.len())
+                .map(|i| {
+                    let m = if i >= delay { music[i - delay] } else { 0.0 };
+                    drums[i] + m * (1.0 - pump * side[i])
+                })
+                .collect()
+        };
+        let right = (haas > 0.0).then(|| {
+            let delay = (haas * self.rate as f64) as usize;
+            mono(&self.drums, &self.music, &self.side, delay)
+        });
+        let out = mono(&self.drums, &self.music, &self.side, 0);
+        self.drums = Vec::new();
+        let out = self.compress(out, skip, rng);
+        let right = right.map(|r| self.compress(r, skip, rng));
+        (out, right)
+    }
+
+    fn compress(&self, mut out: Vec<f32>, skip: usize, rng: &mut Rng) -> Vec<f32> {
+        out.drain(..skip.min(out.len()));
         // A feed-forward compressor: 4:1 above -12 dB of the running peak.
         let mut env = 0.0f32;
         let peak = out.iter().fold(1e-6f32, |a, &x| a.max(x.abs()));
@@ -335,6 +544,14 @@ impl Mix {
         }
         out
     }
+}
+
+/// The drum sounds of a clip of the harder corpus (0 = the classic sound).
+#[derive(Debug, Clone, Copy, Default)]
+struct Kit {
+    kick: u32,
+    snare: u32,
+    hat: u32,
 }
 
 /// Beat times for a tempo that moves linearly from `bpm0` to `bpm1` over `secs`.
@@ -369,9 +586,68 @@ fn midi(n: f32) -> f32 {
     440.0 * 2f32.powf((n - 69.0) / 12.0)
 }
 
-/// Generates one clip of `genre` (`secs` long) from `seed`.
+/// Generates one clip of `genre` (`secs` long) from `seed`: the classic corpus, on which the
+/// tracker was tuned until 2026-11-30 (its clips are kept as they were).
 pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
+    render(genre, seed, rate, secs, false)
+}
+
+/// A clip of the harder corpus: the clip starts anywhere in a bar (not on a downbeat), hip-hop
+/// swings 54–70 % (8ths or 16ths) with ghost snares and hats on the swung 16ths and laid-back
+/// kicks, drums, bass and keys come in several timbres, the music is stereo (a Haas widener),
+/// and the master gets noise at 15–40 dB SNR and, often for hip-hop, lo-fi filtering.
+pub fn generate_hard(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
+    render(genre, seed, rate, secs, true)
+}
+
+/// What `hard` adds to a clip, drawn from its own generator so the classic clips stay as they
+/// were.
+struct Realism {
+    kit: Kit,
+    /// 0 = saw chords (classic), 1 = electric piano, 2 = organ, 3 = pluck.
+    keys: u32,
+    /// Swing of the 16ths instead of the 8ths.
+    swing16: bool,
+    /// Seconds the kicks sit behind the grid.
+    laid_back: f64,
+    /// Seconds the music's right channel lags its left.
+    haas: f64,
+    snr_db: f32,
+    /// Pink rather than white noise.
+    pink: bool,
+    /// Low-pass (Hz) and bit depth of a lo-fi master, when it is one.
+    lofi: Option<(f32, u32)>,
+}
+
+impl Realism {
+    fn draw(genre: Genre, xr: &mut Rng) -> Self {
+        let hiphop = genre == Genre::HipHop;
+        Realism {
+            kit: Kit {
+                kick: (xr.next_u64() % 3) as u32,
+                snare: (xr.next_u64() % 3) as u32,
+                hat: (xr.next_u64() % 3) as u32,
+            },
+            keys: (xr.next_u64() % 4) as u32,
+            swing16: hiphop && xr.chance(0.5),
+            laid_back: if hiphop { xr.range(0.005, 0.022) } else { 0.0 },
+            haas: xr.range(0.006, 0.016),
+            snr_db: xr.range(15.0, 40.0) as f32,
+            pink: xr.chance(0.5),
+            lofi: xr.chance(if hiphop { 0.6 } else { 0.2 }).then(|| {
+                (
+                    xr.range(3500.0, 8000.0) as f32,
+                    8 + (xr.next_u64() % 5) as u32,
+                )
+            }),
+        }
+    }
+}
+
+fn render(genre: Genre, seed: u64, rate: u32, secs: f64, hard: bool) -> Clip {
     let mut rng = Rng::new(seed ^ (genre as u64) << 32);
+    let mut xr = Rng::new(seed.wrapping_mul(31) ^ (genre as u64) << 40 ^ 0x5eed);
+    let real = hard.then(|| Realism::draw(genre, &mut xr));
     let (lo, hi) = genre.tempo_range();
     let bpm = (rng.range(lo, hi) * 2.0).round() / 2.0;
     let (bpm0, bpm1) = if genre == Genre::TempoRamp {
@@ -379,13 +655,20 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
     } else {
         (bpm, bpm)
     };
-    let beats = beat_grid(bpm0, bpm1, secs, 0.0);
-    let mut mix = Mix::new(rate, secs);
-    let swing = if genre == Genre::HipHop {
-        rng.range(0.58, 0.66)
+    // The harder clips start anywhere in a bar: the grid begins up to a bar before time 0.
+    let origin = if hard {
+        -(60.0 / bpm0) * xr.range(0.0, 4.0)
     } else {
-        0.5
+        0.0
     };
+    let grid = beat_grid(bpm0, bpm1, secs, origin);
+    let mut mix = Mix::starting(rate, secs, origin.min(0.0) - if hard { 0.5 } else { 0.0 });
+    let swing = match genre {
+        Genre::HipHop if hard => xr.range(0.54, 0.70),
+        Genre::HipHop => rng.range(0.58, 0.66),
+        _ => 0.5,
+    };
+    let swing16 = real.as_ref().is_some_and(|r| r.swing16);
     let humanize = match genre {
         Genre::HipHop => 0.008,
         Genre::Breakbeat => 0.004,
@@ -395,7 +678,7 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
     // A minor-ish progression of four chords, one per bar.
     let prog: [f32; 4] = [0.0, [3.0, 5.0, 8.0][rng.next_u64() as usize % 3], 7.0, 10.0];
     let kick_tone = rng.range(42.0, 55.0) as f32;
-    let bars = beats.len() / 4;
+    let bars = grid.len() / 4;
     // Breakdown: drums out for 8 bars from a third of the clip (beats keep coming).
     let (bd_start, bd_end) = if genre == Genre::Breakdown {
         let s = bars / 3;
@@ -404,10 +687,24 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
         (usize::MAX, usize::MAX)
     };
     let hit = |rng: &mut Rng, pos: f64| -> Option<f64> {
-        let frac = pos.fract();
-        let p = pos.floor() + swung(frac, swing);
-        time_of(&beats, p).map(|t| (t + humanize * rng.range(-1.0, 1.0)).max(0.0))
+        let p = if swing16 {
+            // Swing of the 16ths: the second 16th of each 8th is late.
+            let eighths = pos * 2.0;
+            (eighths.floor() + swung(eighths.fract(), swing)) / 2.0
+        } else {
+            pos.floor() + swung(pos.fract(), swing)
+        };
+        time_of(&grid, p).map(|t| {
+            let t = t + humanize * rng.range(-1.0, 1.0);
+            if hard {
+                t
+            } else {
+                t.max(0.0)
+            }
+        })
     };
+    let kit = real.as_ref().map_or(Kit::default(), |r| r.kit);
+    let laid_back = real.as_ref().map_or(0.0, |r| r.laid_back);
     // Per-genre drum pattern over one bar in 16th steps: kick, snare/clap, closed hat, open hat.
     let (kicks, snares, hats, open): (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) = match genre {
         Genre::House | Genre::TempoRamp => (
@@ -471,15 +768,15 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
                     continue;
                 }
                 if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    mix.kick(t, 0.9, kick_tone, &mut rng);
+                    mix.kick_kind(t + laid_back, 0.9, kick_tone, kit, &mut rng);
                 }
             }
             for &s in &snares {
                 if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    if clap {
+                    if clap && kit.snare != 2 {
                         mix.clap(t, 0.5, &mut rng);
                     } else {
-                        mix.snare(t, 0.6, &mut rng, 0.12);
+                        mix.snare_kind(t, 0.6, 0.12, kit, &mut rng);
                     }
                 }
             }
@@ -488,7 +785,22 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
                 for s in [5u32, 9, 14, 15] {
                     if rng.chance(0.25) {
                         if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                            mix.snare(t, 0.15, &mut rng, 0.06);
+                            mix.snare_kind(t, 0.15, 0.06, kit, &mut rng);
+                        }
+                    }
+                }
+            }
+            // Hip-hop in the harder corpus: ghost snares and hats on the swung 16ths.
+            if hard && genre == Genre::HipHop {
+                for s in [1u32, 3, 7, 9, 11, 13, 15] {
+                    if xr.chance(0.3) {
+                        if let Some(t) = hit(&mut xr, b0 + s as f64 / 4.0) {
+                            mix.snare_kind(t, 0.1 + 0.08 * xr.unit() as f32, 0.05, kit, &mut xr);
+                        }
+                    }
+                    if xr.chance(0.5) {
+                        if let Some(t) = hit(&mut xr, b0 + s as f64 / 4.0) {
+                            mix.hat_kind(t, 0.07 + 0.05 * xr.unit() as f32, false, kit, &mut xr);
                         }
                     }
                 }
@@ -499,12 +811,12 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
                 }
                 let accent = if s % 4 == 2 { 0.22 } else { 0.14 };
                 if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    mix.hat(t, accent, false, &mut rng);
+                    mix.hat_kind(t, accent, false, kit, &mut rng);
                 }
             }
             for &s in &open {
                 if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    mix.hat(t, 0.18, true, &mut rng);
+                    mix.hat_kind(t, 0.18, true, kit, &mut rng);
                 }
             }
             if fill {
@@ -517,7 +829,7 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
                 for k in 0..n {
                     let pos = b0 + 3.0 + k as f64 / n as f64;
                     if let Some(t) = hit(&mut rng, pos) {
-                        mix.snare(t, 0.25 + 0.1 * k as f32 / n as f32, &mut rng, 0.08);
+                        mix.snare_kind(t, 0.25 + 0.1 * k as f32 / n as f32, 0.08, kit, &mut rng);
                     }
                 }
             }
@@ -531,7 +843,7 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
             };
             for &s in bass_steps {
                 let pos = b0 + s as f64 / 4.0;
-                if let (Some(t), Some(t2)) = (hit(&mut rng, pos), time_of(&beats, pos + 0.45)) {
+                if let (Some(t), Some(t2)) = (hit(&mut rng, pos), time_of(&grid, pos + 0.45)) {
                     let sub = matches!(genre, Genre::HalfTime | Genre::DrumAndBass);
                     let dur = if genre == Genre::HalfTime {
                         1.6 * (t2 - t) * 4.0
@@ -542,22 +854,29 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
                 }
             }
             // Chord stabs (house) or a held chord.
-            if let (Some(t), Some(t_end)) = (time_of(&beats, b0), time_of(&beats, b0 + 4.0)) {
+            if let (Some(t), Some(t_end)) = (time_of(&grid, b0), time_of(&grid, b0 + 4.0)) {
+                let keys = real.as_ref().map_or(0, |r| r.keys);
                 if matches!(genre, Genre::House | Genre::TempoRamp) {
                     for s in [3u32, 6, 11] {
-                        if let Some(ts) = time_of(&beats, b0 + s as f64 / 4.0) {
-                            mix.chord(ts, 0.12, &chord, 0.16, 0.004, 2500.0);
+                        if let Some(ts) = time_of(&grid, b0 + s as f64 / 4.0) {
+                            if keys == 0 {
+                                mix.chord(ts, 0.12, &chord, 0.16, 0.004, 2500.0);
+                            } else {
+                                mix.keys(ts, 0.15, &chord, 0.16, keys);
+                            }
                         }
                     }
-                } else {
+                } else if keys == 0 {
                     mix.chord(t, t_end - t, &chord, 0.08, 0.3, 1200.0);
+                } else {
+                    mix.keys(t, t_end - t, &chord, 0.1, keys);
                 }
             }
-        } else if let (Some(t), Some(t_end)) = (time_of(&beats, b0), time_of(&beats, b0 + 4.0)) {
+        } else if let (Some(t), Some(t_end)) = (time_of(&grid, b0), time_of(&grid, b0 + 4.0)) {
             // Breakdown: pads and, in its second half, a riser.
             mix.chord(t, t_end - t, &chord, 0.22, 0.8, 1800.0);
             if bar == bd_start + 4 {
-                if let Some(te) = time_of(&beats, (bd_end * 4) as f64) {
+                if let Some(te) = time_of(&grid, (bd_end * 4) as f64) {
                     mix.riser(t, te - t, 0.25, &mut rng);
                 }
             }
@@ -568,17 +887,75 @@ pub fn generate(genre: Genre, seed: u64, rate: u32, secs: f64) -> Clip {
     } else {
         0.2
     };
-    let samples = mix.master(pump, &mut rng);
+    let mut hits = std::mem::take(&mut mix.hits);
+    hits.sort_by(|a, b| a.time.total_cmp(&b.time));
+    let (samples, stereo) = match &real {
+        None => (mix.master(pump, &mut rng), None),
+        Some(r) => {
+            let (mut left, right) = mix.master_stereo(pump, r.haas, &mut rng);
+            let mut right = right.unwrap_or_else(|| left.clone());
+            for ch in [&mut left, &mut right] {
+                degrade(ch, rate, r, &mut xr);
+            }
+            let mono = left
+                .iter()
+                .zip(&right)
+                .map(|(l, r)| 0.5 * (l + r))
+                .collect();
+            (mono, Some((left, right)))
+        }
+    };
+    // The truth: the beats from time 0, each with its place in the bar (grid beat 0 is a "1").
+    let first = grid.iter().position(|&t| t >= 0.0).unwrap_or(grid.len());
+    let positions = (first..grid.len()).map(|i| (i % 4) as u32 + 1).collect();
+    let drop = (genre == Genre::Breakdown)
+        .then(|| grid.get(bd_end * 4).copied())
+        .flatten();
     Clip {
         name: format!("{}-{:02}", genre.name(), seed),
         genre,
         rate,
         samples,
-        drop: (genre == Genre::Breakdown)
-            .then(|| beats.get(bd_end * 4).copied())
-            .flatten(),
-        beats,
+        drop,
+        beats: grid[first..].to_vec(),
+        positions,
+        hits,
+        stereo,
         tempo: bpm1,
+    }
+}
+
+/// The harder corpus' last step on each channel: a lo-fi low-pass and bit depth (when the
+/// clip is lo-fi), then white or pink noise at the clip's SNR.
+fn degrade(ch: &mut [f32], rate: u32, real: &Realism, xr: &mut Rng) {
+    if let Some((hz, bits)) = real.lofi {
+        let fc = coef(hz, rate as f32);
+        let mut svf = Svf::new();
+        let mut svf2 = Svf::new();
+        let steps = (1u32 << (bits - 1)) as f32;
+        for x in ch.iter_mut() {
+            let (low, _, _) = svf.tick(*x, fc, 1.0);
+            let (low, _, _) = svf2.tick(low, fc, 1.0);
+            *x = (low * steps).round() / steps;
+        }
+    }
+    let power = ch.iter().map(|x| x * x).sum::<f32>() / ch.len().max(1) as f32;
+    let noise_rms = (power / 10f32.powf(real.snr_db / 10.0)).sqrt();
+    // Paul Kellet's economy pink filter: three poles, -3 dB/octave within 0.5 dB.
+    let (mut b0, mut b1, mut b2) = (0.0f32, 0.0f32, 0.0f32);
+    // White noise in [-1, 1) has RMS 1/√3; the pink filter's gain is about 3.3.
+    let (scale, pink_scale) = (noise_rms * 3f32.sqrt(), noise_rms * 3f32.sqrt() / 3.3);
+    for x in ch.iter_mut() {
+        let w = xr.noise();
+        let n = if real.pink {
+            b0 = 0.99765 * b0 + w * 0.0990460;
+            b1 = 0.96300 * b1 + w * 0.2965164;
+            b2 = 0.57000 * b2 + w * 1.0526913;
+            (b0 + b1 + b2 + w * 0.1848) * pink_scale
+        } else {
+            w * scale
+        };
+        *x = (*x + n).clamp(-1.0, 1.0);
     }
 }
 
@@ -606,20 +983,33 @@ pub fn demo_loop(rate: u32) -> Vec<f32> {
     mix.master(0.5, &mut rng)
 }
 
-/// Writes a clip as 16-bit WAV plus `name.beats` (one time per line after a
-/// `# genre tempo [drop]` header).
+/// Writes a clip as 16-bit WAV (stereo when it is) plus `name.beats`: a `# genre tempo [drop]`
+/// header, then one `time position` line per beat (position 1 = downbeat).
 pub fn write_clip(dir: &std::path::Path, clip: &Clip) -> std::io::Result<()> {
     let spec = hound::WavSpec {
-        channels: 1,
+        channels: if clip.stereo.is_some() { 2 } else { 1 },
         sample_rate: clip.rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
     let path = dir.join(format!("{}.wav", clip.name));
     let mut w = hound::WavWriter::create(&path, spec).map_err(std::io::Error::other)?;
-    for &x in &clip.samples {
+    let mut put = |x: f32| {
         w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .map_err(std::io::Error::other)?;
+            .map_err(std::io::Error::other)
+    };
+    match &clip.stereo {
+        Some((l, r)) => {
+            for (&a, &b) in l.iter().zip(r) {
+                put(a)?;
+                put(b)?;
+            }
+        }
+        None => {
+            for &x in &clip.samples {
+                put(x)?;
+            }
+        }
     }
     w.finalize().map_err(std::io::Error::other)?;
     let mut text = format!("# {} {:.3}", clip.genre.name(), clip.tempo);
@@ -627,8 +1017,8 @@ pub fn write_clip(dir: &std::path::Path, clip: &Clip) -> std::io::Result<()> {
         text.push_str(&format!(" {d:.4}"));
     }
     text.push('\n');
-    for b in &clip.beats {
-        text.push_str(&format!("{b:.4}\n"));
+    for (b, p) in clip.beats.iter().zip(&clip.positions) {
+        text.push_str(&format!("{b:.4} {p}\n"));
     }
     std::fs::write(dir.join(format!("{}.beats", clip.name)), text)
 }
@@ -636,6 +1026,8 @@ pub fn write_clip(dir: &std::path::Path, clip: &Clip) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CLASSIC_HOUSE_01: f64 = 6321.696192116476;
 
     #[test]
     fn a_clip_is_deterministic_loud_and_annotated() {
@@ -646,6 +1038,55 @@ mod tests {
         assert!(peak > 0.5 && peak <= 1.0, "peak {peak}");
         let period = a.beats[1] - a.beats[0];
         assert!((60.0 / period - a.tempo).abs() < 0.01);
+    }
+
+    #[test]
+    fn a_hard_clip_starts_inside_a_bar_and_knows_its_downbeats_and_drums() {
+        let starts: Vec<u32> = (1..9)
+            .map(|seed| generate_hard(Genre::HipHop, seed, 22_050, 8.0).positions[0])
+            .collect();
+        assert!(
+            starts.iter().any(|&p| p != 1),
+            "every clip starts on a downbeat: {starts:?}"
+        );
+        let c = generate_hard(Genre::House, 4, 22_050, 8.0);
+        assert_eq!(c.beats.len(), c.positions.len());
+        assert!(c.beats[0] >= 0.0 && c.beats[0] < 60.0 / c.tempo + 1e-9);
+        for w in c.positions.windows(2) {
+            assert_eq!(w[1], w[0] % 4 + 1);
+        }
+        let (l, r) = c.stereo.as_ref().expect("stereo");
+        assert_eq!(l.len(), c.samples.len());
+        assert!(l.iter().zip(r).any(|(a, b)| a != b));
+        // House: a kick on every beat, each within humanising of it.
+        let kicks: Vec<f64> = c
+            .hits
+            .iter()
+            .filter(|h| h.drum == Drum::Kick)
+            .map(|h| h.time)
+            .collect();
+        // (a fill drops the last kick of every 8th bar)
+        let kicked = c.beats[..c.beats.len() - 1]
+            .iter()
+            .filter(|&&b| kicks.iter().any(|k| (k - b).abs() < 0.005))
+            .count();
+        assert!(
+            kicked * 10 >= (c.beats.len() - 1) * 9,
+            "{kicked} of {} beats",
+            c.beats.len()
+        );
+        assert!(c.hits.iter().any(|h| h.drum == Drum::Hat));
+        assert!(c.hits.iter().any(|h| h.drum == Drum::Snare));
+    }
+
+    #[test]
+    fn the_classic_corpus_is_as_it_was() {
+        // A checksum of house-01 as generated before the harder corpus existed: the tuning
+        // and regression tests of the classic corpus keep their meaning.
+        let c = generate(Genre::House, 1, 22_050, 4.0);
+        let sum: f64 = c.samples.iter().map(|&x| x as f64 * x as f64).sum();
+        assert!((sum - CLASSIC_HOUSE_01).abs() < 1e-6, "{sum}");
+        assert_eq!(c.positions[..5], [1, 2, 3, 4, 1]);
     }
 
     #[test]

@@ -41,7 +41,23 @@ impl Default for TempoSettings {
     }
 }
 
+/// What the user said about the tempo (`tap`, `tempo_double`, `set_tempo`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TempoHold {
+    /// The tracker decides.
+    Free,
+    /// Near this period (frames): the tracker refines within a few percent of it, and keeps
+    /// the octave the user chose.
+    Near(f32),
+    /// Exactly this period.
+    Locked(f32),
+}
+
+/// How far (in octaves, one standard deviation) a `Near` hold lets the tracker refine.
+const NEAR_OCTAVES: f32 = 0.03;
+
 pub struct TempoTracker {
+    hold: TempoHold,
     fps: f32,
     settings: TempoSettings,
     /// Onset strength ring, `len` frames.
@@ -88,6 +104,7 @@ impl TempoTracker {
             .collect();
         let max_lag = ((hi * COMB.len() as f32).ceil() as usize + 2).min(len - 1);
         TempoTracker {
+            hold: TempoHold::Free,
             fps: frames_per_sec,
             settings,
             ring: vec![0.0; len],
@@ -141,7 +158,30 @@ impl TempoTracker {
         }
     }
 
+    /// Holds the tempo near or at a period (frames), or lets it go. A period the candidates do
+    /// not reach (outside bpm_min..bpm_max) can only be locked.
+    pub fn set_hold(&mut self, hold: TempoHold) {
+        let (lo, hi) = (self.periods[0], self.periods[self.periods.len() - 1]);
+        self.hold = match hold {
+            TempoHold::Near(p) if !(lo..=hi).contains(&p) => TempoHold::Locked(p),
+            h => h,
+        };
+        if let TempoHold::Near(p) | TempoHold::Locked(p) = self.hold {
+            self.period = p;
+            self.confidence = self.confidence.max(0.5);
+        }
+    }
+
+    pub fn hold(&self) -> TempoHold {
+        self.hold
+    }
+
     fn estimate(&mut self) {
+        if let TempoHold::Locked(p) = self.hold {
+            self.period = p;
+            self.confidence = 1.0;
+            return;
+        }
         let len = self.ring.len();
         let n = self.filled;
         // Oldest first; only the filled part.
@@ -222,7 +262,23 @@ impl TempoTracker {
             sum += self.smoothed[j];
         }
         let mean_score = sum / self.periods.len() as f32;
-        let bj = self.hold_octave(self.prefer_regular_half(argmax(&self.smoothed), at), best);
+        let bj = match self.hold {
+            // The user chose the octave: the best candidate within a few percent of it.
+            TempoHold::Near(h) => {
+                let weight = |p: f32| {
+                    let o = (p / h).log2() / NEAR_OCTAVES;
+                    (-0.5 * o * o).exp()
+                };
+                let mut bj = 0;
+                for (j, &p) in self.periods.iter().enumerate() {
+                    if self.smoothed[j] * weight(p) > self.smoothed[bj] * weight(self.periods[bj]) {
+                        bj = j;
+                    }
+                }
+                bj
+            }
+            _ => self.hold_octave(self.prefer_regular_half(argmax(&self.smoothed), at), best),
+        };
         // Parabolic refinement between neighbouring candidates.
         let mut p = self.periods[bj];
         if bj > 0 && bj + 1 < self.periods.len() {
@@ -244,6 +300,10 @@ impl TempoTracker {
         // Hold the tempo through a breakdown: a weak, flat score is no reason to move.
         if self.period == 0.0 || self.confidence > 0.25 {
             self.period = p;
+        }
+        if let TempoHold::Near(h) = self.hold {
+            // Refining, not wandering: never more than 8 % from what the user said.
+            self.period = self.period.clamp(h / 1.08, h * 1.08);
         }
     }
 
@@ -303,6 +363,11 @@ impl TempoTracker {
     /// Beat period in frames (0 until known).
     pub fn period(&self) -> f32 {
         self.period
+    }
+
+    /// Frames per second this tracker counts in.
+    pub fn frames_per_sec(&self) -> f32 {
+        self.fps
     }
 
     /// Tempo in BPM (0 until known).

@@ -34,6 +34,80 @@ const REOPEN: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs
 pub enum AudioCommand {
     /// The capture devices cpal sees.
     ListDevices,
+    /// A tap on the beat: three or more set tempo and phase, and the tracker refines them.
+    Tap,
+    /// Twice the tempo (the tracker had half of it).
+    TempoDouble,
+    /// Half the tempo.
+    TempoHalf,
+    /// Move the beat grid `ms` later (earlier when negative).
+    Nudge { ms: f64 },
+    /// The current beat is a downbeat, and begins a phrase.
+    Resync,
+    /// Set the tempo; `lock` keeps it there (the tracker only finds the phase); `bpm` 0 gives
+    /// the tempo back to the audio.
+    SetTempo { bpm: f64, lock: Option<bool> },
+}
+
+/// A tempo command for the analysis thread, with the moment it was given.
+enum Control {
+    Tap,
+    Scale(f32),
+    Nudge(f64),
+    Resync,
+    SetTempo(f64, bool),
+}
+
+/// A command on its way to the analysis thread, and where its answer goes.
+struct Request {
+    control: Control,
+    at: Instant,
+    reply: tokio::sync::oneshot::Sender<Outcome>,
+}
+
+/// Where stream time is on the machine's clock: the audio at `t` seconds of stream time was
+/// heard at `origin + t`. For a source played here (the demo, a file) that is exact; for a
+/// device it is the earliest a hop was seen, against its stream time (a hop is never analysed
+/// before it was captured), allowed to drift up by 1 ms a second with the device's clock.
+#[derive(Debug, Clone, Copy)]
+struct StreamClock {
+    origin: Option<Instant>,
+}
+
+impl StreamClock {
+    fn new() -> Self {
+        StreamClock { origin: None }
+    }
+
+    /// The hop ending at stream time `t` is there at `now`.
+    fn seen(&mut self, t: f64, now: Instant, exact: bool) {
+        let o = now.checked_sub(Duration::from_secs_f64(t)).unwrap_or(now);
+        self.origin = Some(match self.origin {
+            Some(prev) if !exact => {
+                let relaxed = prev + Duration::from_secs_f64(0.001 * HOP as f64 / 44_100.0);
+                relaxed.min(o)
+            }
+            _ => o,
+        });
+    }
+
+    fn wall(&self, t: f64) -> Option<Instant> {
+        let o = self.origin?;
+        Some(if t >= 0.0 {
+            o + Duration::from_secs_f64(t)
+        } else {
+            o.checked_sub(Duration::from_secs_f64(-t)).unwrap_or(o)
+        })
+    }
+
+    fn stream(&self, at: Instant) -> Option<f64> {
+        let o = self.origin?;
+        Some(if at >= o {
+            (at - o).as_secs_f64()
+        } else {
+            -(o - at).as_secs_f64()
+        })
+    }
 }
 
 /// Where the audio comes from, as `get_state` reports it.
@@ -48,6 +122,12 @@ struct Live {
     fps: f32,
     bpm: f32,
     bpm_confidence: f32,
+    /// audio | tap | link | locked.
+    tempo_source: Option<super::TempoSource>,
+    nudge_ms: f64,
+    /// The last beat's place: beat in bar, bar in phrase, phrases since lock.
+    count: [i32; 3],
+    downbeat_confidence: f32,
     reopen_attempts: u64,
     last_error: Option<String>,
 }
@@ -58,6 +138,8 @@ struct Shared {
     live: Mutex<Live>,
     frames: AtomicU64,
     overruns: AtomicU64,
+    /// The analysis thread, to wake when a command is queued.
+    thread: Mutex<Option<std::thread::Thread>>,
 }
 
 impl Shared {
@@ -74,6 +156,7 @@ pub struct AudioAnalyzer {
 /// The control plane's window on the analysis.
 pub struct AudioHandle {
     shared: Arc<Shared>,
+    requests: std::sync::mpsc::Sender<Request>,
 }
 
 /// Why a source stopped running.
@@ -98,10 +181,12 @@ struct Analysis {
     msgs: Vec<OscMessage>,
     /// Frames counted for the fps figure, and since when.
     window: (u64, Instant),
-    /// The source label and rate the status line last said, and for how many seconds running
-    /// the rate has been 10 % off it.
-    shown: Option<(String, f32)>,
+    /// What the status line last said: source label, rate, tempo and where it came from; and
+    /// for how many seconds running the rate or tempo has been off it.
+    shown: Option<(String, f32, f32, super::TempoSource)>,
     rate_off: u32,
+    requests: std::sync::mpsc::Receiver<Request>,
+    clock: StreamClock,
 }
 
 impl Analysis {
@@ -131,43 +216,109 @@ impl Analysis {
         self.stop.requested()
     }
 
-    /// Analyses one hop and sends its messages.
-    fn hop(&mut self, analyzer: &mut Analyzer, samples: &[f32], label: &str) {
+    /// Analyses one hop and sends its messages: at once for a device (the hop has just been
+    /// captured), at `heard` for a source played here (the demo, a file: analysed ahead, sent
+    /// when the hop has played). A frame that carries a beat waits until the beat's send time
+    /// (its sound, less `latency_ms`), at most two hops: beats go out on time to the
+    /// millisecond, not on the 11.6 ms grid of the hops.
+    fn hop(
+        &mut self,
+        analyzer: &mut Analyzer,
+        samples: &[f32],
+        label: &str,
+        heard: Option<Instant>,
+    ) {
+        self.serve_requests(analyzer);
         let frame = *analyzer.process(samples);
+        let now = Instant::now();
+        self.clock
+            .seen(frame.time, heard.unwrap_or(now), heard.is_some());
         frame.osc_messages(analyzer.settings(), &mut self.msgs);
+        let mut send_at = heard.unwrap_or(now);
+        if frame.beat {
+            let hops = Duration::from_secs_f64(2.0 * HOP as f64 / analyzer.settings().rate as f64);
+            let beat_at = self
+                .clock
+                .wall(frame.beat_time - analyzer.settings().latency)
+                .unwrap_or(send_at);
+            send_at = send_at.max(beat_at.min(send_at + hops));
+        }
+        let wait = send_at.saturating_duration_since(Instant::now());
+        if !wait.is_zero() {
+            std::thread::sleep(wait);
+        }
         self.osc.send_frame(&self.msgs);
         self.shared.frames.fetch_add(1, Ordering::Relaxed);
+        if frame.beat {
+            let mut live = self.shared.live();
+            live.count = frame.count;
+            live.downbeat_confidence = frame.phase[3];
+        }
         let (count, since) = &mut self.window;
         *count += 1;
         if since.elapsed() >= Duration::from_secs(1) {
             let fps = *count as f32 / since.elapsed().as_secs_f32();
             *count = 0;
             *since = Instant::now();
+            let source = analyzer.tempo_source();
             {
                 let mut live = self.shared.live();
                 live.fps = fps;
                 live.bpm = frame.bpm;
                 live.bpm_confidence = frame.bpm_confidence;
+                live.tempo_source = Some(source);
+                live.nudge_ms = analyzer.nudged() * 1000.0;
             }
-            // The line says the rate, but a wobble (a busy machine, a catch-up burst) is not
-            // news: STATUS= and the journal change when the source does, or when the rate has
-            // been 10 % off for 3 s running.
+            // The line says the rate and the tempo, but a wobble (a busy machine, a catch-up
+            // burst, the tempo settling) is not news: STATUS= and the journal change when the
+            // source does, or when the rate has been 10 % off or the tempo 2 BPM off for 3 s.
             let shown = self.status.get();
-            let fresh =
-                shown.health != Health::Ok || self.shown.as_ref().is_none_or(|(l, _)| l != label);
-            let off = self
-                .shown
-                .as_ref()
-                .is_some_and(|(_, f)| (f - fps).abs() >= 0.1 * f);
+            let fresh = shown.health != Health::Ok
+                || self.shown.as_ref().is_none_or(|(l, _, b, s)| {
+                    l != label || *s != source || (*b > 0.0) != (frame.bpm > 0.0)
+                });
+            let off = self.shown.as_ref().is_some_and(|(_, f, b, _)| {
+                (f - fps).abs() >= 0.1 * f || (b - frame.bpm).abs() >= 2.0
+            });
             self.rate_off = if off { self.rate_off + 1 } else { 0 };
             if fresh || self.rate_off >= 3 {
-                self.status
-                    .set(Health::Ok, format!("analyzing {label} at {fps:.0} fps"));
-                self.shown = Some((label.to_string(), fps));
+                let tempo = if frame.bpm > 0.0 {
+                    format!(", {:.0} BPM ({})", frame.bpm, tempo_source_name(source))
+                } else {
+                    String::new()
+                };
+                self.status.set(
+                    Health::Ok,
+                    format!("analyzing {label} at {fps:.0} fps{tempo}"),
+                );
+                self.shown = Some((label.to_string(), fps, frame.bpm, source));
                 self.rate_off = 0;
             }
         }
         self.pet();
+    }
+
+    /// Runs the tempo commands queued since the last hop, each at the stream time it was given.
+    fn serve_requests(&mut self, analyzer: &mut Analyzer) {
+        while let Ok(req) = self.requests.try_recv() {
+            let at = self.clock.stream(req.at).unwrap_or_else(|| analyzer.time());
+            let outcome = run_control(analyzer, req.control, at);
+            {
+                let mut live = self.shared.live();
+                live.tempo_source = Some(analyzer.tempo_source());
+                live.nudge_ms = analyzer.nudged() * 1000.0;
+            }
+            let _ = req.reply.send(outcome);
+        }
+    }
+
+    /// Commands that come while nothing is analysed (a back-off) are answered at once.
+    fn refuse_requests(&mut self, why: &str) {
+        while let Ok(req) = self.requests.try_recv() {
+            let _ = req.reply.send(Outcome::fail(format!(
+                "no audio is being analysed ({why}); try again when it is"
+            )));
+        }
     }
 
     /// Applies a live config change to the analyzer, or says the source must change.
@@ -184,7 +335,8 @@ impl Analysis {
         }
     }
 
-    /// Plays `samples` in a loop at real time (the demo loop, a file source).
+    /// Plays `samples` in a loop at real time (the demo loop, a file source): each hop is
+    /// analysed once it has been "heard", at the start plus its end's time.
     fn run_generated(&mut self, samples: &[f32], rate: u32, label: &str, probe: bool) -> Ended {
         let (samples, rate) = Decimator::all(samples, rate);
         let mut probed = Instant::now();
@@ -214,14 +366,12 @@ impl Analysis {
                 *b = samples[pos];
                 pos = (pos + 1) % samples.len();
             }
-            self.hop(&mut analyzer, &buf, label);
             next += hop_time;
-            let now = Instant::now();
-            if next > now {
-                std::thread::sleep(next - now);
-            } else if now - next > Duration::from_secs(1) {
-                next = now;
+            if Instant::now().saturating_duration_since(next) > Duration::from_secs(1) {
+                // Stalled (a suspended machine): go on from now.
+                next = Instant::now();
             }
+            self.hop(&mut analyzer, &buf, label, Some(next));
         }
     }
 
@@ -270,10 +420,11 @@ impl Analysis {
                 decimator.process(a, &mut buf);
                 decimator.process(b, &mut buf);
                 chunk.commit_all();
-                self.hop(&mut analyzer, &buf, &label);
+                self.hop(&mut analyzer, &buf, &label, None);
                 worked = true;
             }
             if !worked {
+                self.serve_requests(&mut analyzer);
                 self.pet();
                 // Woken by the next callback; the timeout only bounds how late a stall, a stop
                 // or a config change is seen.
@@ -293,6 +444,7 @@ impl Analysis {
             if self.config_changed() {
                 return Some(Ended::Reconfigure);
             }
+            self.refuse_requests("the source is being reopened");
             self.pet();
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -313,8 +465,10 @@ impl Analysis {
 
     /// The whole thread: run the configured source, reopen on loss, until stopped.
     fn run(mut self) {
+        *lock(&self.shared.thread) = Some(std::thread::current());
         let mut backoff = REOPEN;
         loop {
+            self.clock = StreamClock::new();
             let source = self.config.source.clone();
             let ended = match &source {
                 AudioSource::Demo => self.demo("demo loop", false),
@@ -388,6 +542,56 @@ impl Analysis {
     }
 }
 
+fn tempo_source_name(s: super::TempoSource) -> &'static str {
+    match s {
+        super::TempoSource::Audio => "audio",
+        super::TempoSource::Tap => "tap",
+        super::TempoSource::Link => "link",
+        super::TempoSource::Locked => "locked",
+    }
+}
+
+/// One tempo command on the analyzer, `at` seconds of stream time.
+fn run_control(analyzer: &mut Analyzer, control: Control, at: f64) -> Outcome {
+    let state = |a: &Analyzer| {
+        json!({
+            "tempo_source": a.tempo_source(),
+            "bpm": a.frame().bpm,
+            "nudge_ms": a.nudged() * 1000.0,
+        })
+    };
+    match control {
+        Control::Tap => {
+            let set = analyzer.tap(at);
+            let mut data = state(analyzer);
+            data["tempo_set"] = set.into();
+            Outcome::ok(data)
+        }
+        Control::Scale(f) => {
+            if analyzer.scale_tempo(f) {
+                Outcome::ok(state(analyzer))
+            } else {
+                Outcome::fail("no tempo yet to double or halve")
+            }
+        }
+        Control::Nudge(secs) => {
+            analyzer.nudge(secs);
+            Outcome::ok(state(analyzer))
+        }
+        Control::Resync => {
+            if analyzer.resync(at) {
+                Outcome::ok(state(analyzer))
+            } else {
+                Outcome::fail("no beat yet to make a downbeat")
+            }
+        }
+        Control::SetTempo(bpm, lock) => {
+            analyzer.set_tempo(bpm, lock);
+            Outcome::ok(state(analyzer))
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct State {
     #[serde(flatten)]
@@ -430,13 +634,14 @@ impl Handle for AudioHandle {
     }
 
     async fn command(&self, cmd: AudioCommand) -> Outcome {
-        match cmd {
+        let at = Instant::now();
+        let control = match cmd {
             AudioCommand::ListDevices => {
-                let listed = tokio::task::spawn_blocking(|| {
+                return match tokio::task::spawn_blocking(|| {
                     capture::list_devices().map(|d| (d, capture::alsa_pcms()))
                 })
-                .await;
-                match listed {
+                .await
+                {
                     Ok(Ok((devices, pcms))) => {
                         Outcome::ok(json!({ "devices": devices, "alsa_pcms": pcms }))
                     }
@@ -444,6 +649,36 @@ impl Handle for AudioHandle {
                     Err(e) => Outcome::fail(format!("list_devices failed: {e}")),
                 }
             }
+            AudioCommand::Tap => Control::Tap,
+            AudioCommand::TempoDouble => Control::Scale(2.0),
+            AudioCommand::TempoHalf => Control::Scale(0.5),
+            AudioCommand::Nudge { ms } if ms.is_finite() && ms.abs() <= 1000.0 => {
+                Control::Nudge(ms / 1000.0)
+            }
+            AudioCommand::Nudge { ms } => {
+                return Outcome::bad_argument("ms", format!("must be -1000..=1000, not {ms}"))
+            }
+            AudioCommand::Resync => Control::Resync,
+            AudioCommand::SetTempo { bpm, lock } if bpm == 0.0 || (20.0..=400.0).contains(&bpm) => {
+                Control::SetTempo(bpm, lock.unwrap_or(false))
+            }
+            AudioCommand::SetTempo { bpm, .. } => {
+                return Outcome::bad_argument(
+                    "bpm",
+                    format!("must be 20..=400 (or 0: the audio decides), not {bpm}"),
+                )
+            }
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.requests.send(Request { control, at, reply }).is_err() {
+            return Outcome::fail("the analysis thread is not running");
+        }
+        if let Some(t) = lock(&self.shared.thread).as_ref() {
+            t.unpark();
+        }
+        match tokio::time::timeout(Duration::from_secs(2), answer).await {
+            Ok(Ok(outcome)) => outcome,
+            _ => Outcome::fail("the analysis thread did not answer within 2 s"),
         }
     }
 }
@@ -460,6 +695,7 @@ impl Worker for AudioAnalyzer {
         let shared = Arc::new(Shared::default());
         let mut config_rx = ctx.config.clone();
         let config = config_rx.borrow_and_update().clone();
+        let (requests, requests_rx) = std::sync::mpsc::channel();
         let analysis = Analysis {
             shared: shared.clone(),
             osc: ctx.osc.clone(),
@@ -469,12 +705,14 @@ impl Worker for AudioAnalyzer {
             config_rx,
             config,
             last_pet: Instant::now() - Duration::from_secs(2),
-            msgs: Vec::with_capacity(6),
+            msgs: Vec::with_capacity(12),
             window: (0, Instant::now()),
             shown: None,
             rate_off: 0,
+            requests: requests_rx,
+            clock: StreamClock::new(),
         };
-        Ok((AudioAnalyzer { analysis }, AudioHandle { shared }))
+        Ok((AudioAnalyzer { analysis }, AudioHandle { shared, requests }))
     }
 
     async fn run(self, ctx: Context<AudioConfig>) -> anyhow::Result<()> {

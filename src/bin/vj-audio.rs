@@ -38,9 +38,17 @@ enum Cmd {
         /// Seed of the first clip (a held-out corpus uses other seeds than the tuning one).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The classic corpus (tuned on until 2026-11-30) instead of the harder one.
+        #[arg(long)]
+        classic: bool,
     },
     /// Score `vj-audio analyze --beats` and the naive tracker on every clip of DIR.
-    Eval { dir: PathBuf },
+    Eval {
+        dir: PathBuf,
+        /// Another vj-audio binary to score (an older build, side by side); default: this one.
+        #[arg(long)]
+        analyzer: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -68,13 +76,21 @@ fn tool(cmd: Cmd) -> anyhow::Result<()> {
             let settings = AnalysisSettings::from_config(&vj::audio::AudioConfig::default(), 0);
             offline::run(&file, output, settings, &mut std::io::stdout().lock())
         }
-        Cmd::GenCorpus { dir, clips, seed } => {
-            let n = eval::generate_corpus(&dir, seed, clips)?;
+        Cmd::GenCorpus {
+            dir,
+            clips,
+            seed,
+            classic,
+        } => {
+            let n = eval::generate_corpus(&dir, seed, clips, classic)?;
             println!("wrote {n} clips to {}", dir.display());
             Ok(())
         }
-        Cmd::Eval { dir } => {
-            let me = std::env::current_exe()?;
+        Cmd::Eval { dir, analyzer } => {
+            let me = match analyzer {
+                Some(path) => path,
+                None => std::env::current_exe()?,
+            };
             let scores = eval::run_corpus(&dir, |wav| {
                 let out = std::process::Command::new(&me)
                     .arg("analyze")

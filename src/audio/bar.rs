@@ -1,0 +1,297 @@
+//! Downbeats: which beat of the bar is the "1", estimated from the audio (not counted from the
+//! first beat). Each beat gets a downbeat score from what starts on it — a change of harmony
+//! (the chroma of its beat against the one before, in the bass and above it), a kick, and no
+//! snare (snares and claps mark 2 and 4) — and each of the bar's `beats_per_bar` phases keeps
+//! a running mean of the scores of the beats it would call "1". The best phase is the bar's,
+//! with a confidence, and a little hysteresis.
+
+use super::spectrum::Spectrum;
+
+/// Bars of memory of the running means (their weight halves in about 4 bars).
+const BAR_DECAY: f32 = 0.85;
+/// Weights of the evidence: harmony above the bass, the bass, the kick, the snare (against).
+const W_HARMONY: f32 = 1.0;
+const W_BASS: f32 = 1.0;
+const W_KICK: f32 = 0.3;
+const W_SNARE: f32 = 0.3;
+/// A new phase takes over when it scores this share of the score spread above the current.
+const HYSTERESIS: f32 = 0.1;
+/// Seconds around a beat in which its kick and snare are looked for.
+const HIT_BEFORE: f64 = 0.04;
+const HIT_AFTER: f64 = 0.07;
+
+/// Chroma: energy per pitch class, in the bass (55-250 Hz) and above it (250-2000 Hz).
+pub struct Chroma {
+    /// (bin, pitch class, bass?) for every bin that counts.
+    bins: Vec<(u16, u8, bool)>,
+    pub bass: [f32; 12],
+    pub mid: [f32; 12],
+}
+
+impl Chroma {
+    pub fn new(spectrum: &Spectrum) -> Self {
+        let lo = spectrum.hz_bin(55.0).max(1);
+        let hi = spectrum.hz_bin(2000.0);
+        let bins = (lo..hi)
+            .map(|k| {
+                let hz = spectrum.bin_hz(k);
+                let pc = (12.0 * (hz / 440.0).log2() + 69.0).round() as i32;
+                (k as u16, pc.rem_euclid(12) as u8, hz < 250.0)
+            })
+            .collect();
+        Chroma {
+            bins,
+            bass: [0.0; 12],
+            mid: [0.0; 12],
+        }
+    }
+
+    pub fn process(&mut self, spectrum: &Spectrum) {
+        let mags = spectrum.magnitudes();
+        self.bass = [0.0; 12];
+        self.mid = [0.0; 12];
+        for &(k, pc, bass) in &self.bins {
+            let m = mags[k as usize];
+            if bass {
+                self.bass[pc as usize] += m * m;
+            } else {
+                self.mid[pc as usize] += m * m;
+            }
+        }
+    }
+}
+
+/// 1 − cosine similarity of two chroma vectors: 0 = the same harmony, 1 = nothing in common.
+fn change(a: &[f32; 12], b: &[f32; 12]) -> f32 {
+    let (mut ab, mut aa, mut bb) = (0.0f32, 0.0f32, 0.0f32);
+    for (x, y) in a.iter().zip(b) {
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa <= 1e-12 || bb <= 1e-12 {
+        return 0.0;
+    }
+    (1.0 - ab / (aa * bb).sqrt()).clamp(0.0, 1.0)
+}
+
+/// One beat's evidence, gathered while its audio is analysed.
+#[derive(Debug, Clone, Copy)]
+struct BeatSpan {
+    number: i64,
+    start: f64,
+    bass: [f32; 12],
+    mid: [f32; 12],
+    kick: f32,
+    snare: f32,
+}
+
+impl BeatSpan {
+    fn new(number: i64, start: f64) -> Self {
+        BeatSpan {
+            number,
+            start,
+            bass: [0.0; 12],
+            mid: [0.0; 12],
+            kick: 0.0,
+            snare: 0.0,
+        }
+    }
+}
+
+pub struct BarTracker {
+    beats_per_bar: usize,
+    /// Running mean downbeat score of each phase (beat number mod beats_per_bar).
+    scores: Vec<f32>,
+    phase: usize,
+    confidence: f32,
+    /// Beats announced (number, time) whose audio has not all been seen yet, and the last
+    /// number announced.
+    pending: std::collections::VecDeque<(i64, f64)>,
+    announced: Option<i64>,
+    /// The beat whose span the analysis is in, and the last two bars of closed ones.
+    open: Option<BeatSpan>,
+    spans: std::collections::VecDeque<BeatSpan>,
+    /// Running means of the kick and snare evidence, to weigh them as shares.
+    kick_mean: f32,
+    snare_mean: f32,
+    /// Beats scored since the start (the confidence grows with them).
+    scored: u32,
+    /// A phase the user set (`resync`): kept until released.
+    forced: Option<usize>,
+}
+
+impl BarTracker {
+    pub fn new(beats_per_bar: u32) -> Self {
+        let n = beats_per_bar.max(1) as usize;
+        BarTracker {
+            beats_per_bar: n,
+            scores: vec![0.0; n],
+            phase: 0,
+            confidence: 0.0,
+            pending: std::collections::VecDeque::new(),
+            announced: None,
+            open: None,
+            spans: std::collections::VecDeque::new(),
+            kick_mean: 0.0,
+            snare_mean: 0.0,
+            scored: 0,
+            forced: None,
+        }
+    }
+
+    /// A beat was (or will be) placed at `time` seconds, as beat `number` of the stream.
+    pub fn announce(&mut self, number: i64, time: f64) {
+        if self.announced.is_some_and(|n| n >= number) {
+            return;
+        }
+        self.announced = Some(number);
+        self.pending.push_back((number, time));
+        if self.pending.len() > 8 {
+            self.pending.pop_front();
+        }
+    }
+
+    /// One hop's evidence: its chroma centred at `chroma_at`, and its kick and snare flux at
+    /// `onset_at` (both seconds of stream time, where the sound is).
+    pub fn observe(
+        &mut self,
+        chroma: &Chroma,
+        chroma_at: f64,
+        kick: f32,
+        snare: f32,
+        onset_at: f64,
+    ) {
+        // A beat's span opens when the analysis reaches it.
+        while let Some(&(number, start)) = self.pending.front() {
+            if chroma_at + HIT_BEFORE < start {
+                break;
+            }
+            self.pending.pop_front();
+            if let Some(done) = self.open.take() {
+                self.close(done);
+            }
+            self.open = Some(BeatSpan::new(number, start));
+        }
+        let Some(span) = self.open.as_mut() else {
+            return;
+        };
+        if chroma_at >= span.start {
+            for (a, b) in span.bass.iter_mut().zip(&chroma.bass) {
+                *a += b;
+            }
+            for (a, b) in span.mid.iter_mut().zip(&chroma.mid) {
+                *a += b;
+            }
+        }
+        let d = onset_at - span.start;
+        if (-HIT_BEFORE..=HIT_AFTER).contains(&d) {
+            span.kick = span.kick.max(kick);
+            span.snare = span.snare.max(snare);
+        }
+    }
+
+    /// A beat's span is complete. Once a bar of beats after beat `n` is in too, `n` is scored:
+    /// its harmony is the change from the bar before it to the bar from it on (largest where
+    /// both windows are whole bars, i.e. when `n` is a "1"), plus its kick, minus its snare.
+    fn close(&mut self, span: BeatSpan) {
+        if self
+            .spans
+            .back()
+            .is_some_and(|b: &BeatSpan| span.number != b.number + 1)
+        {
+            self.spans.clear();
+        }
+        self.spans.push_back(span);
+        let n = self.beats_per_bar;
+        if self.spans.len() > 2 * n {
+            self.spans.pop_front();
+        }
+        if self.spans.len() < 2 * n {
+            return;
+        }
+        let sum = |spans: &mut dyn Iterator<Item = &BeatSpan>| {
+            let (mut bass, mut mid) = ([0.0f32; 12], [0.0f32; 12]);
+            for s in spans {
+                for (a, b) in bass.iter_mut().zip(&s.bass) {
+                    *a += b;
+                }
+                for (a, b) in mid.iter_mut().zip(&s.mid) {
+                    *a += b;
+                }
+            }
+            (bass, mid)
+        };
+        let (bass0, mid0) = sum(&mut self.spans.iter().take(n));
+        let (bass1, mid1) = sum(&mut self.spans.iter().skip(n));
+        let beat = self.spans[n];
+        let mean = |m: &mut f32, x: f32| {
+            *m += (x - *m) * 0.1;
+            if *m <= 1e-12 {
+                0.0
+            } else {
+                x / *m
+            }
+        };
+        let kick = mean(&mut self.kick_mean, beat.kick);
+        let snare = mean(&mut self.snare_mean, beat.snare);
+        let score = W_HARMONY * change(&mid1, &mid0)
+            + W_BASS * change(&bass1, &bass0)
+            + W_KICK * kick.min(3.0)
+            - W_SNARE * snare.min(3.0);
+        let r = beat.number.rem_euclid(n as i64) as usize;
+        self.scores[r] = BAR_DECAY * self.scores[r] + (1.0 - BAR_DECAY) * score;
+        self.scored = self.scored.saturating_add(1);
+        self.decide();
+    }
+
+    fn decide(&mut self) {
+        let n = self.beats_per_bar;
+        if n == 1 {
+            self.phase = 0;
+            self.confidence = 1.0;
+            return;
+        }
+        let best = (0..n)
+            .max_by(|&a, &b| self.scores[a].total_cmp(&self.scores[b]))
+            .unwrap_or(0);
+        let max = self.scores[best];
+        let min = self.scores.iter().copied().fold(f32::MAX, f32::min);
+        let spread = (max - min).max(1e-9);
+        if best != self.phase && max > self.scores[self.phase] + HYSTERESIS * spread {
+            self.phase = best;
+        }
+        let second = (0..n)
+            .filter(|&r| r != self.phase)
+            .map(|r| self.scores[r])
+            .fold(f32::MIN, f32::max);
+        // How far the chosen phase stands above the next, against the spread; and how much
+        // evidence there is (a bar and a half is little, four bars is enough).
+        let margin = ((self.scores[self.phase] - second) / spread).clamp(0.0, 1.0);
+        let evidence = (self.scored as f32 / (4.0 * n as f32)).min(1.0);
+        self.confidence = margin * evidence;
+    }
+
+    /// The beat number (mod beats_per_bar) that is a downbeat.
+    pub fn phase(&self) -> usize {
+        self.forced.unwrap_or(self.phase)
+    }
+
+    /// 0..1: how sure the audio is of the bar's phase (1 when the user set it).
+    pub fn confidence(&self) -> f32 {
+        if self.forced.is_some() {
+            1.0
+        } else {
+            self.confidence
+        }
+    }
+
+    /// The user says beat `number` is a downbeat (`resync`), or (None) lets the audio decide.
+    pub fn force(&mut self, number: Option<i64>) {
+        self.forced = number.map(|n| n.rem_euclid(self.beats_per_bar as i64) as usize);
+    }
+
+    pub fn beats_per_bar(&self) -> u32 {
+        self.beats_per_bar as u32
+    }
+}
