@@ -3,10 +3,11 @@
 #   build:  pkg-config, libasound2-dev (cpal's ALSA backend)
 #   tests:  liblo-tools (oscdump/oscsend, an OSC peer we did not write), alsa-utils (arecord),
 #           dbus, mpv, mpv-mpris (a real MPRIS player on a private session bus),
-#           pulseaudio, libasound2-plugins (a real sound server, captured through ALSA)
+#           pulseaudio, libasound2-plugins (a real sound server, captured through ALSA),
+#           tmux (vj-console driven as a person would: send-keys, capture-pane)
 set -eu
 want="pkg-config libasound2-dev"
-if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins"; fi
+if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins tmux"; fi
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

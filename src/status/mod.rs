@@ -1,5 +1,8 @@
 //! `vj-status`'s view of the suite: which workers exist, what systemd says of their units, and
 //! what the running ones say of themselves — without waking a worker that is not running.
+//! `supervisor` starts, stops and restarts them and reads their logs.
+
+pub mod supervisor;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +28,44 @@ pub struct UnitState {
     pub restarts: u32,
     /// The control socket unit's state (`listening`, `failed`, …).
     pub socket: String,
+    /// The service's last `STATUS=` line (kept after it stopped or failed).
+    pub status_text: String,
+    /// How its last run ended: `success`, `exit-code`, `signal`, `watchdog`, `start-limit-hit`, …
+    pub result: String,
+    /// `ExecMainCode`: 1 exited, 2 killed, 3 dumped core (`waitid`'s `CLD_*`).
+    pub exec_main_code: i32,
+    /// The exit status, or the signal for a killed process.
+    pub exec_main_status: i32,
+}
+
+impl UnitState {
+    /// Why the service's last run ended, and what it said last: the detail of a failed row.
+    pub fn failure_reason(&self) -> String {
+        let signal = || match self.exec_main_status {
+            6 => "SIGABRT".to_string(),
+            9 => "SIGKILL".to_string(),
+            11 => "SIGSEGV".to_string(),
+            15 => "SIGTERM".to_string(),
+            n => format!("signal {n}"),
+        };
+        let how = match self.result.as_str() {
+            "start-limit-hit" => "restarted too often (start limit hit)".to_string(),
+            "watchdog" => "stopped answering the watchdog".to_string(),
+            "timeout" => "timed out".to_string(),
+            "signal" | "core-dump" => format!("killed by {}", signal()),
+            "exit-code" => format!("exited with status {}", self.exec_main_status),
+            "" | "success" if self.exec_main_code == 1 && self.exec_main_status != 0 => {
+                format!("exited with status {}", self.exec_main_status)
+            }
+            "" | "success" => "stopped".to_string(),
+            other => other.to_string(),
+        };
+        if self.status_text.is_empty() {
+            how
+        } else {
+            format!("{how}; last status: {}", self.status_text)
+        }
+    }
 }
 
 /// What a row says of a worker's health: the worker's own (or systemd's, for a unit that failed
@@ -129,7 +170,7 @@ pub fn systemd_states() -> Option<HashMap<String, UnitState>> {
     let mut args = vec![
         "--user".to_string(),
         "show".into(),
-        "--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts".into(),
+        "--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,StatusText,Result,ExecMainCode,ExecMainStatus".into(),
     ];
     for w in WORKERS {
         args.push(w.service());
@@ -180,6 +221,10 @@ pub fn parse_show(text: &str) -> HashMap<String, UnitState> {
                 main_pid: get("MainPID").parse().unwrap_or(0),
                 restarts: get("NRestarts").parse().unwrap_or(0),
                 socket,
+                status_text: get("StatusText"),
+                result: get("Result"),
+                exec_main_code: get("ExecMainCode").parse().unwrap_or(0),
+                exec_main_status: get("ExecMainStatus").parse().unwrap_or(0),
             },
         );
     }
@@ -260,12 +305,11 @@ pub async fn gather(bus_dir: &Path) -> Report {
                     ("active" | "reloading", _) => row_from_health(&mut row, probe(&socket).await),
                     ("failed", _) => {
                         row.health = RowHealth::Worker(Health::Failed);
-                        row.detail =
-                            format!("unit failed ({}); see journalctl --user -u {unit}", u.sub);
+                        row.detail = u.failure_reason();
                     }
                     ("activating", "auto-restart") => {
                         row.health = RowHealth::Worker(Health::Degraded);
-                        row.detail = "restarting after a failure".into();
+                        row.detail = format!("restarting after a failure: {}", u.failure_reason());
                     }
                     ("activating", _) => {
                         row.health = RowHealth::Worker(Health::Degraded);
@@ -310,7 +354,8 @@ pub async fn gather(bus_dir: &Path) -> Report {
     }
 }
 
-fn fmt_uptime(sec: Option<f64>) -> String {
+/// `42s`, `3m07s`, `2h05m`; `-` when unknown.
+pub fn fmt_uptime(sec: Option<f64>) -> String {
     let Some(s) = sec else { return "-".into() };
     let s = s as u64;
     match s {
