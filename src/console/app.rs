@@ -91,7 +91,12 @@ impl App {
     }
 
     /// A key: the overlays and the global keys first, then each panel's own.
-    pub fn on_key(&mut self, key: KeyEvent) -> Option<Request> {
+    pub fn on_key(&mut self, mut key: KeyEvent) -> Option<Request> {
+        // Esc then a key, typed fast, reads as Alt+key: it is both.
+        if key.modifiers.contains(KeyModifiers::ALT) {
+            self.on_key(KeyEvent::from(KeyCode::Esc));
+            key.modifiers.remove(KeyModifiers::ALT);
+        }
         let ctrl_c =
             key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL);
         if ctrl_c || key.code == KeyCode::Char('q') {
@@ -215,7 +220,7 @@ impl App {
         if let Some(why) = &self.no_telemetry {
             line("telemetry", format!("none: {why}"));
         }
-        line("audio", self.audio.plain(self.now));
+        line("audio", self.audio.plain());
         line("playing", self.playing.plain(self.now));
         line("lyrics", self.lyrics.plain());
         for (i, l) in self.osc.plain(self.now).into_iter().enumerate() {

@@ -52,18 +52,21 @@ fn targets() -> Vec<String> {
     }
 }
 
-/// CPU seconds this process used so far, user and system.
-fn cpu_seconds() -> f64 {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a whole rusage into the pointer we pass, which points to one.
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
-    if rc != 0 {
-        return 0.0;
-    }
-    // SAFETY: zeroed is a valid rusage, and getrusage succeeded in filling it.
-    let ru = unsafe { ru.assume_init() };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(ru.ru_utime) + secs(ru.ru_stime)
+/// CPU seconds used so far, user and system: by this process, and by the children it waited
+/// for (`systemctl`, `journalctl`).
+fn cpu_seconds() -> (f64, f64) {
+    let of = |who| {
+        let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+        // SAFETY: getrusage writes a whole rusage into the pointer we pass, which points to one.
+        if unsafe { libc::getrusage(who, ru.as_mut_ptr()) } != 0 {
+            return 0.0;
+        }
+        // SAFETY: zeroed is a valid rusage, and getrusage succeeded in filling it.
+        let ru = unsafe { ru.assume_init() };
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        secs(ru.ru_utime) + secs(ru.ru_stime)
+    };
+    (of(libc::RUSAGE_SELF), of(libc::RUSAGE_CHILDREN))
 }
 
 pub fn main() -> ExitCode {
@@ -89,12 +92,14 @@ pub fn main() -> ExitCode {
             }
             if quit_after.is_some() {
                 let secs = drawn.elapsed.as_secs_f64();
-                let cpu = cpu_seconds() - cpu0;
+                let (own, children) = cpu_seconds();
+                let (own, children) = (own - cpu0.0, children - cpu0.1);
                 eprintln!(
-                    "vj-console: {} frames in {secs:.1} s ({:.1} fps), {cpu:.2} s CPU ({:.1} % of a core)",
+                    "vj-console: {} frames in {secs:.1} s ({:.1} fps); CPU {own:.2} s itself ({:.1} % of a core), {children:.2} s in systemctl/journalctl ({:.1} %)",
                     drawn.frames,
                     drawn.frames as f64 / secs,
-                    100.0 * cpu / secs
+                    100.0 * own / secs,
+                    100.0 * children / secs,
                 );
             }
             ExitCode::SUCCESS

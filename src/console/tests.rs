@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ratatui::backend::TestBackend;
-use ratatui::crossterm::event::{KeyCode, KeyEvent};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
 use serde_json::json;
 
@@ -176,7 +176,10 @@ fn help_opens_and_a_reply_shows_in_the_footer() {
         s.contains("vj-console keys") && s.contains("tap tempo"),
         "{s}"
     );
-    app.on_key(KeyEvent::from(KeyCode::Esc));
+    // Keys are ignored under the help, but Esc then `t` typed fast (read as Alt+t) is both.
+    assert!(app.on_key(KeyEvent::from(KeyCode::Char('t'))).is_none());
+    let alt_t = KeyEvent::new(KeyCode::Char('t'), KeyModifiers::ALT);
+    assert!(matches!(app.on_key(alt_t), Some(Request::Send { .. })));
     assert!(!app.help);
     app.apply(Update::Reply(
         "audio_analyzer does not know `tap` yet — it said: Unknown command: tap".into(),

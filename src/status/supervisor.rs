@@ -278,13 +278,20 @@ pub fn logs(
     }
 }
 
-/// The last `lines` lines of a worker's log, for a pane.
+/// The last `lines` lines of a worker's log, for a pane: from the journal one short line per
+/// entry (time, level, message and the worker's own fields, no host or PID).
 pub async fn last_lines(
     w: &WorkerInfo,
     lines: usize,
     sup: &Supervisor,
 ) -> Result<Vec<String>, String> {
-    let inv = logs(w, lines, false, sup)?;
+    let mut inv = logs(w, lines, false, sup)?;
+    let journal = matches!(sup, Supervisor::Systemd { .. });
+    if journal {
+        for a in inv.args.iter_mut().filter(|a| *a == "short-iso") {
+            *a = "json".into();
+        }
+    }
     let out = tokio::process::Command::from(inv.command())
         .stdin(std::process::Stdio::null())
         .output()
@@ -297,8 +304,52 @@ pub async fn last_lines(
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with("-- "))
-        .map(str::to_string)
+        .map(|l| {
+            journal
+                .then(|| journal_line(l))
+                .flatten()
+                .unwrap_or_else(|| l.to_string())
+        })
         .collect())
+}
+
+/// One `journalctl -o json` entry as a short line: `12:03:04 WARN message key=value`.
+pub fn journal_line(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let o = v.as_object()?;
+    let micros: i64 = o.get("__REALTIME_TIMESTAMP")?.as_str()?.parse().ok()?;
+    let mut line = local_time(micros / 1_000_000);
+    match o.get("PRIORITY").and_then(|p| p.as_str()) {
+        Some("0" | "1" | "2" | "3") => line.push_str(" ERROR"),
+        Some("4") => line.push_str(" WARN"),
+        _ => {}
+    }
+    line.push(' ');
+    line.push_str(o.get("MESSAGE").and_then(|m| m.as_str()).unwrap_or(""));
+    // tracing-journald's own fields are F_-prefixed; systemd's are the rest.
+    let mut fields: Vec<(&String, &serde_json::Value)> =
+        o.iter().filter(|(k, _)| k.starts_with("F_")).collect();
+    fields.sort_by_key(|(k, _)| k.as_str());
+    for (k, v) in fields {
+        let v = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+        line.push_str(&format!(" {}={v}", k[2..].to_lowercase()));
+    }
+    Some(line)
+}
+
+/// `HH:MM:SS` of a Unix time, in the machine's time zone.
+fn local_time(secs: i64) -> String {
+    let t = secs as libc::time_t;
+    let mut tm = std::mem::MaybeUninit::<libc::tm>::zeroed();
+    // SAFETY: localtime_r reads one time_t and fills the one tm it is given; both live here.
+    let ok = !unsafe { libc::localtime_r(&t, tm.as_mut_ptr()) }.is_null();
+    if !ok {
+        let s = secs.rem_euclid(86_400);
+        return format!("{:02}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+    }
+    // SAFETY: zeroed is a valid tm, and localtime_r succeeded in filling it.
+    let tm = unsafe { tm.assume_init() };
+    format!("{:02}:{:02}:{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec)
 }
 
 #[cfg(test)]
@@ -380,6 +431,18 @@ mod tests {
         let plain = logs(&AUDIO, 5, false, &Supervisor::Systemd { namespace: None }).unwrap();
         assert_eq!(plain.program, "journalctl");
         assert!(!plain.args.contains(&"-f".to_string()));
+    }
+
+    #[test]
+    fn a_journal_entry_is_one_short_line() {
+        let entry = r#"{"__REALTIME_TIMESTAMP":"1796117676540152","PRIORITY":"4","MESSAGE":"device lost","F_DEVICE":"default","F_RETRY_IN":"2s","_PID":"774","_HOSTNAME":"vm"}"#;
+        let line = journal_line(entry).unwrap();
+        assert!(
+            line.ends_with(" WARN device lost device=default retry_in=2s"),
+            "{line}"
+        );
+        assert_eq!(line.as_bytes()[2], b':');
+        assert_eq!(journal_line("not json"), None);
     }
 
     #[test]

@@ -127,18 +127,32 @@ impl AudioPanel {
         at.is_some_and(|t| now.saturating_duration_since(t) < FLASH)
     }
 
-    /// The right-hand column: beat, tempo, musical time, drums, pitch, structure.
-    pub fn facts(&self, now: Instant) -> Vec<Line<'static>> {
-        let beat = Self::flashing(self.beat_at, now);
-        let tempo = match self.bpm {
+    fn tempo_text(&self) -> String {
+        match self.bpm {
             Some((bpm, _)) if bpm <= 0.0 => "finding tempo".to_string(),
             Some((bpm, conf)) => format!("{bpm:5.1} BPM {:>3.0}%", conf * 100.0),
             None => "— BPM".to_string(),
-        };
-        let counts = match self.count {
+        }
+    }
+
+    fn counts_text(&self) -> String {
+        match self.count {
             Some((beat, bar, _)) => format!("beat {beat} · bar {bar}"),
             None => "beat — · bar —".to_string(),
-        };
+        }
+    }
+
+    fn pitch_text(&self) -> String {
+        match self.pitch {
+            Some((hz, conf)) if hz > 0.0 => format!("{hz:.0} Hz {:>2.0}%", conf * 100.0),
+            Some(_) => "unvoiced".to_string(),
+            None => "pitch —".to_string(),
+        }
+    }
+
+    /// The right-hand column: beat, tempo, musical time, drums, pitch, structure.
+    pub fn facts(&self, now: Instant) -> Vec<Line<'static>> {
+        let beat = Self::flashing(self.beat_at, now);
         let mut drums = Vec::new();
         for (i, (name, color)) in [("K", Color::Red), ("S", Color::Yellow), ("H", Color::Cyan)]
             .into_iter()
@@ -154,12 +168,7 @@ impl AudioPanel {
             drums.push(Span::styled(text, lit_if(on, color)));
             drums.push(Span::raw(" "));
         }
-        let pitch = match self.pitch {
-            Some((hz, conf)) if hz > 0.0 => format!("{hz:.0} Hz {:>2.0}%", conf * 100.0),
-            Some(_) => "unvoiced".to_string(),
-            None => "pitch —".to_string(),
-        };
-        drums.push(Span::raw(pitch));
+        drums.push(Span::raw(self.pitch_text()));
         let (build, drop, trend) = match self.structure {
             Some((b, d, t, _)) => (b, d, format!(" trend {t:+.2}")),
             None => (false, false, " structure —".to_string()),
@@ -168,10 +177,10 @@ impl AudioPanel {
             Line::from(vec![
                 Span::styled(" BEAT ", lit_if(beat, Color::Yellow)),
                 Span::raw(" "),
-                Span::styled(tempo, ui::bold()),
+                Span::styled(self.tempo_text(), ui::bold()),
             ]),
             Line::from(vec![
-                Span::raw(counts),
+                Span::raw(self.counts_text()),
                 Span::styled(self.phase_bar(), ui::dim()),
             ]),
             Line::from(drums),
@@ -253,26 +262,36 @@ impl AudioPanel {
     }
 
     /// One plain line for the snapshot.
-    pub fn plain(&self, now: Instant) -> String {
+    pub fn plain(&self) -> String {
         if !self.has_audio() {
             return "no /audio/* seen".to_string();
         }
+        let drums: Vec<String> = ["kick", "snare", "hat"]
+            .iter()
+            .zip(&self.drums)
+            .map(|(n, d)| format!("{n} {}", if d.is_some() { "seen" } else { "—" }))
+            .collect();
+        let structure = match self.structure {
+            Some((b, d, t, _)) => {
+                let yes = |x: bool| if x { "yes" } else { "no" };
+                format!("build-up {}, drop {}, trend {t:+.2}", yes(b), yes(d))
+            }
+            None => "structure —".to_string(),
+        };
         let levels: Vec<String> = LEVEL_LABELS
             .iter()
             .zip(self.levels.iter().flatten())
             .map(|(l, v)| format!("{l} {v:.2}"))
             .collect();
-        let facts: Vec<String> = self
-            .facts(now)
-            .iter()
-            .map(|l| {
-                ui::text_of(l)
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
-            .collect();
-        format!("{} | {}", facts.join(" | "), levels.join(" "))
+        [
+            self.tempo_text().trim().to_string(),
+            self.counts_text(),
+            drums.join(" "),
+            self.pitch_text(),
+            structure,
+            format!("levels {}", levels.join(" ")),
+        ]
+        .join(" | ")
     }
 }
 

@@ -15,6 +15,8 @@ use crate::console::ui;
 
 /// Rates are counted over this window.
 const WINDOW: Duration = Duration::from_secs(1);
+/// An address silent this long has a rate of 0.
+const STALE: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 struct Address {
@@ -113,17 +115,24 @@ impl OscPanel {
         );
     }
 
+    /// Arrivals in the window that ends with the newest (messages come in batches, so a
+    /// window ending now would miss the batch on its way), 0 once the address is silent.
     fn rate(a: &Address, now: Instant) -> f64 {
+        let Some(&newest) = a.arrivals.back() else {
+            return a.seeded_rate;
+        };
+        if now.saturating_duration_since(newest) > STALE {
+            return 0.0;
+        }
+        if newest.saturating_duration_since(a.first_seen) < WINDOW && a.seeded_rate > 0.0 {
+            return a.seeded_rate;
+        }
         let recent = a
             .arrivals
             .iter()
-            .filter(|t| now.saturating_duration_since(**t) <= WINDOW)
+            .filter(|t| newest.saturating_duration_since(**t) < WINDOW)
             .count();
-        if now.saturating_duration_since(a.first_seen) < WINDOW && recent == 0 {
-            a.seeded_rate
-        } else {
-            recent as f64 / WINDOW.as_secs_f64()
-        }
+        recent as f64 / WINDOW.as_secs_f64()
     }
 
     pub fn address_count(&self) -> usize {
@@ -221,9 +230,9 @@ mod tests {
         for i in 0..=50 {
             p.apply(&m, t0 + Duration::from_millis(20 * i));
         }
-        let now = t0 + Duration::from_millis(1000);
+        let now = t0 + Duration::from_millis(1030);
         let a = &p.addresses["/audio/levels"];
-        assert!((OscPanel::rate(a, now) - 50.0).abs() <= 1.0);
+        assert_eq!(OscPanel::rate(a, now), 50.0);
         assert_eq!(OscPanel::rate(a, now + Duration::from_secs(3)), 0.0);
         p.malformed = Some(2);
         p.targets = describe_targets(&crate::config::builtin("osc"));
