@@ -25,7 +25,7 @@ fn msg(addr: &str, args: serde_json::Value) -> OscMsg {
 /// One analysis frame of `/audio/*`, as the debugger pushes it.
 fn audio_frame(i: usize) -> Vec<OscMsg> {
     let x = (i % 17) as f32 / 17.0;
-    let spectrum: Vec<f32> = (0..32).map(|b| ((b as f32 * 0.3 + x) % 1.0)).collect();
+    let spectrum: Vec<f32> = (0..32).map(|b| (b as f32 * 0.3 + x) % 1.0).collect();
     vec![
         msg(
             "/audio/levels",
@@ -110,14 +110,6 @@ fn tmux(sock: &Path) -> Command {
     let mut c = Command::new("tmux");
     c.arg("-S").arg(sock).env_remove("TMUX");
     c
-}
-
-fn screen(sock: &Path) -> String {
-    let out = tmux(sock)
-        .args(["capture-pane", "-p", "-t", "B"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The release console in tmux against the suite (analyzer on its demo loop).

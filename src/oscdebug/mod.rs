@@ -147,17 +147,19 @@ impl Handle for DebuggerHandle {
                         format!("expected {PUSH_EVERY_RANGE:?} ms, got {every}"),
                     );
                 }
-                let (cursor, stats) = {
+                let (cursor, stats, malformed) = {
                     let capture = self.capture();
                     (
                         since.unwrap_or(capture.last_seq()),
                         capture.stats(Instant::now()),
+                        capture.malformed(),
                     )
                 };
                 let (tx, rx) = tokio::sync::mpsc::channel(1);
                 tokio::spawn(subscription(
                     self.capture.clone(),
                     cursor,
+                    malformed,
                     prefix.unwrap_or_default(),
                     Duration::from_millis(every),
                     tx,
@@ -178,6 +180,8 @@ impl Handle for DebuggerHandle {
 async fn subscription(
     capture: Arc<Mutex<OscCapture>>,
     mut cursor: u64,
+    // The count the ack's stats told.
+    mut malformed: u64,
     prefix: String,
     every: Duration,
     tx: tokio::sync::mpsc::Sender<Value>,
@@ -185,7 +189,6 @@ async fn subscription(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut malformed = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -195,12 +198,12 @@ async fn subscription(
         let push = {
             let capture = lock(&capture);
             let batch = capture.after(cursor, &prefix, MAX_PUSH);
-            let moved = malformed != Some(capture.malformed());
+            let moved = malformed != capture.malformed();
             if batch.messages.is_empty() && batch.missed == 0 && !moved {
                 cursor = batch.cursor;
                 continue;
             }
-            malformed = Some(capture.malformed());
+            malformed = capture.malformed();
             cursor = batch.cursor;
             json!({
                 "messages": batch.messages,
