@@ -140,34 +140,36 @@ fn live() {
     let alone = cpu_of(pid) - c0;
 
     let sock: PathBuf = m.root.join("bench-tmux.sock");
-    let err = m.root.join("console.err");
-    let mut env = vec!["env".to_string()];
-    env.extend(m.env().iter().map(|(k, v)| format!("{k}={}", v.display())));
-    env.extend(["sh".into(), "-c".into()]);
-    env.push(format!(
-        "{} --quit-after {} 2>{}",
-        release.display(),
-        secs,
-        err.display()
-    ));
-    let ok = tmux(&sock)
-        .args(["new-session", "-d", "-s", "B", "-x", "100", "-y", "30"])
-        .args(&env)
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let c0 = cpu_of(pid);
-    std::thread::sleep(Duration::from_secs_f64(secs + 2.0));
-    let with = cpu_of(pid) - c0;
-    let console = std::fs::read_to_string(&err).unwrap_or_default();
-    println!("report: {}", console.trim());
-    println!(
-        "report: vj-oscdebug CPU over {secs} s: {:.1} % of a core alone, {:.1} % with the console subscribed",
-        100.0 * alone / secs,
-        100.0 * with / secs
-    );
-
-    let _ = tmux(&sock).arg("kill-server").status();
+    for (w, h) in [(80, 24), (200, 60)] {
+        let err = m.root.join(format!("console-{w}x{h}.err"));
+        let mut env = vec!["env".to_string()];
+        env.extend(m.env().iter().map(|(k, v)| format!("{k}={}", v.display())));
+        env.extend(["sh".into(), "-c".into()]);
+        env.push(format!(
+            "{} --quit-after {} 2>{}",
+            release.display(),
+            secs,
+            err.display()
+        ));
+        let ok = tmux(&sock)
+            .args(["new-session", "-d", "-s", "B", "-x", &w.to_string()])
+            .args(["-y", &h.to_string()])
+            .args(&env)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let c0 = cpu_of(pid);
+        std::thread::sleep(Duration::from_secs_f64(secs + 2.0));
+        let with = cpu_of(pid) - c0;
+        let console = std::fs::read_to_string(&err).unwrap_or_default();
+        println!("report: {w}x{h}: {}", console.trim());
+        println!(
+            "report: {w}x{h}: vj-oscdebug CPU over {secs} s: {:.1} % of a core alone (before), {:.1} % with the console subscribed",
+            100.0 * alone / secs,
+            100.0 * with / secs
+        );
+        let _ = tmux(&sock).arg("kill-server").status();
+    }
 
     // Reconnection: the console's own feed in this process, the debugger restarted under it;
     // from the restart to the subscription's first push from the new debugger.

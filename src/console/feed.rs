@@ -234,7 +234,7 @@ async fn watch_workers(
     poke: Arc<Notify>,
     latest: watch::Sender<Option<Report>>,
 ) {
-    let mut busy_until = Instant::now() + BUSY_FOR;
+    let mut busy_until = Instant::now();
     loop {
         let report = status::gather(&bus_dir).await;
         let changing = report.workers.iter().any(|r| {
@@ -267,7 +267,20 @@ async fn debugger_down(socket: &Path) -> Option<String> {
         .flatten();
     let name = OSC_DEBUGGER.bus_name;
     let Some(states) = states else {
-        // No systemd: a socket in the bus dir is someone's to talk to.
+        if cfg!(target_os = "macos") {
+            // launchd holds the socket whether the job runs or not: ask launchd.
+            let label = OSC_DEBUGGER.launchd_label();
+            let job = tokio::task::spawn_blocking(move || supervisor::launchd_job(&label))
+                .await
+                .ok()
+                .flatten();
+            return match job {
+                Some(j) if j.running => None,
+                Some(_) => Some(format!("{name} is idle (its first OSC datagram starts it)")),
+                None => Some(format!("{name} is not loaded in launchd (s on its row)")),
+            };
+        }
+        // No supervisor: a socket in the bus dir is someone's to talk to.
         return (!socket.exists()).then(|| format!("no {name} socket at {}", socket.display()));
     };
     let state = states.get(OSC_DEBUGGER.binary).cloned().unwrap_or_default();

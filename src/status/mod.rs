@@ -336,6 +336,22 @@ pub async fn gather(bus_dir: &Path) -> Report {
                     row_from_health(&mut row, probe(&socket).await);
                 }
             }
+            // launchd owns the sockets: only a job it says runs is asked.
+            _ if cfg!(target_os = "macos") => match supervisor::launchd_job(&w.launchd_label()) {
+                Some(job) if job.running => {
+                    row.state = "running".into();
+                    row.pid = job.pid;
+                    row_from_health(&mut row, probe(&socket).await);
+                }
+                Some(_) => {
+                    row.state = "loaded".into();
+                    row.health = RowHealth::Idle;
+                    row.detail = "waiting on its socket (launchd)".into();
+                }
+                None => {
+                    row.detail = format!("not loaded in launchd: vj-status start {}", w.short_name());
+                }
+            },
             _ => {
                 if socket.exists() {
                     row_from_health(&mut row, probe(&socket).await);

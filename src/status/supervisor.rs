@@ -196,6 +196,48 @@ pub async fn run(plan: &[Invocation]) -> Result<(), String> {
     Ok(())
 }
 
+/// What launchd says of one of its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchdJob {
+    pub running: bool,
+    pub pid: Option<u32>,
+}
+
+/// `launchctl print gui/<uid>/<label>`, read; `None` when launchd has no such job loaded.
+pub fn launchd_job(label: &str) -> Option<LaunchdJob> {
+    let uid = rustix::process::geteuid().as_raw();
+    let out = std::process::Command::new("launchctl")
+        .args(["print", &format!("gui/{uid}/{label}")])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| parse_launchctl_print(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The `state = …` and `pid = …` lines of `launchctl print` (the job's own, not its
+/// sub-blocks', which are indented deeper).
+pub fn parse_launchctl_print(text: &str) -> LaunchdJob {
+    let mut job = LaunchdJob {
+        running: false,
+        pid: None,
+    };
+    for line in text.lines() {
+        // The job's own keys sit one tab in.
+        let Some(kv) = line.strip_prefix('\t').filter(|l| !l.starts_with('\t')) else {
+            continue;
+        };
+        match kv.split_once(" = ") {
+            Some(("state", v)) => job.running = v.trim() == "running",
+            Some(("pid", v)) => job.pid = v.trim().parse().ok(),
+            _ => {}
+        }
+    }
+    job
+}
+
 /// The log file of a launchd agent: its plist's `StandardErrorPath` (else `StandardOutPath`).
 pub fn plist_log_path(plist: &str) -> Option<PathBuf> {
     let value_of = |key: &str| {
@@ -443,6 +485,26 @@ mod tests {
         );
         assert_eq!(line.as_bytes()[2], b':');
         assert_eq!(journal_line("not json"), None);
+    }
+
+    #[test]
+    fn launchctl_print_says_whether_the_job_runs() {
+        let running = "gui/501/net.vjsuite.audio = {\n\tactive count = 1\n\tpath = /Users/vj/Library/LaunchAgents/net.vjsuite.audio.plist\n\ttype = LaunchAgent\n\tstate = running\n\n\tprogram = /Users/vj/.local/bin/vj-audio\n\tpid = 4242\n\tendpoints = {\n\t\t\"control\" = {\n\t\t\tstate = active\n\t\t}\n\t}\n}\n";
+        assert_eq!(
+            parse_launchctl_print(running),
+            LaunchdJob {
+                running: true,
+                pid: Some(4242)
+            }
+        );
+        let idle = "gui/501/net.vjsuite.lyrics = {\n\tstate = not running\n\tsockets = {\n\t\tstate = running\n\t}\n}\n";
+        assert_eq!(
+            parse_launchctl_print(idle),
+            LaunchdJob {
+                running: false,
+                pid: None
+            }
+        );
     }
 
     #[test]

@@ -91,11 +91,14 @@ impl OscPanel {
             });
         a.types.clone_from(&m.types);
         a.last.clone_from(&m.args);
-        a.arrivals.push_back(at);
+        // Arrivals come in order (a batch's are the debugger's), so the window is what is
+        // left after dropping the front: the rate is its length.
+        let newest = a.arrivals.back().map_or(at, |n| at.max(*n));
+        a.arrivals.push_back(newest);
         while a
             .arrivals
             .front()
-            .is_some_and(|t| at.saturating_duration_since(*t) > WINDOW)
+            .is_some_and(|t| newest.saturating_duration_since(*t) >= WINDOW)
         {
             a.arrivals.pop_front();
         }
@@ -127,12 +130,7 @@ impl OscPanel {
         if newest.saturating_duration_since(a.first_seen) < WINDOW && a.seeded_rate > 0.0 {
             return a.seeded_rate;
         }
-        let recent = a
-            .arrivals
-            .iter()
-            .filter(|t| newest.saturating_duration_since(**t) < WINDOW)
-            .count();
-        recent as f64 / WINDOW.as_secs_f64()
+        a.arrivals.len() as f64 / WINDOW.as_secs_f64()
     }
 
     pub fn address_count(&self) -> usize {
