@@ -349,7 +349,8 @@ pub async fn gather(bus_dir: &Path) -> Report {
                     row.detail = "waiting on its socket (launchd)".into();
                 }
                 None => {
-                    row.detail = format!("not loaded in launchd: vj-status start {}", w.short_name());
+                    row.detail =
+                        format!("not loaded in launchd: vj-status start {}", w.short_name());
                 }
             },
             _ => {
