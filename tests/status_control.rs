@@ -155,12 +155,13 @@ fn a_failed_worker_says_why_it_failed() {
     let service = "vj-virtualdj.service";
     m.ok(&["start", "vj-virtualdj.socket", service]);
     // Killed until systemd gives up (StartLimitBurst=6).
-    assert!(wait_until(Duration::from_secs(60), || {
+    assert!(wait_until(Duration::from_secs(90), || {
         if m.show(service, "ActiveState") == "failed" {
             return true;
         }
+        // Each run killed once it is ready (it has said its STATUS= by then).
         let pid = m.main_pid(service);
-        if pid != 0 {
+        if pid != 0 && m.show(service, "ActiveState") == "active" {
             let _ = rustix::process::kill_process(
                 rustix::process::Pid::from_raw(pid as i32).unwrap(),
                 rustix::process::Signal::KILL,

@@ -81,7 +81,8 @@ pub fn is_running(report: &Report, bus_name: &str) -> bool {
     report.workers.iter().any(|w| {
         w.worker == bus_name
             && matches!(w.health, RowHealth::Worker(_))
-            && (w.state == "active" || w.state == "-")
+            // systemd's word, launchd's (macOS), or none (no supervisor).
+            && matches!(w.state.as_str(), "active" | "running" | "-")
     })
 }
 
