@@ -5,6 +5,7 @@
 pub mod audio;
 pub mod bus;
 pub mod config;
+pub mod console;
 pub mod karaoke;
 pub mod lyrics;
 pub mod osc;

@@ -72,14 +72,17 @@ fn no_unit_plist_or_section_lies_outside_the_registry() {
     assert_eq!(have, sections, "etc/vj.toml's sections");
 
     let mut bins: Vec<&str> = WORKERS.iter().map(|w| w.binary).collect();
-    bins.push("vj-status");
+    bins.extend(["vj-status", "vj-console"]);
     bins.sort();
     let mut sources: Vec<String> = names(&repo().join("src/bin"), ".rs")
         .into_iter()
         .map(|n| n.trim_end_matches(".rs").to_string())
         .collect();
     sources.sort();
-    assert_eq!(sources, bins, "a binary per worker, and vj-status");
+    assert_eq!(
+        sources, bins,
+        "a binary per worker, vj-status and vj-console"
+    );
 }
 
 /// The check itself fails on a hand-made mismatch: a copy of units/ with the debugger's port

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
 
 use vj::bus::client::Client;
+use vj::status::supervisor::{self, Action, Supervisor};
 use vj::worker::Health;
 use vj::{config, registry};
 
@@ -45,6 +46,22 @@ enum Cmd {
         count: u64,
         /// Only addresses starting with this (`/audio/`).
         prefix: Option<String>,
+    },
+    /// Start a worker (its sockets and the service), or `all`: systemctl --user / launchctl.
+    Start { worker: String },
+    /// Stop a worker and its sockets, or `all`, so nothing starts it until `start`.
+    Stop { worker: String },
+    /// Restart a worker's service, or `all`; its sockets stay open meanwhile.
+    Restart { worker: String },
+    /// Show a worker's log: the journal on Linux, the agent's log file on macOS.
+    Logs {
+        worker: String,
+        /// Keep printing new lines.
+        #[arg(long, short)]
+        follow: bool,
+        /// How many of the last lines to show first.
+        #[arg(long, short = 'n', default_value_t = 50)]
+        lines: usize,
     },
 }
 
@@ -123,6 +140,30 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }),
             _,
         ) => osc(follow, count, prefix.unwrap_or_default(), cli.json).await,
+        (Some(Cmd::Start { worker }), _) => act(Action::Start, &worker).await,
+        (Some(Cmd::Stop { worker }), _) => act(Action::Stop, &worker).await,
+        (Some(Cmd::Restart { worker }), _) => act(Action::Restart, &worker).await,
+        (
+            Some(Cmd::Logs {
+                worker,
+                follow,
+                lines,
+            }),
+            _,
+        ) => {
+            let w = supervisor::targets(&worker)
+                .map_err(|e| anyhow!(e))?
+                .into_iter()
+                .next()
+                .filter(|_| worker != "all")
+                .ok_or_else(|| anyhow!("logs shows one worker at a time, not all"))?;
+            let inv =
+                supervisor::logs(w, lines, follow, &Supervisor::here()).map_err(|e| anyhow!(e))?;
+            // The log reader takes over: its output, its exit code, Ctrl-C ends it.
+            use std::os::unix::process::CommandExt;
+            let e = inv.command().exec();
+            Err(anyhow!("cannot run {}: {e}", inv.program))
+        }
         (None, Some(worker)) => {
             let mut client = connect(&worker).await?;
             let ack = client.request("get_state", Map::new()).await?;
@@ -144,6 +185,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(report.exit_code())
         }
     }
+}
+
+async fn act(action: Action, worker: &str) -> anyhow::Result<u8> {
+    let workers = supervisor::targets(worker).map_err(|e| anyhow!(e))?;
+    let plan = supervisor::plan(action, &workers, &Supervisor::here());
+    supervisor::run(&plan).await.map_err(|e| anyhow!(e))?;
+    let names: Vec<_> = workers.iter().map(|w| w.binary).collect();
+    println!("{} {}", action.done(), names.join(" "));
+    Ok(0)
 }
 
 async fn osc(follow: bool, count: u64, prefix: String, json: bool) -> anyhow::Result<u8> {

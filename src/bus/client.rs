@@ -90,6 +90,23 @@ impl Client {
         }
     }
 
+    /// The next value of a subscription this connection made (its ack came from
+    /// [`Client::request`]); `None` once the worker ended it. Heartbeats are skipped.
+    pub async fn next_push(&mut self) -> Result<Option<Value>, ClientError> {
+        loop {
+            let mut msg = self.next_message().await?;
+            if msg.get("type").and_then(Value::as_str) != Some("push") {
+                continue;
+            }
+            if msg.get("done").and_then(Value::as_bool) == Some(true) {
+                return Ok(None);
+            }
+            return Ok(Some(
+                msg.get_mut("data").map(Value::take).unwrap_or_default(),
+            ));
+        }
+    }
+
     /// Sends a command and waits for its ack, skipping heartbeats and replies to other ids.
     pub async fn request(
         &mut self,

@@ -1,5 +1,6 @@
 //! What travels in a frame: requests (`type: "command"`) and the replies a worker sends —
-//! `ack`, `error`, `heartbeat` — in python-vj's shapes.
+//! `ack`, `error`, `heartbeat` — in python-vj's shapes, and the `push` frames that follow the
+//! ack of a subscription.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -85,12 +86,28 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-/// What a command did: becomes the `ack`.
-#[derive(Debug, Clone, PartialEq)]
+/// What a command did: becomes the `ack`, and for a subscription the pushes after it.
+#[derive(Debug)]
 pub struct Outcome {
     pub success: bool,
     pub message: Option<String>,
     pub data: Value,
+    /// A subscription: each value becomes `{"type":"push","msg_id":..,"data":..}` on the
+    /// connection, after the ack, until the sender is dropped (then a last push says
+    /// `"done":true`) or the connection closes.
+    pub pushes: Option<Pushes>,
+}
+
+/// The values a subscription pushes. The server takes the next only once the last is written
+/// to the socket, so a client that reads slowly slows the subscription instead of filling memory.
+#[derive(Debug)]
+pub struct Pushes(pub tokio::sync::mpsc::Receiver<Value>);
+
+impl PartialEq for Outcome {
+    /// Two outcomes are equal when their acks are; pushes are not compared.
+    fn eq(&self, other: &Outcome) -> bool {
+        (self.success, &self.message, &self.data) == (other.success, &other.message, &other.data)
+    }
 }
 
 impl Outcome {
@@ -99,6 +116,7 @@ impl Outcome {
             success: true,
             message: None,
             data,
+            pushes: None,
         }
     }
     pub fn fail(message: impl Into<String>) -> Self {
@@ -106,6 +124,14 @@ impl Outcome {
             success: false,
             message: Some(message.into()),
             data: Value::Null,
+            pushes: None,
+        }
+    }
+    /// A successful subscription: `data` in the ack, then whatever `pushes` yields.
+    pub fn subscribed(data: Value, pushes: tokio::sync::mpsc::Receiver<Value>) -> Self {
+        Outcome {
+            pushes: Some(Pushes(pushes)),
+            ..Outcome::ok(data)
         }
     }
     pub fn unknown(cmd: &str) -> Self {
@@ -153,6 +179,28 @@ pub fn error_json(error: &str, msg_id: &Value) -> Vec<u8> {
         kind: "error",
         error,
         msg_id,
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct Push<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    msg_id: &'a Value,
+    data: &'a Value,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    done: bool,
+}
+
+/// `{"type":"push","msg_id":..,"data":..}`, one value of a subscription; `None` is the last,
+/// `{"type":"push","msg_id":..,"data":null,"done":true}`.
+pub fn push_json(data: Option<&Value>, msg_id: &Value) -> Vec<u8> {
+    serde_json::to_vec(&Push {
+        kind: "push",
+        msg_id,
+        data: data.unwrap_or(&Value::Null),
+        done: data.is_none(),
     })
     .unwrap_or_default()
 }
@@ -223,5 +271,12 @@ mod tests {
         );
         let e: Value = serde_json::from_slice(&error_json("boom", &Value::Null)).unwrap();
         assert_eq!(e, json!({"type":"error","error":"boom","msg_id":null}));
+        let p: Value = serde_json::from_slice(&push_json(Some(&json!([1])), &json!(3))).unwrap();
+        assert_eq!(p, json!({"type":"push","msg_id":3,"data":[1]}));
+        let last: Value = serde_json::from_slice(&push_json(None, &json!(3))).unwrap();
+        assert_eq!(
+            last,
+            json!({"type":"push","msg_id":3,"data":null,"done":true})
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Accepts control connections and runs each: frames in, replies out, a heartbeat every 5 s.
 //!
 //! Each request runs as its own task, so a slow command (a lyrics fetch) never holds up a
-//! `get_state` behind it on the same connection; replies are matched by `msg_id`.
+//! `get_state` behind it on the same connection; replies are matched by `msg_id`. A
+//! subscription's task goes on after its ack, pushing its values one written frame at a time.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,11 +13,11 @@ use bytes::BytesMut;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tracing::{debug, warn};
 
 use super::frame::{self, FrameError};
-use super::message::{self, Command, Outcome};
+use super::message::{self, Command, Outcome, Pushes};
 use crate::service::stop::Stop;
 
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
@@ -80,9 +81,55 @@ pub async fn serve<H: Handler>(listener: UnixListener, handler: Arc<H>, mut stop
     }
 }
 
+/// A frame for the writer, and who waits to hear it was written (a subscription).
+struct Outgoing {
+    body: Vec<u8>,
+    written: Option<oneshot::Sender<()>>,
+}
+
+impl From<Vec<u8>> for Outgoing {
+    fn from(body: Vec<u8>) -> Outgoing {
+        Outgoing {
+            body,
+            written: None,
+        }
+    }
+}
+
+type Replies = mpsc::UnboundedSender<Outgoing>;
+
+/// Sends a subscription's values after its ack, each once the one before is on the socket,
+/// until the subscription ends (then a last `done` push) or the connection closes.
+async fn forward(Pushes(mut pushes): Pushes, msg_id: Value, tx: Replies, mut closed: Stop) {
+    loop {
+        let next = tokio::select! {
+            next = pushes.recv() => next,
+            _ = closed.wait() => return,
+        };
+        let Some(data) = next else {
+            let _ = tx.send(message::push_json(None, &msg_id).into());
+            return;
+        };
+        let (written, on_socket) = oneshot::channel();
+        let frame = Outgoing {
+            body: message::push_json(Some(&data), &msg_id),
+            written: Some(written),
+        };
+        if tx.send(frame).is_err() {
+            return;
+        }
+        tokio::select! {
+            w = on_socket => if w.is_err() { return },
+            _ = closed.wait() => return,
+        }
+    }
+}
+
 async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>, mut stop: Stop) {
     let (mut reader, writer) = stream.into_split();
-    let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (tx, rx) = mpsc::unbounded_channel::<Outgoing>();
+    // Told when this connection ends, so its subscriptions end too.
+    let (closing, closed) = Stop::channel();
     let writing = tokio::spawn(write_replies(writer, rx));
     let mut buf = BytesMut::with_capacity(4096);
     let mut heartbeat = tokio::time::interval_at(
@@ -96,25 +143,30 @@ async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>, mut stop: S
                 Ok(Some(body)) => match Command::parse(&body) {
                     Ok(cmd) => {
                         let tx = tx.clone();
+                        let closed = closed.clone();
                         let msg_id = cmd.msg_id.clone();
                         let reply = handler.clone().handle(cmd);
                         tokio::spawn(async move {
-                            let outcome = reply.await;
-                            let _ = tx.send(message::ack_json(&outcome, &msg_id));
+                            let mut outcome = reply.await;
+                            let pushes = outcome.pushes.take();
+                            let _ = tx.send(message::ack_json(&outcome, &msg_id).into());
+                            if let Some(pushes) = pushes {
+                                forward(pushes, msg_id, tx, closed).await;
+                            }
                         });
                     }
                     Err(bad) => {
                         debug!(error = %bad.error, "bad request");
-                        let _ = tx.send(message::error_json(&bad.error, &bad.msg_id));
+                        let _ = tx.send(message::error_json(&bad.error, &bad.msg_id).into());
                     }
                 },
                 Ok(None) => break,
                 Err(e @ FrameError::Empty) => {
-                    let _ = tx.send(message::error_json(&e.to_string(), &Value::Null));
+                    let _ = tx.send(message::error_json(&e.to_string(), &Value::Null).into());
                 }
                 Err(e @ FrameError::TooLarge(_)) => {
                     // The rest of the stream cannot be framed: say why, then hang up.
-                    let _ = tx.send(message::error_json(&e.to_string(), &Value::Null));
+                    let _ = tx.send(message::error_json(&e.to_string(), &Value::Null).into());
                     break 'conn;
                 }
             }
@@ -125,11 +177,12 @@ async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>, mut stop: S
                 Ok(_) => {}
             },
             _ = heartbeat.tick() => {
-                let _ = tx.send(handler.heartbeat());
+                let _ = tx.send(handler.heartbeat().into());
             }
             _ = stop.wait() => break,
         }
     }
+    drop(closing);
     drop(tx);
     // Replies still running hold senders; the writer ends when the last one is done.
     let _ = writing.await;
@@ -137,26 +190,27 @@ async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>, mut stop: S
 
 async fn write_replies(
     writer: tokio::net::unix::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let mut out = BufWriter::new(writer);
     let mut framed = BytesMut::new();
-    while let Some(body) = rx.recv().await {
-        framed.clear();
-        frame::encode(&body, &mut framed);
-        if out.write_all(&framed).await.is_err() {
-            return;
-        }
+    let mut written = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
         // Batch whatever else is ready into the same write.
-        while let Ok(body) = rx.try_recv() {
+        while let Some(o) = next.take().or_else(|| rx.try_recv().ok()) {
             framed.clear();
-            frame::encode(&body, &mut framed);
+            frame::encode(&o.body, &mut framed);
             if out.write_all(&framed).await.is_err() {
                 return;
             }
+            written.extend(o.written);
         }
         if out.flush().await.is_err() {
             return;
+        }
+        for w in written.drain(..) {
+            let _ = w.send(());
         }
     }
     let _ = out.shutdown().await;

@@ -74,6 +74,16 @@ impl AddressStats {
     }
 }
 
+/// What a subscription sends next (see [`OscCapture::after`]).
+#[derive(Debug)]
+pub struct Batch<'a> {
+    pub messages: Vec<&'a Received>,
+    /// The sequence number the next batch starts after.
+    pub cursor: u64,
+    /// Messages after the cursor that the ring no longer holds.
+    pub missed: u64,
+}
+
 /// The debugger's memory.
 #[derive(Debug)]
 pub struct OscCapture {
@@ -167,6 +177,39 @@ impl OscCapture {
             .collect();
         picked.reverse();
         picked
+    }
+
+    /// What a subscriber whose cursor is `since` gets next: up to `max` messages after it,
+    /// oldest first, whose address starts with `prefix`; the cursor to go on from; and how many
+    /// messages after `since` fell out of the ring before it asked. A cursor from beyond the
+    /// newest message (a subscriber of an earlier run) starts from the oldest kept.
+    pub fn after(&self, since: u64, prefix: &str, max: usize) -> Batch<'_> {
+        let since = if since > self.last_seq() { 0 } else { since };
+        let oldest = self.ring.front().map_or(self.next_seq, |r| r.seq);
+        let missed = oldest.saturating_sub(since + 1);
+        let start = self.ring.partition_point(|r| r.seq <= since);
+        let mut messages = Vec::new();
+        let mut cursor = self.last_seq();
+        for r in self.ring.range(start..) {
+            if !r.message.address.starts_with(prefix) {
+                continue;
+            }
+            if messages.len() == max {
+                cursor = r.seq - 1;
+                break;
+            }
+            messages.push(r);
+        }
+        Batch {
+            messages,
+            cursor,
+            missed,
+        }
+    }
+
+    /// Malformed packets so far.
+    pub fn malformed(&self) -> u64 {
+        self.malformed
     }
 
     /// Counters and per-address figures, as `get_stats` reports them.
@@ -356,6 +399,29 @@ mod tests {
         assert!(c.messages(10, "", 0).is_empty());
         c.record(&packet("/b", vec![]), Instant::now());
         assert_eq!(c.messages(10, "", 0)[0].seq, 2);
+    }
+
+    #[test]
+    fn a_subscriber_gets_what_came_after_its_cursor_oldest_first() {
+        let mut c = OscCapture::new(4);
+        let now = Instant::now();
+        for addr in ["/a", "/b", "/a", "/b", "/a", "/b"] {
+            c.record(&packet(addr, vec![]), now);
+        }
+        // Seqs 3..=6 are kept; a cursor at 1 missed seq 2.
+        let b = c.after(1, "", 10);
+        let seqs: Vec<u64> = b.messages.iter().map(|r| r.seq).collect();
+        assert_eq!((seqs, b.cursor, b.missed), (vec![3, 4, 5, 6], 6, 1));
+        let b = c.after(3, "/a", 10);
+        let seqs: Vec<u64> = b.messages.iter().map(|r| r.seq).collect();
+        assert_eq!((seqs, b.cursor, b.missed), (vec![5], 6, 0));
+        // At most `max`: the cursor stops where the next batch goes on.
+        let b = c.after(2, "", 2);
+        let seqs: Vec<u64> = b.messages.iter().map(|r| r.seq).collect();
+        assert_eq!((seqs, b.cursor), (vec![3, 4], 4));
+        assert!(c.after(6, "", 10).messages.is_empty());
+        // A cursor from an earlier run of the debugger: everything kept.
+        assert_eq!(c.after(99, "", 10).messages.len(), 4);
     }
 
     #[test]

@@ -4,11 +4,11 @@
 mod capture;
 mod config;
 
-pub use capture::{OscCapture, Received};
+pub use capture::{Batch, OscCapture, Received};
 pub use config::OscDebuggerConfig;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -17,10 +17,16 @@ use tracing::debug;
 use crate::bus::Outcome;
 use crate::registry::{WorkerInfo, OSC_DEBUGGER};
 use crate::service::activation;
-use crate::worker::{lock, Context, Handle, Health, Worker};
+use crate::worker::{lock, Context, Handle, Health, Stop, Worker};
 
 /// Largest datagram UDP can carry; anything OSC fits.
 const MAX_DATAGRAM: usize = 65_536;
+/// A push carries at most this many messages (well under the 1 MiB frame limit with 32-float
+/// spectra); more waiting go in the next.
+const MAX_PUSH: usize = 500;
+/// How often a subscription pushes by default (25 a second) and the range a client may ask.
+const PUSH_EVERY_MS: u64 = 40;
+const PUSH_EVERY_RANGE: std::ops::RangeInclusive<u64> = 10..=5000;
 
 /// The debugger's own commands.
 #[derive(Debug, Deserialize)]
@@ -35,6 +41,15 @@ pub enum DebuggerCommand {
     },
     GetStats,
     Clear,
+    /// Pushes every new message whose address starts with `prefix` after sequence number
+    /// `since` (default: from now on), at most every `every_ms` (default 40), until the
+    /// connection closes or the debugger restarts. The ack carries `get_stats`, so a
+    /// subscriber starts with the last value of every address.
+    Subscribe {
+        since: Option<u64>,
+        prefix: Option<String>,
+        every_ms: Option<u64>,
+    },
 }
 
 pub struct OscDebugger {
@@ -46,6 +61,8 @@ pub struct OscDebugger {
 pub struct DebuggerHandle {
     capture: Arc<Mutex<OscCapture>>,
     listen: String,
+    /// This run's stop: subscriptions end with it (an in-process restart makes a new capture).
+    stop: Stop,
 }
 
 impl DebuggerHandle {
@@ -118,6 +135,86 @@ impl Handle for DebuggerHandle {
                 self.capture().clear();
                 Outcome::ok(json!({"cleared": true}))
             }
+            DebuggerCommand::Subscribe {
+                since,
+                prefix,
+                every_ms,
+            } => {
+                let every = every_ms.unwrap_or(PUSH_EVERY_MS);
+                if !PUSH_EVERY_RANGE.contains(&every) {
+                    return Outcome::bad_argument(
+                        "every_ms",
+                        format!("expected {PUSH_EVERY_RANGE:?} ms, got {every}"),
+                    );
+                }
+                let (cursor, stats, malformed) = {
+                    let capture = self.capture();
+                    (
+                        since.unwrap_or(capture.last_seq()),
+                        capture.stats(Instant::now()),
+                        capture.malformed(),
+                    )
+                };
+                let (tx, rx) = tokio::sync::mpsc::channel(1);
+                tokio::spawn(subscription(
+                    self.capture.clone(),
+                    cursor,
+                    malformed,
+                    prefix.unwrap_or_default(),
+                    Duration::from_millis(every),
+                    tx,
+                    self.stop.clone(),
+                ));
+                Outcome::subscribed(
+                    json!({"since": cursor, "every_ms": every, "stats": stats}),
+                    rx,
+                )
+            }
+        }
+    }
+}
+
+/// One subscriber's feed: every `every`, what came after its cursor, if anything did (or the
+/// malformed count moved). A slow reader holds `tx.send`, so the cursor waits with it and
+/// what the ring lost meanwhile is counted in `missed`.
+async fn subscription(
+    capture: Arc<Mutex<OscCapture>>,
+    mut cursor: u64,
+    // The count the ack's stats told.
+    mut malformed: u64,
+    prefix: String,
+    every: Duration,
+    tx: tokio::sync::mpsc::Sender<Value>,
+    mut stop: Stop,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tx.closed() => return,
+            _ = stop.wait() => return,
+        }
+        let push = {
+            let capture = lock(&capture);
+            let batch = capture.after(cursor, &prefix, MAX_PUSH);
+            let moved = malformed != capture.malformed();
+            if batch.messages.is_empty() && batch.missed == 0 && !moved {
+                cursor = batch.cursor;
+                continue;
+            }
+            malformed = capture.malformed();
+            cursor = batch.cursor;
+            json!({
+                "messages": batch.messages,
+                "last_seq": batch.cursor,
+                "missed": batch.missed,
+                "malformed": capture.malformed(),
+            })
+        };
+        tokio::select! {
+            sent = tx.send(push) => if sent.is_err() { return },
+            _ = stop.wait() => return,
         }
     }
 }
@@ -136,7 +233,12 @@ impl Worker for OscDebugger {
             socket: tokio::net::UdpSocket::from_std(socket)?,
             capture: capture.clone(),
         };
-        Ok((worker, DebuggerHandle { capture, listen }))
+        let handle = DebuggerHandle {
+            capture,
+            listen,
+            stop: ctx.stop.clone(),
+        };
+        Ok((worker, handle))
     }
 
     async fn run(self, ctx: Context<OscDebuggerConfig>) -> anyhow::Result<()> {

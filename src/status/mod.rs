@@ -1,5 +1,8 @@
 //! `vj-status`'s view of the suite: which workers exist, what systemd says of their units, and
 //! what the running ones say of themselves — without waking a worker that is not running.
+//! `supervisor` starts, stops and restarts them and reads their logs.
+
+pub mod supervisor;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,17 @@ pub struct UnitState {
     pub exit_status: i32,
 }
 
+/// `SIGKILL` rather than 9, for the signals a worker meets.
+fn signal_name(n: i32) -> String {
+    match n {
+        6 => "SIGABRT".into(),
+        9 => "SIGKILL".into(),
+        11 => "SIGSEGV".into(),
+        15 => "SIGTERM".into(),
+        n => format!("signal {n}"),
+    }
+}
+
 /// The worker's own exit status for a config error (sysexits.h `EX_CONFIG`): the units carry
 /// `RestartPreventExitStatus=78`, so systemd does not retry what cannot work.
 pub const EX_CONFIG: i32 = 78;
@@ -50,8 +64,8 @@ impl UnitState {
             }
             (1, n) if text.is_empty() => format!("exited {n}"),
             (1, n) => format!("{text} (exited {n})"),
-            (2 | 3, n) if text.is_empty() => format!("killed by signal {n}"),
-            (2 | 3, n) => format!("killed by signal {n}; its last status: {text}"),
+            (2 | 3, n) if text.is_empty() => format!("killed by {}", signal_name(n)),
+            (2 | 3, n) => format!("killed by {}; last status: {text}", signal_name(n)),
             _ if self.result == "watchdog" => "stopped answering its watchdog".into(),
             _ => format!("unit failed ({})", self.result),
         };
@@ -308,7 +322,7 @@ pub async fn gather(bus_dir: &Path) -> Report {
                     }
                     ("activating", "auto-restart") => {
                         row.health = RowHealth::Worker(Health::Degraded);
-                        row.detail = "restarting after a failure".into();
+                        row.detail = format!("restarting after a failure: {}", u.failure());
                     }
                     ("activating", _) => {
                         row.health = RowHealth::Worker(Health::Degraded);
@@ -335,6 +349,23 @@ pub async fn gather(bus_dir: &Path) -> Report {
                     row_from_health(&mut row, probe(&socket).await);
                 }
             }
+            // launchd owns the sockets: only a job it says runs is asked.
+            _ if cfg!(target_os = "macos") => match supervisor::launchd_job(&w.launchd_label()) {
+                Some(job) if job.running => {
+                    row.state = "running".into();
+                    row.pid = job.pid;
+                    row_from_health(&mut row, probe(&socket).await);
+                }
+                Some(_) => {
+                    row.state = "loaded".into();
+                    row.health = RowHealth::Idle;
+                    row.detail = "waiting on its socket (launchd)".into();
+                }
+                None => {
+                    row.detail =
+                        format!("not loaded in launchd: vj-status start {}", w.short_name());
+                }
+            },
             _ => {
                 if socket.exists() {
                     row_from_health(&mut row, probe(&socket).await);
@@ -353,7 +384,8 @@ pub async fn gather(bus_dir: &Path) -> Report {
     }
 }
 
-fn fmt_uptime(sec: Option<f64>) -> String {
+/// `42s`, `3m07s`, `2h05m`; `-` when unknown.
+pub fn fmt_uptime(sec: Option<f64>) -> String {
     let Some(s) = sec else { return "-".into() };
     let s = s as u64;
     match s {
@@ -440,10 +472,10 @@ Id=vj-lyrics.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\n"
             failed("failed: unknown config key `audio.sourse`", "exit-code", 1, 78).failure(),
             "failed: unknown config key `audio.sourse` (exited 78: a config error; fix it, then start it again)"
         );
-        assert_eq!(failed("", "signal", 2, 9).failure(), "killed by signal 9");
+        assert_eq!(failed("", "signal", 2, 9).failure(), "killed by SIGKILL");
         assert_eq!(
             failed("capturing", "start-limit-hit", 2, 9).failure(),
-            "restarted too often (the start limit: 6 starts a minute); last run killed by signal 9; its last status: capturing"
+            "restarted too often (the start limit: 6 starts a minute); last run killed by SIGKILL; last status: capturing"
         );
     }
 

@@ -1,0 +1,419 @@
+//! The console's I/O, on a thread of its own so drawing never waits for it: the workers as
+//! `vj-status` sees them (every second, faster while something changes), the debugger's push
+//! subscription (only while systemd says the debugger runs: looking never starts a worker),
+//! and what the keys ask for — supervisor actions, analyzer commands, log lines.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::telemetry::OscMsg;
+use crate::bus::client::Client;
+use crate::config;
+use crate::registry::{WorkerInfo, OSC_DEBUGGER};
+use crate::status::supervisor::{self, Action, Supervisor};
+use crate::status::{self, Report, RowHealth, UnitState};
+
+/// The workers are looked at this often when nothing happens…
+const CALM: Duration = Duration::from_secs(1);
+/// …and this often while a unit changes state, or for a while after a key or a lost connection.
+const BUSY: Duration = Duration::from_millis(150);
+const BUSY_FOR: Duration = Duration::from_secs(4);
+/// How often the subscription pushes (a little faster than the screen redraws).
+const PUSH_EVERY_MS: u64 = 33;
+/// A command from a key gets this long to answer.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// Lines of log the pane asks for.
+const LOG_LINES: usize = 200;
+
+/// What a key asks the I/O side to do.
+#[derive(Debug, Clone)]
+pub enum Request {
+    Supervise(Action, &'static WorkerInfo),
+    /// A command on the worker's control socket (only if it runs).
+    Send {
+        worker: &'static WorkerInfo,
+        cmd: String,
+        args: Map<String, Value>,
+    },
+    Logs(&'static WorkerInfo),
+}
+
+/// What the I/O side tells the screen.
+#[derive(Debug)]
+pub enum Update {
+    Workers(Report),
+    /// Subscribed to the debugger: its stats, with every address's last value.
+    Subscribed(Value),
+    /// What the subscription pushed.
+    Osc {
+        messages: Vec<OscMsg>,
+        missed: u64,
+        malformed: u64,
+    },
+    /// No telemetry now, and why.
+    NoTelemetry(String),
+    /// The outcome of a key: what to say, and whether it went well.
+    Reply(String, bool),
+    Logs(&'static WorkerInfo, Result<Vec<String>, String>),
+    /// A signal asked the console to quit.
+    Quit(&'static str),
+}
+
+/// One push of the debugger's subscription.
+#[derive(Debug, Deserialize)]
+struct Push {
+    messages: Vec<OscMsg>,
+    last_seq: u64,
+    #[serde(default)]
+    missed: u64,
+    #[serde(default)]
+    malformed: u64,
+}
+
+/// Whether the report says `bus_name` runs: its unit is active (or, without systemd, it
+/// answered) — the test for talking to it without starting it.
+pub fn is_running(report: &Report, bus_name: &str) -> bool {
+    report.workers.iter().any(|w| {
+        w.worker == bus_name
+            && matches!(w.health, RowHealth::Worker(_))
+            // systemd's word, launchd's (macOS), or none (no supervisor).
+            && matches!(w.state.as_str(), "active" | "running" | "-")
+    })
+}
+
+/// The I/O thread's two ends.
+pub struct Feed {
+    pub updates: std::sync::mpsc::Receiver<Update>,
+    requests: mpsc::UnboundedSender<Request>,
+}
+
+impl Feed {
+    /// Starts the I/O thread for the suite whose control sockets are in `bus_dir`.
+    pub fn start(bus_dir: PathBuf) -> std::io::Result<Feed> {
+        let (tx, updates) = std::sync::mpsc::channel();
+        let (requests, rx) = mpsc::unbounded_channel();
+        // Two threads: `systemctl` and the probes of `status::gather` block a little, and the
+        // subscription must not wait behind them.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("vj-console-io")
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("vj-console-feed".into())
+            .spawn(move || rt.block_on(serve(bus_dir, tx, rx)))?;
+        Ok(Feed { updates, requests })
+    }
+
+    pub fn send(&self, r: Request) {
+        let _ = self.requests.send(r);
+    }
+}
+
+type Out = std::sync::mpsc::Sender<Update>;
+
+async fn serve(bus_dir: PathBuf, tx: Out, mut requests: mpsc::UnboundedReceiver<Request>) {
+    let poke = Arc::new(Notify::new());
+    let (latest_tx, latest) = watch::channel(None::<Report>);
+    tokio::spawn(watch_workers(
+        bus_dir.clone(),
+        tx.clone(),
+        poke.clone(),
+        latest_tx,
+    ));
+    tokio::spawn(follow_debugger(bus_dir.clone(), tx.clone(), poke.clone()));
+    tokio::spawn(signals(tx.clone()));
+    let sup = Supervisor::here();
+    // The screen dropped its end: the console is quitting.
+    while let Some(r) = requests.recv().await {
+        let (tx, poke, latest, sup, bus_dir) = (
+            tx.clone(),
+            poke.clone(),
+            latest.clone(),
+            sup.clone(),
+            bus_dir.clone(),
+        );
+        tokio::spawn(async move {
+            let update = match r {
+                Request::Supervise(action, w) => {
+                    poke.notify_one();
+                    let plan = supervisor::plan(action, &[w], &sup);
+                    let done = supervisor::run(&plan).await;
+                    poke.notify_one();
+                    match done {
+                        Ok(()) => Update::Reply(format!("{} {}", action.done(), w.binary), true),
+                        Err(e) => Update::Reply(e, false),
+                    }
+                }
+                Request::Send { worker, cmd, args } => {
+                    let running = latest
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|r| is_running(r, worker.bus_name));
+                    let (text, ok) = if running {
+                        command(&bus_dir, worker, &cmd, args).await
+                    } else {
+                        (
+                            format!("{} is not running: s on its row starts it", worker.bus_name),
+                            false,
+                        )
+                    };
+                    Update::Reply(text, ok)
+                }
+                Request::Logs(w) => {
+                    Update::Logs(w, supervisor::last_lines(w, LOG_LINES, &sup).await)
+                }
+            };
+            let _ = tx.send(update);
+        });
+    }
+}
+
+/// Sends one command and words its reply for the footer. An analyzer without the tempo
+/// commands answers `Unknown command: tap`; that is said as it is, not as a failure of ours.
+async fn command(
+    bus_dir: &Path,
+    w: &WorkerInfo,
+    cmd: &str,
+    args: Map<String, Value>,
+) -> (String, bool) {
+    let socket = config::socket_path(bus_dir, w.bus_name);
+    let ask = async {
+        let mut client = Client::connect(&socket).await?;
+        client.timeout = COMMAND_TIMEOUT;
+        client.request(cmd, args).await
+    };
+    match tokio::time::timeout(COMMAND_TIMEOUT, ask).await {
+        Err(_) => (
+            format!(
+                "{}: no reply to {cmd} within {COMMAND_TIMEOUT:?}",
+                w.bus_name
+            ),
+            false,
+        ),
+        Ok(Err(e)) => (format!("{}: {cmd}: {e}", w.bus_name), false),
+        Ok(Ok(ack)) if ack.success => {
+            let mut data = ack.data.to_string();
+            if data == "null" || data == "{}" {
+                data.clear();
+            }
+            (
+                format!(
+                    "{}: {cmd} ok {}",
+                    w.bus_name,
+                    crate::console::ui::fit(&data, 60)
+                ),
+                true,
+            )
+        }
+        Ok(Ok(ack)) => {
+            let message = ack.message.unwrap_or_default();
+            if message.starts_with("Unknown command") {
+                (
+                    format!(
+                        "{} does not know `{cmd}` yet — it said: {message}",
+                        w.bus_name
+                    ),
+                    false,
+                )
+            } else {
+                (format!("{}: {cmd}: {message}", w.bus_name), false)
+            }
+        }
+    }
+}
+
+/// The workers panel's feed: `status::gather`, the same view as `vj-status`.
+async fn watch_workers(
+    bus_dir: PathBuf,
+    tx: Out,
+    poke: Arc<Notify>,
+    latest: watch::Sender<Option<Report>>,
+) {
+    let mut busy_until = Instant::now();
+    loop {
+        let report = status::gather(&bus_dir).await;
+        let changing = report.workers.iter().any(|r| {
+            matches!(
+                r.state.as_str(),
+                "activating" | "deactivating" | "reloading"
+            )
+        });
+        latest.send_replace(Some(report.clone()));
+        if tx.send(Update::Workers(report)).is_err() {
+            return;
+        }
+        let wait = if changing || Instant::now() < busy_until {
+            BUSY
+        } else {
+            CALM
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = poke.notified() => busy_until = Instant::now() + BUSY_FOR,
+        }
+    }
+}
+
+/// Why the debugger is not read now, or `None` when it runs. Asks systemd, not the debugger.
+async fn debugger_down(socket: &Path) -> Option<String> {
+    let states = tokio::task::spawn_blocking(status::systemd_states)
+        .await
+        .ok()
+        .flatten();
+    let name = OSC_DEBUGGER.bus_name;
+    let Some(states) = states else {
+        if cfg!(target_os = "macos") {
+            // launchd holds the socket whether the job runs or not: ask launchd.
+            let label = OSC_DEBUGGER.launchd_label();
+            let job = tokio::task::spawn_blocking(move || supervisor::launchd_job(&label))
+                .await
+                .ok()
+                .flatten();
+            return match job {
+                Some(j) if j.running => None,
+                Some(_) => Some(format!("{name} is idle (its first OSC datagram starts it)")),
+                None => Some(format!("{name} is not loaded in launchd (s on its row)")),
+            };
+        }
+        // No supervisor: a socket in the bus dir is someone's to talk to.
+        return (!socket.exists()).then(|| format!("no {name} socket at {}", socket.display()));
+    };
+    let state = states.get(OSC_DEBUGGER.binary).cloned().unwrap_or_default();
+    match (
+        state.load.as_str(),
+        state.active.as_str(),
+        state.sub.as_str(),
+    ) {
+        ("loaded", "active", "running") => None,
+        ("loaded", _, _) => Some(describe_down(&state)),
+        _ => Some(format!("{name} is not installed (make install)")),
+    }
+}
+
+fn describe_down(u: &UnitState) -> String {
+    let name = OSC_DEBUGGER.bus_name;
+    match u.active.as_str() {
+        "failed" => format!("{name} failed: {}", u.failure()),
+        "activating" | "deactivating" | "reloading" => format!("{name} is {}", u.active),
+        _ if u.socket == "listening" => {
+            format!("{name} is idle (its first OSC datagram starts it)")
+        }
+        _ => format!("{name} is stopped (s on its row starts it)"),
+    }
+}
+
+/// The audio, now-playing, lyrics and OSC panels' feed: the debugger's subscription, resumed
+/// from the last sequence number seen after a restart of either side.
+async fn follow_debugger(bus_dir: PathBuf, tx: Out, poke: Arc<Notify>) {
+    let socket = config::socket_path(&bus_dir, OSC_DEBUGGER.bus_name);
+    let mut cursor: Option<u64> = None;
+    let mut said: Option<String> = None;
+    let mut lost_at: Option<Instant> = None;
+    loop {
+        if let Some(why) = debugger_down(&socket).await {
+            if said.as_ref() != Some(&why) {
+                if tx.send(Update::NoTelemetry(why.clone())).is_err() {
+                    return;
+                }
+                said = Some(why);
+            }
+            // Just lost: look again soon, it is probably restarting.
+            let soon = lost_at.is_some_and(|t| t.elapsed() < BUSY_FOR);
+            tokio::time::sleep(if soon {
+                Duration::from_millis(100)
+            } else {
+                CALM
+            })
+            .await;
+            continue;
+        }
+        let why = match subscribe(&socket, cursor).await {
+            Err(e) => e,
+            Ok((mut client, stats)) => {
+                if tx.send(Update::Subscribed(stats)).is_err() {
+                    return;
+                }
+                loop {
+                    match client.next_push().await {
+                        Ok(Some(data)) => {
+                            let Ok(push) = serde_json::from_value::<Push>(data) else {
+                                continue;
+                            };
+                            cursor = Some(push.last_seq);
+                            let update = Update::Osc {
+                                messages: push.messages,
+                                missed: push.missed,
+                                malformed: push.malformed,
+                            };
+                            if tx.send(update).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => break "the debugger restarted its capture".to_string(),
+                        Err(e) => break format!("lost {}: {e}", OSC_DEBUGGER.bus_name),
+                    }
+                }
+            }
+        };
+        lost_at = Some(Instant::now());
+        poke.notify_one();
+        if tx.send(Update::NoTelemetry(why.clone())).is_err() {
+            return;
+        }
+        said = Some(why);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn subscribe(socket: &Path, since: Option<u64>) -> Result<(Client, Value), String> {
+    let ask = async {
+        let mut client = Client::connect(socket).await.map_err(|e| e.to_string())?;
+        let mut args = json!({ "every_ms": PUSH_EVERY_MS });
+        if let Some(s) = since {
+            args["since"] = s.into();
+        }
+        let mut ack = client
+            .request("subscribe", args.as_object().cloned().unwrap_or_default())
+            .await
+            .map_err(|e| e.to_string())?;
+        if !ack.success {
+            return Err(format!(
+                "{} refused to subscribe: {}",
+                OSC_DEBUGGER.bus_name,
+                ack.message.unwrap_or_default()
+            ));
+        }
+        Ok((client, ack.data["stats"].take()))
+    };
+    tokio::time::timeout(COMMAND_TIMEOUT, ask)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "{} did not answer subscribe",
+                OSC_DEBUGGER.bus_name
+            ))
+        })
+}
+
+async fn signals(tx: Out) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return;
+    };
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+        _ = int.recv() => "SIGINT",
+    };
+    let _ = tx.send(Update::Quit(name));
+}

@@ -1,0 +1,131 @@
+//! The terminal and the event loop: raw mode and the alternate screen while the console runs,
+//! the terminal given back on every way out (quit, SIGTERM, an error, a panic), and a loop that
+//! reads keys, takes the I/O side's updates and redraws at a steady rate.
+
+use std::io::{self, BufWriter, Write};
+use std::time::{Duration, Instant};
+
+use ratatui::backend::CrosstermBackend;
+use ratatui::crossterm::cursor::{Hide, Show};
+use ratatui::crossterm::event::{self, Event, KeyEventKind};
+use ratatui::crossterm::execute;
+use ratatui::crossterm::terminal::{
+    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
+};
+use ratatui::Terminal;
+
+use super::app::App;
+use super::feed::{Feed, Request};
+
+/// While the log pane is open it is read again this often.
+const LOGS_EVERY: Duration = Duration::from_secs(2);
+
+/// Gives the terminal back: cooked mode, the main screen, a visible cursor. Safe to call twice.
+pub fn restore() {
+    let _ = disable_raw_mode();
+    let mut out = io::stdout();
+    let _ = execute!(out, LeaveAlternateScreen, Show);
+    let _ = out.flush();
+}
+
+/// Raw mode and the alternate screen until dropped; a panic restores the terminal before its
+/// message is printed, so the message is readable and the shell usable.
+pub struct Screen(());
+
+impl Screen {
+    pub fn enter() -> io::Result<Screen> {
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            restore();
+            hook(info);
+        }));
+        enable_raw_mode()?;
+        let screen = Screen(());
+        execute!(io::stdout(), EnterAlternateScreen, Hide)?;
+        Ok(screen)
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        restore();
+    }
+}
+
+/// What a run drew.
+#[derive(Debug, Clone, Copy)]
+pub struct Drawn {
+    pub frames: u64,
+    pub elapsed: Duration,
+}
+
+/// Runs the console until `q`, a signal, or `quit_after`.
+pub fn run(
+    app: &mut App,
+    feed: &Feed,
+    fps: f64,
+    quit_after: Option<Duration>,
+) -> io::Result<Drawn> {
+    let _screen = Screen::enter()?;
+    let mut terminal = Terminal::new(CrosstermBackend::new(BufWriter::new(io::stdout())))?;
+    terminal.clear()?;
+    let every = Duration::from_secs_f64(1.0 / fps.clamp(1.0, 120.0));
+    let started = Instant::now();
+    let mut next = started;
+    let mut frames = 0u64;
+    let mut logs_asked = started;
+    loop {
+        if event::poll(next.saturating_duration_since(Instant::now()))? {
+            loop {
+                match event::read()? {
+                    Event::Key(k) if k.kind == KeyEventKind::Press => {
+                        if let Some(r) = app.on_key(k) {
+                            if matches!(r, Request::Logs(_)) {
+                                logs_asked = Instant::now();
+                            }
+                            feed.send(r);
+                        }
+                    }
+                    // Reflow now, not at the next tick.
+                    Event::Resize(..) => next = Instant::now(),
+                    _ => {}
+                }
+                if !event::poll(Duration::ZERO)? {
+                    break;
+                }
+            }
+        }
+        loop {
+            match feed.updates.try_recv() {
+                Ok(u) => app.apply(u),
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    return Err(io::Error::other("the console's I/O thread ended"));
+                }
+            }
+        }
+        if app.quit.is_some() || quit_after.is_some_and(|q| started.elapsed() >= q) {
+            break;
+        }
+        if let Some(pane) = &app.workers.logs {
+            if logs_asked.elapsed() >= LOGS_EVERY {
+                logs_asked = Instant::now();
+                feed.send(Request::Logs(pane.worker));
+            }
+        }
+        let now = Instant::now();
+        if now >= next {
+            app.now = now;
+            terminal.draw(|f| app.draw(f))?;
+            frames += 1;
+            next += every;
+            if next < now {
+                next = now + every;
+            }
+        }
+    }
+    Ok(Drawn {
+        frames,
+        elapsed: started.elapsed(),
+    })
+}
