@@ -115,6 +115,26 @@ fn start_stop_restart_and_logs_use_the_same_words_as_systemd() {
             w.binary
         );
     }
+    // The manager read over the session bus and, with no bus to reach, through `systemctl`:
+    // the same units, states, PIDs and restarts.
+    let rows = |no_bus: bool| {
+        let mut c = m.command(m.home.join(".local/bin/vj-status"));
+        if no_bus {
+            c.env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+        }
+        let out = c.arg("--json").output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("vj-status --json");
+        assert_eq!(v["systemd"], true, "no_bus {no_bus}: {v}");
+        v["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["unit"].clone(), r["state"].clone(), r["pid"].clone()))
+            .collect::<Vec<_>>()
+    };
+    let over_dbus = rows(false);
+    assert!(over_dbus.iter().all(|r| r.1 == "active" && r.2.is_u64()));
+    assert_eq!(over_dbus, rows(true));
     let out = m.vj_status(&["stop", "all"]);
     assert!(out.status.success(), "{}", text(&out));
     for w in WORKERS {
@@ -148,4 +168,3 @@ fn start_stop_restart_and_logs_use_the_same_words_as_systemd() {
         text(&out)
     );
 }
-

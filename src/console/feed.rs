@@ -16,6 +16,7 @@ use crate::bus::client::Client;
 use crate::config;
 use crate::registry::{WorkerInfo, OSC_DEBUGGER};
 use crate::status::supervisor::{self, Action, Supervisor};
+use crate::status::systemd::UserManager;
 use crate::status::{self, Report, RowHealth, UnitState};
 
 /// The workers are looked at this often when nothing happens…
@@ -97,11 +98,9 @@ impl Feed {
     pub fn start(bus_dir: PathBuf) -> std::io::Result<Feed> {
         let (tx, updates) = std::sync::mpsc::channel();
         let (requests, rx) = mpsc::unbounded_channel();
-        // Two threads: `systemctl` and the probes of `status::gather` block a little, and the
-        // subscription must not wait behind them.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("vj-console-io")
+        // One thread: every wait here (the user manager over D-Bus, the workers' sockets,
+        // `systemctl` for a key) is asynchronous, so the subscription never waits behind them.
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         std::thread::Builder::new()
@@ -120,13 +119,21 @@ type Out = std::sync::mpsc::Sender<Update>;
 async fn serve(bus_dir: PathBuf, tx: Out, mut requests: mpsc::UnboundedReceiver<Request>) {
     let poke = Arc::new(Notify::new());
     let (latest_tx, latest) = watch::channel(None::<Report>);
+    // One connection to the user manager serves both looks.
+    let manager = Arc::new(UserManager::default());
     tokio::spawn(watch_workers(
         bus_dir.clone(),
+        manager.clone(),
         tx.clone(),
         poke.clone(),
         latest_tx,
     ));
-    tokio::spawn(follow_debugger(bus_dir.clone(), tx.clone(), poke.clone()));
+    tokio::spawn(follow_debugger(
+        bus_dir.clone(),
+        manager,
+        tx.clone(),
+        poke.clone(),
+    ));
     tokio::spawn(signals(tx.clone()));
     let sup = Supervisor::here();
     // The screen dropped its end: the console is quitting.
@@ -231,13 +238,14 @@ async fn command(
 /// The workers panel's feed: `status::gather`, the same view as `vj-status`.
 async fn watch_workers(
     bus_dir: PathBuf,
+    manager: Arc<UserManager>,
     tx: Out,
     poke: Arc<Notify>,
     latest: watch::Sender<Option<Report>>,
 ) {
     let mut busy_until = Instant::now();
     loop {
-        let report = status::gather(&bus_dir).await;
+        let report = status::gather_from(&bus_dir, &manager).await;
         let changing = report.workers.iter().any(|r| {
             matches!(
                 r.state.as_str(),
@@ -261,11 +269,8 @@ async fn watch_workers(
 }
 
 /// Why the debugger is not read now, or `None` when it runs. Asks systemd, not the debugger.
-async fn debugger_down(socket: &Path) -> Option<String> {
-    let states = tokio::task::spawn_blocking(status::systemd_states)
-        .await
-        .ok()
-        .flatten();
+async fn debugger_down(socket: &Path, manager: &UserManager) -> Option<String> {
+    let states = manager.states().await;
     let name = OSC_DEBUGGER.bus_name;
     let Some(states) = states else {
         if cfg!(target_os = "macos") {
@@ -310,13 +315,13 @@ fn describe_down(u: &UnitState) -> String {
 
 /// The audio, now-playing, lyrics and OSC panels' feed: the debugger's subscription, resumed
 /// from the last sequence number seen after a restart of either side.
-async fn follow_debugger(bus_dir: PathBuf, tx: Out, poke: Arc<Notify>) {
+async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, poke: Arc<Notify>) {
     let socket = config::socket_path(&bus_dir, OSC_DEBUGGER.bus_name);
     let mut cursor: Option<u64> = None;
     let mut said: Option<String> = None;
     let mut lost_at: Option<Instant> = None;
     loop {
-        if let Some(why) = debugger_down(&socket).await {
+        if let Some(why) = debugger_down(&socket, &manager).await {
             if said.as_ref() != Some(&why) {
                 if tx.send(Update::NoTelemetry(why.clone())).is_err() {
                     return;

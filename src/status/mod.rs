@@ -3,14 +3,15 @@
 //! `supervisor` starts, stops and restarts them and reads their logs.
 
 pub mod supervisor;
+pub mod systemd;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Map;
 
+use self::systemd::UserManager;
 use crate::bus::client::Client;
 use crate::registry::WORKERS;
 use crate::worker::Health;
@@ -173,77 +174,6 @@ impl Report {
     }
 }
 
-/// Asks the user manager about every worker's service and control socket in one call.
-/// `None` when no manager answers.
-pub fn systemd_states() -> Option<HashMap<String, UnitState>> {
-    let mut args = vec![
-        "--user".to_string(),
-        "show".into(),
-        "--property=Id,LoadState,ActiveState,SubState,MainPID,NRestarts,StatusText,Result,ExecMainCode,ExecMainStatus".into(),
-    ];
-    for w in WORKERS {
-        args.push(w.service());
-        args.push(w.control_socket());
-    }
-    let out = std::process::Command::new("systemctl")
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    Some(parse_show(&String::from_utf8_lossy(&out.stdout)))
-}
-
-/// Parses `systemctl show` blocks into per-worker states (service + its control socket).
-pub fn parse_show(text: &str) -> HashMap<String, UnitState> {
-    let mut units: HashMap<String, HashMap<String, String>> = HashMap::new();
-    for block in text.split("\n\n") {
-        let props: HashMap<String, String> = block
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        if let Some(id) = props.get("Id") {
-            units.insert(id.clone(), props);
-        }
-    }
-    let mut states = HashMap::new();
-    for w in WORKERS {
-        let Some(service) = units.get(&w.service()) else {
-            continue;
-        };
-        let get = |k: &str| service.get(k).cloned().unwrap_or_default();
-        let socket_unit = units
-            .get(&w.control_socket())
-            .filter(|s| s.get("LoadState").map(String::as_str) == Some("loaded"));
-        let socket_get = |k: &str| {
-            socket_unit
-                .and_then(|s| s.get(k).cloned())
-                .unwrap_or_default()
-        };
-        states.insert(
-            w.binary.to_string(),
-            UnitState {
-                load: get("LoadState"),
-                active: get("ActiveState"),
-                sub: get("SubState"),
-                main_pid: get("MainPID").parse().unwrap_or(0),
-                restarts: get("NRestarts").parse().unwrap_or(0),
-                socket: socket_get("SubState"),
-                socket_result: socket_get("Result"),
-                status_text: get("StatusText"),
-                result: get("Result"),
-                exit_code: get("ExecMainCode").parse().unwrap_or(0),
-                exit_status: get("ExecMainStatus").parse().unwrap_or(0),
-            },
-        );
-    }
-    states
-}
-
 /// What a worker's `health` reply says (SPEC section 3).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct HealthReply {
@@ -294,7 +224,12 @@ fn row_from_health(row: &mut Row, health: Result<HealthReply, String>) {
 /// Builds the report. With systemd, only workers whose service is running are probed, so looking
 /// never starts a worker; without it, every socket in the bus dir is probed.
 pub async fn gather(bus_dir: &Path) -> Report {
-    let systemd = systemd_states();
+    gather_from(bus_dir, &UserManager::default()).await
+}
+
+/// [`gather`], asking the user manager on a connection kept by the caller.
+pub async fn gather_from(bus_dir: &Path, manager: &UserManager) -> Report {
+    let systemd = manager.states().await;
     let mut rows = Vec::new();
     for w in WORKERS {
         let unit = w.binary;
@@ -452,13 +387,6 @@ pub fn table(report: &Report) -> String {
 mod tests {
     use super::*;
 
-    const SHOW: &str = "Id=vj-audio.service\nLoadState=not-found\nActiveState=inactive\nSubState=dead\nMainPID=0\nNRestarts=0\n\n\
-Id=vj-audio.socket\nLoadState=not-found\nActiveState=inactive\nSubState=dead\n\n\
-Id=vj-oscdebug.service\nLoadState=loaded\nActiveState=active\nSubState=running\nMainPID=4242\nNRestarts=3\n\n\
-Id=vj-oscdebug.socket\nLoadState=loaded\nActiveState=active\nSubState=running\n\n\
-Id=vj-lyrics.service\nLoadState=loaded\nActiveState=inactive\nSubState=dead\nMainPID=0\nNRestarts=0\n\n\
-Id=vj-lyrics.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\n";
-
     #[test]
     fn a_failed_unit_says_why() {
         let failed = |text: &str, result: &str, code, status| UnitState {
@@ -477,17 +405,6 @@ Id=vj-lyrics.socket\nLoadState=loaded\nActiveState=active\nSubState=listening\n"
             failed("capturing", "start-limit-hit", 2, 9).failure(),
             "restarted too often (the start limit: 6 starts a minute); last run killed by SIGKILL; last status: capturing"
         );
-    }
-
-    #[test]
-    fn parses_systemctl_show_per_worker() {
-        let s = parse_show(SHOW);
-        assert_eq!(s["vj-oscdebug"].main_pid, 4242);
-        assert_eq!(s["vj-oscdebug"].restarts, 3);
-        assert_eq!(s["vj-oscdebug"].active, "active");
-        assert_eq!(s["vj-lyrics"].socket, "listening");
-        assert_eq!(s["vj-audio"].load, "not-found");
-        assert!(!s.contains_key("vj-spotify"));
     }
 
     fn row(health: RowHealth) -> Row {
