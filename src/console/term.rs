@@ -29,7 +29,9 @@ pub fn restore() {
 }
 
 /// Raw mode and the alternate screen until dropped; a panic restores the terminal before its
-/// message is printed, so the message is readable and the shell usable.
+/// message is printed, so the message is readable and the shell usable, and ends the process:
+/// a panic on the I/O thread would otherwise leave a screen that no longer updates, nor hears
+/// SIGTERM (the I/O thread listens for signals).
 pub struct Screen(());
 
 impl Screen {
@@ -38,6 +40,7 @@ impl Screen {
         std::panic::set_hook(Box::new(move |info| {
             restore();
             hook(info);
+            std::process::exit(101);
         }));
         enable_raw_mode()?;
         let screen = Screen(());
