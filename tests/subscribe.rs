@@ -233,3 +233,49 @@ fn a_restart_ends_the_subscription_and_a_bad_rate_is_named() {
         "{done}"
     );
 }
+
+/// The console's feed, started after a song's lyric lines were sent (a VJ opening the console
+/// mid-song): it reads the lines back from the capture, although the subscription itself only
+/// carries each address's last value and what comes next.
+#[test]
+fn a_console_opened_mid_song_gets_the_songs_lyric_lines() {
+    use vj::console::feed::{Feed, Update};
+    let b = ByHand::start("");
+    let to = format!("127.0.0.1:{}", b.osc_port());
+    send_osc(&to, "/karaoke/lyrics/reset", vec![]);
+    let lines = [
+        "One more time",
+        "We're gonna celebrate",
+        "Oh yeah, all right",
+    ];
+    for (i, text) in lines.iter().enumerate() {
+        let args = vec![
+            OscType::Int(i as i32),
+            OscType::Float(4.0 * i as f32),
+            OscType::String(text.to_string()),
+        ];
+        send_osc(&to, "/karaoke/lyrics/line", args);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // No supervisor to ask (an empty runtime dir, no session bus): the socket is the debugger.
+    let runtime = b.dir.path().join("no-manager");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::env::set_var("XDG_RUNTIME_DIR", &runtime);
+    std::env::set_var("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    let feed = Feed::start(b.dir.path().join("bus")).unwrap();
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < end && seen.len() < lines.len() {
+        if let Ok(Update::Osc { messages, .. }) =
+            feed.updates.recv_timeout(Duration::from_millis(100))
+        {
+            seen.extend(
+                messages
+                    .iter()
+                    .filter(|m| m.address == "/karaoke/lyrics/line")
+                    .filter_map(|m| m.args.get(2).and_then(|a| a.as_str()).map(String::from)),
+            );
+        }
+    }
+    assert_eq!(seen, lines, "the lyric lines the feed passed on");
+}

@@ -28,6 +28,9 @@ const BUSY_FOR: Duration = Duration::from_secs(4);
 const PUSH_EVERY_MS: u64 = 33;
 /// A command from a key gets this long to answer.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(3);
+/// The lyric lines of a song are read back from the capture: this many messages at most.
+const LYRICS_PREFIX: &str = "/karaoke/lyrics/";
+const LYRICS_HISTORY: u64 = 1000;
 /// Lines of log the pane asks for.
 const LOG_LINES: usize = 200;
 
@@ -344,6 +347,14 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
                 if tx.send(Update::Subscribed(stats)).is_err() {
                     return;
                 }
+                // The ack holds each address's last value only; a song's lyric lines are many
+                // messages on one address, sent when it started, so they are read back from the
+                // capture (a repeat of what the subscription also pushes is harmless).
+                if let Some(history) = lyrics_history(&socket).await {
+                    if tx.send(history).is_err() {
+                        return;
+                    }
+                }
                 loop {
                     match client.next_push().await {
                         Ok(Some(data)) => {
@@ -374,6 +385,32 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
         said = Some(why);
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The capture's last lyric messages (the current song's reset and lines), oldest first.
+async fn lyrics_history(socket: &Path) -> Option<Update> {
+    let ask = async {
+        let mut client = Client::connect(socket).await.ok()?;
+        let args = json!({ "prefix": LYRICS_PREFIX, "count": LYRICS_HISTORY });
+        let reply = client
+            .request(
+                "get_messages",
+                args.as_object().cloned().unwrap_or_default(),
+            )
+            .await
+            .ok()?;
+        let messages: Vec<OscMsg> =
+            serde_json::from_value(reply.data.get("messages")?.clone()).ok()?;
+        Some(Update::Osc {
+            messages,
+            missed: 0,
+            malformed: 0,
+        })
+    };
+    tokio::time::timeout(COMMAND_TIMEOUT, ask)
+        .await
+        .ok()
+        .flatten()
 }
 
 async fn subscribe(socket: &Path, since: Option<u64>) -> Result<(Client, Value), String> {
