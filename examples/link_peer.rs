@@ -65,9 +65,12 @@ fn main() {
     let (mut max_peers, mut first_peer) = (0, None);
     // (seconds since start, session tempo), every 100 ms.
     let mut tempos: Vec<(f64, f64)> = Vec::new();
-    // (seconds since start, ms from the session's beat / quantum's beat 0) per arrival.
+    // (seconds since start, ms from the session's beat / quantum's beat 0) per arrival; a
+    // downbeat also with how many beats before it vj-audio counted in order (1, 2, 3, 4, 1…):
+    // its bar has been steady that long.
     let mut beat_ms: Vec<(f64, f64)> = Vec::new();
-    let mut downbeat_ms: Vec<(f64, f64)> = Vec::new();
+    let mut downbeat_ms: Vec<(f64, f64, u64)> = Vec::new();
+    let (mut last_count, mut in_order) = (0i64, 0u64);
     let (mut counts, mut counts_right) = (0, 0);
     let mut bpms: Vec<(f64, f64)> = Vec::new();
     let mut buf = [0u8; 2048];
@@ -91,8 +94,15 @@ fn main() {
                         if int(0) == want {
                             counts_right += 1;
                         }
-                        if int(0) == 1 {
-                            downbeat_ms.push((at, off_grid(beat, q) * period_ms));
+                        let c = int(0);
+                        in_order = if c == last_count % q as i64 + 1 {
+                            in_order + 1
+                        } else {
+                            0
+                        };
+                        last_count = c;
+                        if c == 1 {
+                            downbeat_ms.push((at, off_grid(beat, q) * period_ms, in_order));
                         }
                     }
                     "/audio/bpm" => {

@@ -181,7 +181,10 @@ fn in_effect_since(r: &Value, key: &str, from: f64) -> Vec<f64> {
         .iter()
         .rposition(|p| p[0].as_f64().unwrap() < from)
         .unwrap_or(0);
-    all[before..].iter().map(|p| p[1].as_f64().unwrap()).collect()
+    all[before..]
+        .iter()
+        .map(|p| p[1].as_f64().unwrap())
+        .collect()
 }
 
 /// Median and 99th percentile of |x|, and the share within `within`.
@@ -203,13 +206,18 @@ async fn follow_takes_tempo_beats_and_bars_from_the_session_and_falls_back_when_
     let mut c = audio.client().await;
     // Alone, the follower keeps the session on the music's tempo (a peer that joins adopts
     // the session it finds, and must not be pulled to Link's 120).
-    wait_for(&mut c, 20, "on the demo's tempo, alone in the session", |s| {
-        s["link"]["mode"] == "follow"
-            && s["link"]["peers"] == 0
-            && s["tempo_source"] == "audio"
-            && (s["bpm"].as_f64().unwrap_or(0.0) - DEMO_BPM).abs() < 1.0
-            && (s["link"]["tempo"].as_f64().unwrap_or(0.0) - DEMO_BPM).abs() < 1.0
-    })
+    wait_for(
+        &mut c,
+        20,
+        "on the demo's tempo, alone in the session",
+        |s| {
+            s["link"]["mode"] == "follow"
+                && s["link"]["peers"] == 0
+                && s["tempo_source"] == "audio"
+                && (s["bpm"].as_f64().unwrap_or(0.0) - DEMO_BPM).abs() < 1.0
+                && (s["link"]["tempo"].as_f64().unwrap_or(0.0) - DEMO_BPM).abs() < 1.0
+        },
+    )
     .await;
     // The DJ's software joins and leads at 133 BPM for 14 s.
     let lead = peer(&lan, &["lead", "133"], 14.0);
@@ -284,28 +292,45 @@ async fn publish_puts_the_tracked_tempo_and_downbeat_into_the_session() {
     let lan = Lan::loopback_only();
     let audio = Audio::start(&lan, "mode = \"publish\"");
     let mut c = audio.client().await;
-    wait_for(&mut c, 20, "publishing the demo's tempo", |s| {
+    // The demo's bar takes some seconds to settle (its harmony changes every other bar).
+    wait_for(&mut c, 25, "publishing the demo's tempo", |s| {
         s["link"]["mode"] == "publish"
             && (s["link"]["tempo"].as_f64().unwrap_or(0.0) - DEMO_BPM).abs() < 1.0
+            && s["uptime_sec"].as_f64() >= Some(10.0)
     })
     .await;
     // A peer that only watches (Resolume, say), from its own 100 BPM: it joins the session
     // vj-audio already leads.
-    let r = report(peer(&lan, &["watch"], 12.0));
+    let r = report(peer(&lan, &["watch"], 14.0));
     let joined = r["first_peer"].as_f64().expect("the peer saw vj-audio");
-    let tempos = since(&r, "tempos", joined + 2.0);
+    let settled = joined + 2.0;
+    let tempos = since(&r, "tempos", settled);
     assert!(
         !tempos.is_empty() && tempos.iter().all(|b| (b - DEMO_BPM).abs() < 0.5),
         "the session's tempo as the peer saw it: {:?}",
         r["tempos"]
     );
-    let downbeats = r["downbeat_ms"].as_array().unwrap();
-    let downbeats: Vec<f64> = downbeats
+    // vj-audio's beats on the session's beats.
+    let beats = since(&r, "beat_ms", settled);
+    let (median, p99, share) = spread(&beats, 5.0);
+    eprintln!(
+        "publish: {} beats vs the session's: median {median:.2} ms, p99 {p99:.2} ms",
+        beats.len()
+    );
+    assert!(
+        beats.len() >= 15 && share >= 0.9,
+        "vj-audio's beats vs the session's (ms): {beats:?}"
+    );
+    // Downbeats of a bar that has held for 2 bars: vj-audio publishes a downbeat then (while
+    // its bar tracker is changing its mind, the session's beat 0 stays where it was).
+    let downbeats: Vec<f64> = r["downbeat_ms"]
+        .as_array()
+        .unwrap()
         .iter()
-        .filter(|p| p[0].as_f64().unwrap() >= joined + 2.0)
+        .filter(|p| p[0].as_f64().unwrap() >= settled && p[2].as_u64() >= Some(8))
         .map(|p| p[1].as_f64().unwrap())
         .collect();
-    assert!(downbeats.len() >= 4, "{r}");
+    assert!(downbeats.len() >= 3, "{r}");
     let (median, p99, share) = spread(&downbeats, 10.0);
     eprintln!(
         "publish: session at {:.2} BPM; vj-audio's downbeats vs the quantum's beat 0: median {median:.2} ms, p99 {p99:.2} ms",
@@ -313,7 +338,9 @@ async fn publish_puts_the_tracked_tempo_and_downbeat_into_the_session() {
     );
     assert!(
         median <= 10.0 && share >= 0.75,
-        "vj-audio's downbeats vs the peer's quantum (ms): {downbeats:?}"
+        "vj-audio's downbeats vs the peer's quantum (ms) from {:.1} s: {}",
+        joined + 2.0,
+        r["downbeat_ms"]
     );
     let state = call(&mut c, "get_state", json!({})).await.data;
     assert_eq!(state["tempo_source"], "audio", "{state}");
@@ -337,7 +364,10 @@ async fn with_link_off_no_link_socket_is_opened_and_set_config_turns_it_on_and_o
     assert!(!ports.contains(&LINK_PORT), "Link off, yet {ports:?}");
     let ack = call(&mut c, "set_config", json!({"link": {"mode": "follow"}})).await;
     assert!(ack.success, "{ack:?}");
-    wait_for(&mut c, 5, "in follow mode", |s| s["link"]["mode"] == "follow").await;
+    wait_for(&mut c, 5, "in follow mode", |s| {
+        s["link"]["mode"] == "follow"
+    })
+    .await;
     assert!(
         common::wait_until(Duration::from_secs(5), || audio
             .udp_ports()
@@ -358,10 +388,7 @@ async fn with_link_off_no_link_socket_is_opened_and_set_config_turns_it_on_and_o
     // A bad value is refused naming the key, and Link stays off.
     let ack = call(&mut c, "set_config", json!({"link": {"quantum": 99}})).await;
     assert!(!ack.success, "{ack:?}");
-    assert!(
-        format!("{ack:?}").contains("audio.link.quantum"),
-        "{ack:?}"
-    );
+    assert!(format!("{ack:?}").contains("audio.link.quantum"), "{ack:?}");
     let ack = call(&mut c, "set_config", json!({"link": {"mode": "lead"}})).await;
     assert!(
         !ack.success && format!("{ack:?}").contains("audio.link.mode"),

@@ -148,4 +148,3 @@ fn start_stop_restart_and_logs_use_the_same_words_as_systemd() {
         text(&out)
     );
 }
-

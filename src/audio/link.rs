@@ -143,9 +143,29 @@ impl TempoPublisher {
 
 /// Beat 0 of the quantum is moved onto the detected downbeat when it is this far off…
 pub const PHASE_TOLERANCE_SECS: f64 = 0.005;
-/// …and the downbeat is this confident; at most this often.
-pub const MIN_DOWNBEAT_CONFIDENCE: f32 = 0.5;
+/// …the downbeat is this confident and its bar has held for `STEADY_BARS` (beats counted
+/// 1, 2, …, N in order: the bar tracker is not changing its mind); at most this often.
+pub const MIN_DOWNBEAT_CONFIDENCE: f32 = 0.2;
+pub const STEADY_BARS: u32 = 2;
 pub const PHASE_INTERVAL_SECS: f64 = 1.0;
+
+/// Whether the bar has held: beats counted in order for `STEADY_BARS` bars.
+#[derive(Debug, Default)]
+pub struct SteadyBar {
+    last: i32,
+    in_order: u32,
+}
+
+impl SteadyBar {
+    /// A beat at position `count` (1..=`per_bar`) of its bar; says whether it is a downbeat
+    /// of a bar that has held.
+    pub fn beat(&mut self, count: i32, per_bar: u32) -> bool {
+        let next = self.last.rem_euclid(per_bar.max(1) as i32) + 1;
+        self.in_order = if count == next { self.in_order + 1 } else { 0 };
+        self.last = count;
+        count == 1 && self.in_order >= STEADY_BARS * per_bar
+    }
+}
 
 /// The signed distance in beats from `phase` (0..quantum, the session's phase at a downbeat)
 /// to the nearest beat 0 of the quantum.
@@ -246,6 +266,8 @@ mod peer {
         quantum: f64,
         tempo: TempoPublisher,
         phase_at: Option<f64>,
+        bar: SteadyBar,
+        beats_per_bar: u32,
         report: LinkReport,
     }
 
@@ -261,6 +283,8 @@ mod peer {
                 quantum: config.link_quantum(),
                 tempo: TempoPublisher::default(),
                 phase_at: None,
+                bar: SteadyBar::default(),
+                beats_per_bar: config.beats_per_bar,
                 report: LinkReport::default(),
             };
             peer.configure(config);
@@ -274,6 +298,7 @@ mod peer {
             }
             self.mode = config.link.mode;
             self.quantum = config.link_quantum();
+            self.beats_per_bar = config.beats_per_bar;
             self.report.mode = mode_name(self.mode).into();
             self.report.quantum = self.quantum;
         }
@@ -333,7 +358,7 @@ mod peer {
                     let alone = peers == 0;
                     self.publish_tempo(frame, source, session, alone, host_now);
                     if let Some(h) = host(frame.beat_time) {
-                        self.publish_downbeat(frame, source, h);
+                        self.publish_beat(frame, source, h);
                     }
                     None
                 }
@@ -364,16 +389,20 @@ mod peer {
             }
         }
 
-        /// A confident downbeat (heard at host time `h`) that the session's quantum does not
-        /// start on: the session's beat 0 is moved onto it (an external clock bridged into
-        /// the session, the one use Link's docs give `force_beat_at_time`).
-        fn publish_downbeat(&mut self, frame: &AudioFrame, source: TempoSource, h: i64) {
+        /// A beat (heard at host time `h`) that the session's beats do not fall on, or a
+        /// confident downbeat of a steady bar that the session's quantum does not start on:
+        /// the session is moved onto it, the nearest beat (or beat 0 of the nearest quantum)
+        /// mapped to `h`. That is an external clock bridged into the session, the one use
+        /// Link's docs give `force_beat_at_time`.
+        fn publish_beat(&mut self, frame: &AudioFrame, source: TempoSource, h: i64) {
+            if !frame.beat {
+                return;
+            }
+            let steady = self.bar.beat(frame.count[0], self.beats_per_bar);
+            let downbeat = steady && frame.phase[3] >= MIN_DOWNBEAT_CONFIDENCE;
             let session = self.state.tempo();
             let ours = frame.bpm as f64;
-            if !frame.beat
-                || frame.count[0] != 1
-                || frame.phase[3] < MIN_DOWNBEAT_CONFIDENCE
-                || source == TempoSource::Link
+            if source == TempoSource::Link
                 || ours <= 0.0
                 // Only once the session runs at our tempo: else the phase drifts anyway.
                 || (session - ours).abs() > 0.01 * ours
@@ -384,17 +413,23 @@ mod peer {
                 return;
             }
             let q = self.quantum;
-            let err = phase_error(self.state.phase_at_time(h, q), q);
+            let beat = self.state.beat_at_time(h, q);
+            // In beats: to beat 0 of the nearest quantum, or to the nearest beat.
+            let err = if downbeat {
+                phase_error(self.state.phase_at_time(h, q), q)
+            } else {
+                phase_error(beat, 1.0)
+            };
             if (err * 60.0 / session).abs() <= PHASE_TOLERANCE_SECS {
                 return;
             }
-            let beat = self.state.beat_at_time(h, q) - err;
-            self.state.force_beat_at_time(beat, h, q);
+            self.state.force_beat_at_time(beat - err, h, q);
             self.link.commit_app_session_state(&self.state);
             self.phase_at = Some(frame.time);
             tracing::debug!(
                 off_ms = err * 60_000.0 / session,
-                "Link: beat 0 of the quantum moved onto the downbeat"
+                downbeat,
+                "Link: the session's beats moved onto ours"
             );
         }
     }
@@ -473,7 +508,10 @@ mod tests {
         assert!(after.len() >= 3, "{commits:?}");
         let mut last = commits[0];
         for &&(t, b) in &after {
-            assert!((b - last.1).abs() <= 2.0 + 1e-9 && t - last.0 >= 1.0, "{commits:?}");
+            assert!(
+                (b - last.1).abs() <= 2.0 + 1e-9 && t - last.0 >= 1.0,
+                "{commits:?}"
+            );
             last = (t, b);
         }
         assert!((last.1 - 130.0).abs() < 0.2, "{commits:?}");
@@ -484,6 +522,22 @@ mod tests {
         let commits = run(&mut p, &readings, true);
         assert_eq!(commits.len(), 2, "{commits:?}");
         assert!((commits[1].1 - 130.0).abs() < 0.2, "{commits:?}");
+    }
+
+    #[test]
+    fn a_bar_is_steady_after_two_bars_counted_in_order() {
+        let mut b = SteadyBar::default();
+        let counts = [
+            1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 1, 2, 3, 4, 1, 2, 3, 4, 1,
+        ];
+        let steady: Vec<usize> = counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| b.beat(c, 4))
+            .map(|(i, _)| i)
+            .collect();
+        // Two whole bars before the "1" at 8; the jump at 14 starts the count again.
+        assert_eq!(steady, [8, 12, 22]);
     }
 
     #[test]

@@ -185,8 +185,8 @@ struct Analysis {
     /// Frames counted for the fps figure, and since when.
     window: (u64, Instant),
     /// What the status line last said: source label, rate, tempo and where it came from, Link
-    /// mode and peers; and for how many seconds running the rate or tempo has been off it.
-    shown: Option<(String, f32, f32, super::TempoSource, (String, u64))>,
+    /// mode, peers and whole BPM; and for how many seconds running the rate or tempo has been off it.
+    shown: Option<(String, f32, f32, super::TempoSource, (String, u64, i64))>,
     rate_off: u32,
     requests: std::sync::mpsc::Receiver<Request>,
     clock: StreamClock,
@@ -276,7 +276,7 @@ impl Analysis {
             *since = Instant::now();
             let source = analyzer.tempo_source();
             let link = self.link.report();
-            let link_shown = (link.mode.clone(), link.peers);
+            let link_shown = (link.mode.clone(), link.peers, link.tempo.round() as i64);
             {
                 let mut live = self.shared.live();
                 live.link = link.clone();
@@ -292,7 +292,10 @@ impl Analysis {
             let shown = self.status.get();
             let fresh = shown.health != Health::Ok
                 || self.shown.as_ref().is_none_or(|(l, _, b, s, k)| {
-                    l != label || *s != source || (*b > 0.0) != (frame.bpm > 0.0) || *k != link_shown
+                    l != label
+                        || *s != source
+                        || (*b > 0.0) != (frame.bpm > 0.0)
+                        || *k != link_shown
                 });
             let off = self.shown.as_ref().is_some_and(|(_, f, b, _, _)| {
                 (f - fps).abs() >= 0.1 * f || (b - frame.bpm).abs() >= 2.0
