@@ -111,6 +111,9 @@ impl StreamClock {
     }
 }
 
+/// What the status line says of Link: mode, peers, the session's whole BPM.
+type LinkShown = (String, u64, i64);
+
 /// Where the audio comes from, as `get_state` reports it.
 #[derive(Debug, Clone, Default, Serialize)]
 struct Live {
@@ -186,7 +189,7 @@ struct Analysis {
     window: (u64, Instant),
     /// What the status line last said: source label, rate, tempo and where it came from, Link
     /// mode, peers and whole BPM; and for how many seconds running the rate or tempo has been off it.
-    shown: Option<(String, f32, f32, super::TempoSource, (String, u64, i64))>,
+    shown: Option<(String, f32, f32, super::TempoSource, LinkShown)>,
     rate_off: u32,
     requests: std::sync::mpsc::Receiver<Request>,
     clock: StreamClock,
