@@ -60,6 +60,14 @@ Source: $(sed -n 's/^repository = "\(.*\)"/\1/p' "$repo/Cargo.toml")
 
 Files: *
 License: MIT
+
+Files: usr/bin/vj-audio
+Copyright: Ableton AG (the Link library, built in through the rusty_link crate)
+License: GPL-2.0-or-later
+Comment: vj-audio is linked with Ableton Link, so this binary is distributed under the
+ GPL, version 2 or later (/usr/share/common-licenses/GPL-2). Its sources: crates.io's
+ rusty_link, which carries Link's. Built with --no-default-features, vj-audio has no Link
+ and is MIT like the rest.
 COPYRIGHT
 
 size=$(du -sk "$pkg" | cut -f1)

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages vj-suite needs, if any is missing:
-#   build:  pkg-config, libasound2-dev (cpal's ALSA backend)
+#   build:  pkg-config, libasound2-dev (cpal's ALSA backend); cmake, g++, libclang-dev
+#           (rusty_link builds Ableton's Link library, C++, and its bindings with bindgen)
 #   tests:  liblo-tools (oscdump/oscsend, an OSC peer we did not write), alsa-utils (arecord),
 #           dbus, mpv, mpv-mpris (a real MPRIS player on a private session bus),
 #           pulseaudio, libasound2-plugins (a real sound server, captured through ALSA),
@@ -10,7 +11,7 @@
 #           dbus-user-session (the user manager on a session bus, where vj-status and vj-console
 #           ask it over D-Bus; without one they fall back to systemctl)
 set -eu
-want="pkg-config libasound2-dev"
+want="pkg-config libasound2-dev cmake g++ libclang-dev"
 if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins python3-requests python3-websockets python3-zeroconf tmux dbus-user-session"; fi
 missing=""
 for p in $want; do

@@ -68,7 +68,7 @@ pub enum LinkMode {
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
     pub mode: LinkMode,
-    /// Beats per Link quantum: beat 0 of each is a downbeat (usually `beats_per_bar`).
+    /// Beats per Link quantum: beat 0 of each is a downbeat; 0 = `beats_per_bar`.
     pub quantum: f64,
 }
 
@@ -106,6 +106,17 @@ impl Default for AudioConfig {
     }
 }
 
+impl AudioConfig {
+    /// Beats per Link quantum: `audio.link.quantum`, or (0) `beats_per_bar`.
+    pub fn link_quantum(&self) -> f64 {
+        if self.link.quantum == 0.0 {
+            self.beats_per_bar as f64
+        } else {
+            self.link.quantum
+        }
+    }
+}
+
 impl Section for AudioConfig {
     fn validate(&self) -> Result<(), String> {
         if !(30.0..=300.0).contains(&self.bpm_min)
@@ -135,17 +146,17 @@ impl Section for AudioConfig {
                 self.latency_ms
             ));
         }
-        if self.link.mode != LinkMode::Off {
-            // The keys are the contract's (SPEC section 8); the Link peer is not built yet.
+        if self.link.mode != LinkMode::Off && !super::link::BUILT {
             return Err(format!(
-                "audio.link.mode {:?}: this vj-audio has no Ableton Link support yet; use \"off\"",
-                self.link.mode
+                "audio.link.mode {:?}: this vj-audio was built without Ableton Link (cargo \
+                 feature `link`); use \"off\" or a build with it",
+                super::link::mode_name(self.link.mode)
             ));
         }
-        if !(1.0..=16.0).contains(&self.link.quantum) {
+        let q = self.link.quantum;
+        if q != 0.0 && !(1.0..=16.0).contains(&q) {
             return Err(format!(
-                "audio.link.quantum must be 1..=16 beats, not {}",
-                self.link.quantum
+                "audio.link.quantum must be 1..=16 beats (or 0: beats_per_bar), not {q}"
             ));
         }
         if !(0.0..=0.99).contains(&self.smoothing) {
@@ -219,10 +230,37 @@ mod tests {
         let c = AudioConfig {
             link: LinkConfig {
                 mode: LinkMode::Follow,
-                quantum: 4.0,
+                quantum: 0.5,
             },
             ..AudioConfig::default()
         };
-        assert!(c.validate().unwrap_err().contains("audio.link.mode"));
+        assert!(c.validate().unwrap_err().contains("audio.link.quantum"));
+    }
+
+    #[test]
+    fn link_keys_are_checked_and_the_quantum_defaults_to_the_bar() {
+        let read = |text: &str| {
+            let mut t = crate::config::defaults();
+            crate::config::merge_section(&mut t, "audio", text.parse().unwrap())
+                .map_err(|e| e.to_string())?;
+            crate::config::section::<AudioConfig>(&t, "audio", "test").map_err(|e| e.to_string())
+        };
+        let c = read("beats_per_bar = 3\nlink = { mode = 'follow' }").unwrap();
+        assert_eq!(c.link.mode, LinkMode::Follow);
+        assert_eq!(c.link_quantum(), 3.0);
+        let c = read("link = { mode = 'publish', quantum = 8 }").unwrap();
+        assert_eq!(c.link_quantum(), 8.0);
+        for (bad, key) in [
+            ("link = { mode = 'lead' }", "audio.link.mode"),
+            ("link = { mode = 1 }", "audio.link.mode"),
+            ("link = { quantum = 0.5 }", "audio.link.quantum"),
+            ("link = { quantum = -4 }", "audio.link.quantum"),
+            ("link = { quantum = 17.5 }", "audio.link.quantum"),
+            ("link = { quantum = 'bar' }", "audio.link.quantum"),
+            ("link = { quantum = nan }", "audio.link.quantum"),
+        ] {
+            let err = read(bad).unwrap_err();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
     }
 }

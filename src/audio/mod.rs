@@ -16,6 +16,7 @@ pub mod drums;
 pub mod eval;
 #[cfg(target_os = "linux")]
 pub mod library_log;
+pub mod link;
 pub mod meter;
 pub mod offline;
 pub mod onset;

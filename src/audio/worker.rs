@@ -15,6 +15,7 @@ use super::analyzer::{AnalysisSettings, Analyzer};
 use super::capture::{self, CaptureError, RING_SAMPLES};
 use super::config::{AudioConfig, AudioSource};
 use super::decimate::{self, Decimator};
+use super::link::{Link, LinkReport};
 use super::{synth, HOP};
 use crate::bus::Outcome;
 use crate::osc::OscOut;
@@ -110,6 +111,9 @@ impl StreamClock {
     }
 }
 
+/// What the status line says of Link: mode, peers, the session's whole BPM.
+type LinkShown = (String, u64, i64);
+
 /// Where the audio comes from, as `get_state` reports it.
 #[derive(Debug, Clone, Default, Serialize)]
 struct Live {
@@ -128,6 +132,8 @@ struct Live {
     /// The last beat's place: beat in bar, bar in phrase, phrases since lock.
     count: [i32; 3],
     downbeat_confidence: f32,
+    /// Ableton Link: mode, peers, the session's tempo.
+    link: LinkReport,
     reopen_attempts: u64,
     last_error: Option<String>,
 }
@@ -181,12 +187,14 @@ struct Analysis {
     msgs: Vec<OscMessage>,
     /// Frames counted for the fps figure, and since when.
     window: (u64, Instant),
-    /// What the status line last said: source label, rate, tempo and where it came from; and
-    /// for how many seconds running the rate or tempo has been off it.
-    shown: Option<(String, f32, f32, super::TempoSource)>,
+    /// What the status line last said: source label, rate, tempo and where it came from, Link
+    /// mode, peers and whole BPM; and for how many seconds running the rate or tempo has been off it.
+    shown: Option<(String, f32, f32, super::TempoSource, LinkShown)>,
     rate_off: u32,
     requests: std::sync::mpsc::Receiver<Request>,
     clock: StreamClock,
+    /// The Ableton Link peer (none with `audio.link.mode = "off"`).
+    link: Link,
 }
 
 impl Analysis {
@@ -208,6 +216,8 @@ impl Analysis {
         }
         let new = self.config_rx.borrow_and_update().clone();
         let reopen = new.source != self.config.source || new.device != self.config.device;
+        self.link.apply(&new);
+        self.shared.live().link = self.link.report();
         self.config = new;
         Some(reopen)
     }
@@ -233,6 +243,13 @@ impl Analysis {
         let now = Instant::now();
         self.clock
             .seen(frame.time, heard.unwrap_or(now), heard.is_some());
+        // The session, read (and in publish mode written) once per hop; following, its
+        // timeline places the beats of the hops to come.
+        let clock = self.clock;
+        let timeline = self
+            .link
+            .hop(&frame, analyzer.tempo_source(), |t| clock.wall(t));
+        analyzer.follow(timeline);
         frame.osc_messages(analyzer.settings(), &mut self.msgs);
         let mut send_at = heard.unwrap_or(now);
         if frame.beat {
@@ -261,8 +278,11 @@ impl Analysis {
             *count = 0;
             *since = Instant::now();
             let source = analyzer.tempo_source();
+            let link = self.link.report();
+            let link_shown = (link.mode.clone(), link.peers, link.tempo.round() as i64);
             {
                 let mut live = self.shared.live();
+                live.link = link.clone();
                 live.fps = fps;
                 live.bpm = frame.bpm;
                 live.bpm_confidence = frame.bpm_confidence;
@@ -274,24 +294,30 @@ impl Analysis {
             // source does, or when the rate has been 10 % off or the tempo 2 BPM off for 3 s.
             let shown = self.status.get();
             let fresh = shown.health != Health::Ok
-                || self.shown.as_ref().is_none_or(|(l, _, b, s)| {
-                    l != label || *s != source || (*b > 0.0) != (frame.bpm > 0.0)
+                || self.shown.as_ref().is_none_or(|(l, _, b, s, k)| {
+                    l != label
+                        || *s != source
+                        || (*b > 0.0) != (frame.bpm > 0.0)
+                        || *k != link_shown
                 });
-            let off = self.shown.as_ref().is_some_and(|(_, f, b, _)| {
+            let off = self.shown.as_ref().is_some_and(|(_, f, b, _, _)| {
                 (f - fps).abs() >= 0.1 * f || (b - frame.bpm).abs() >= 2.0
             });
             self.rate_off = if off { self.rate_off + 1 } else { 0 };
             if fresh || self.rate_off >= 3 {
-                let tempo = if frame.bpm > 0.0 {
+                let mut tempo = if frame.bpm > 0.0 {
                     format!(", {:.0} BPM ({})", frame.bpm, tempo_source_name(source))
                 } else {
                     String::new()
                 };
+                if let Some(l) = link.summary() {
+                    tempo = format!("{tempo}, {l}");
+                }
                 self.status.set(
                     Health::Ok,
                     format!("analyzing {label} at {fps:.0} fps{tempo}"),
                 );
-                self.shown = Some((label.to_string(), fps, frame.bpm, source));
+                self.shown = Some((label.to_string(), fps, frame.bpm, source, link_shown));
                 self.rate_off = 0;
             }
         }
@@ -466,6 +492,8 @@ impl Analysis {
     /// The whole thread: run the configured source, reopen on loss, until stopped.
     fn run(mut self) {
         *lock(&self.shared.thread) = Some(std::thread::current());
+        self.link.apply(&self.config);
+        self.shared.live().link = self.link.report();
         let mut backoff = REOPEN;
         loop {
             self.clock = StreamClock::new();
@@ -711,6 +739,7 @@ impl Worker for AudioAnalyzer {
             rate_off: 0,
             requests: requests_rx,
             clock: StreamClock::new(),
+            link: Link::default(),
         };
         Ok((AudioAnalyzer { analysis }, AudioHandle { shared, requests }))
     }

@@ -31,7 +31,8 @@ pub fn available() -> bool {
 pub struct Lan {
     tag: String,
     pub hosts: Vec<String>,
-    switch: String,
+    /// The bridge's namespace (none for a host on its own).
+    switch: Option<String>,
 }
 
 impl Lan {
@@ -42,7 +43,7 @@ impl Lan {
         let mut lan = Lan {
             tag: tag.clone(),
             hosts: Vec::new(),
-            switch: switch.clone(),
+            switch: Some(switch.clone()),
         };
         ip_ok(&["netns", "add", &switch]);
         let sw = |args: &[&str]| {
@@ -91,6 +92,25 @@ impl Lan {
         lan
     }
 
+    /// One host with loopback only (no veth, no way out at all), multicast enabled on `lo`
+    /// with the 224.0.0.0/4 route through it: peers that find each other by multicast, run in
+    /// this one namespace, meet over loopback.
+    pub fn loopback_only() -> Lan {
+        let n = NETS.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}{}", std::process::id() % 100_000, n);
+        let ns = format!("vjh{tag}x0");
+        ip_ok(&["netns", "add", &ns]);
+        let lan = Lan {
+            tag,
+            hosts: vec![ns.clone()],
+            switch: None,
+        };
+        ip_ok(&["-n", &ns, "link", "set", "lo", "multicast", "on"]);
+        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", "lo"]);
+        lan
+    }
+
     /// The address of host `i`.
     pub fn addr(&self, i: usize) -> String {
         format!("10.77.0.{}", i + 1)
@@ -112,7 +132,7 @@ impl Lan {
 
 impl Drop for Lan {
     fn drop(&mut self) {
-        for ns in self.hosts.iter().chain([&self.switch]) {
+        for ns in self.hosts.iter().chain(self.switch.as_ref()) {
             let _ = ip(&["netns", "del", ns]);
         }
     }
