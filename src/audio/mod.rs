@@ -21,6 +21,7 @@ pub mod meter;
 pub mod offline;
 pub mod onset;
 pub mod pitch;
+mod setup;
 pub mod spectrum;
 pub mod structure;
 pub mod synth;

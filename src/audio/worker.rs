@@ -16,6 +16,7 @@ use super::capture::{self, CaptureError, RING_SAMPLES};
 use super::config::{AudioConfig, AudioSource};
 use super::decimate::{self, Decimator};
 use super::link::{Link, LinkReport};
+use super::setup::SoundSetup;
 use super::{synth, HOP};
 use crate::bus::Outcome;
 use crate::osc::OscOut;
@@ -366,6 +367,7 @@ impl Analysis {
     fn run_generated(&mut self, samples: &[f32], rate: u32, label: &str, probe: bool) -> Ended {
         let (samples, rate) = Decimator::all(samples, rate);
         let mut probed = Instant::now();
+        let mut setup = SoundSetup::now();
         let mut analyzer = Analyzer::new(AnalysisSettings::from_config(&self.config, rate));
         let hop_time = Duration::from_secs_f64(HOP as f64 / rate as f64);
         let mut next = Instant::now();
@@ -383,9 +385,15 @@ impl Analysis {
             }
             if probe && probed.elapsed() > Duration::from_secs(30) {
                 probed = Instant::now();
-                if capture::list_devices().is_ok_and(|d| !d.is_empty()) {
-                    info!("a capture device appeared: leaving the demo loop");
-                    return Ended::Reconfigure;
+                // ALSA is asked again only when the sound setup changed: a scan opens every
+                // plugin, and some print their complaints to the journal at each one.
+                let now = SoundSetup::now();
+                if now.is_none() || now != setup {
+                    setup = now;
+                    if capture::list_devices().is_ok_and(|d| !d.is_empty()) {
+                        info!("a capture device appeared: leaving the demo loop");
+                        return Ended::Reconfigure;
+                    }
                 }
             }
             for b in buf.iter_mut() {
