@@ -226,14 +226,20 @@ async def stream():
             if isinstance(m, bytes):
                 got.append(m.hex())
         await ws.send(json.dumps({"COMMAND": "IGNORE", "DATA": "/audio/bpm"}))
-        await asyncio.sleep(0.3)
+        # What was already sent or queued here when IGNORE arrived is read first (0.5 s)…
+        end = time.time() + 0.5
+        while time.time() < end:
+            try:
+                await asyncio.wait_for(ws.recv(), timeout=max(0.01, end - time.time()))
+            except asyncio.TimeoutError:
+                break
+        # …then nothing more may come.
         end = time.time() + 1
         while time.time() < end:
             try:
                 m = await asyncio.wait_for(ws.recv(), timeout=max(0.01, end - time.time()))
             except asyncio.TimeoutError:
                 break
-            # Datagrams already on the wire when IGNORE arrived are counted on the first pass.
             after += 1
     return got, after
 got, after = asyncio.run(stream())
