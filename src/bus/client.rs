@@ -44,6 +44,24 @@ pub struct Client {
     pub timeout: Duration,
 }
 
+/// One command on a connection of its own, the whole exchange (connecting included) within
+/// `within`.
+pub async fn ask(
+    path: &Path,
+    cmd: &str,
+    args: Map<String, Value>,
+    within: Duration,
+) -> Result<Ack, ClientError> {
+    let once = async {
+        let mut c = Client::connect(path).await?;
+        c.timeout = within;
+        c.request(cmd, args).await
+    };
+    tokio::time::timeout(within, once)
+        .await
+        .unwrap_or(Err(ClientError::Timeout(within)))
+}
+
 impl Client {
     pub async fn connect(path: &Path) -> Result<Client, ClientError> {
         let stream = UnixStream::connect(path)

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::telemetry::OscMsg;
-use crate::bus::client::Client;
+use crate::bus::client::{self, Client, ClientError};
 use crate::config;
 use crate::registry::{WorkerInfo, OSC_DEBUGGER};
 use crate::status::supervisor::{self, Action, Supervisor};
@@ -193,21 +193,16 @@ async fn command(
     args: Map<String, Value>,
 ) -> (String, bool) {
     let socket = config::socket_path(bus_dir, w.bus_name);
-    let ask = async {
-        let mut client = Client::connect(&socket).await?;
-        client.timeout = COMMAND_TIMEOUT;
-        client.request(cmd, args).await
-    };
-    match tokio::time::timeout(COMMAND_TIMEOUT, ask).await {
-        Err(_) => (
+    match client::ask(&socket, cmd, args, COMMAND_TIMEOUT).await {
+        Err(ClientError::Timeout(_)) => (
             format!(
                 "{}: no reply to {cmd} within {COMMAND_TIMEOUT:?}",
                 w.bus_name
             ),
             false,
         ),
-        Ok(Err(e)) => (format!("{}: {cmd}: {e}", w.bus_name), false),
-        Ok(Ok(ack)) if ack.success => {
+        Err(e) => (format!("{}: {cmd}: {e}", w.bus_name), false),
+        Ok(ack) if ack.success => {
             let mut data = ack.data.to_string();
             if data == "null" || data == "{}" {
                 data.clear();
@@ -221,7 +216,7 @@ async fn command(
                 true,
             )
         }
-        Ok(Ok(ack)) => {
+        Ok(ack) => {
             let message = ack.message.unwrap_or_default();
             if message.starts_with("Unknown command") {
                 (
@@ -389,28 +384,17 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
 
 /// The capture's last lyric messages (the current song's reset and lines), oldest first.
 async fn lyrics_history(socket: &Path) -> Option<Update> {
-    let ask = async {
-        let mut client = Client::connect(socket).await.ok()?;
-        let args = json!({ "prefix": LYRICS_PREFIX, "count": LYRICS_HISTORY });
-        let reply = client
-            .request(
-                "get_messages",
-                args.as_object().cloned().unwrap_or_default(),
-            )
-            .await
-            .ok()?;
-        let messages: Vec<OscMsg> =
-            serde_json::from_value(reply.data.get("messages")?.clone()).ok()?;
-        Some(Update::Osc {
-            messages,
-            missed: 0,
-            malformed: 0,
-        })
-    };
-    tokio::time::timeout(COMMAND_TIMEOUT, ask)
+    let args = json!({ "prefix": LYRICS_PREFIX, "count": LYRICS_HISTORY });
+    let args = args.as_object().cloned().unwrap_or_default();
+    let mut reply = client::ask(socket, "get_messages", args, COMMAND_TIMEOUT)
         .await
-        .ok()
-        .flatten()
+        .ok()?;
+    let messages = serde_json::from_value(reply.data.get_mut("messages")?.take()).ok()?;
+    Some(Update::Osc {
+        messages,
+        missed: 0,
+        malformed: 0,
+    })
 }
 
 async fn subscribe(socket: &Path, since: Option<u64>) -> Result<(Client, Value), String> {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::Map;
 
-use crate::bus::client::Client;
+use crate::bus::client;
 use crate::config::{self, BusConfig};
 use crate::registry::OSC_DEBUGGER;
 
@@ -130,15 +130,15 @@ fn snapshot(bus_dir: std::path::PathBuf) -> ExitCode {
     app.workers.report = Some(report);
     if running {
         let socket = config::socket_path(&bus_dir, OSC_DEBUGGER.bus_name);
-        let stats = rt.block_on(async {
-            let mut c = Client::connect(&socket).await.map_err(|e| e.to_string())?;
-            c.timeout = Duration::from_secs(3);
-            let ack = c
-                .request("get_stats", Map::new())
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(ack.data)
-        });
+        let stats = rt
+            .block_on(client::ask(
+                &socket,
+                "get_stats",
+                Map::new(),
+                Duration::from_secs(3),
+            ))
+            .map(|ack| ack.data)
+            .map_err(|e| e.to_string());
         match stats {
             Ok(s) => {
                 app.no_telemetry = None;

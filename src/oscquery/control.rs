@@ -22,7 +22,7 @@ use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
 
 use super::config::{Cidr, ControlOscConfig};
-use crate::bus::client::Client;
+use crate::bus::client;
 use crate::bus::command::POSITIONAL;
 use crate::worker::lock;
 
@@ -173,13 +173,7 @@ async fn forward(
     args: Map<String, Value>,
 ) -> (bool, String, Value) {
     let path = crate::config::socket_path(bus_dir, bus);
-    let result = async {
-        let mut c = Client::connect(&path).await?;
-        c.timeout = Duration::from_secs(5);
-        c.request(cmd, args).await
-    }
-    .await;
-    match result {
+    match client::ask(&path, cmd, args, Duration::from_secs(5)).await {
         Ok(ack) => (ack.success, ack.message.unwrap_or_default(), ack.data),
         Err(e) => (false, e.to_string(), Value::Null),
     }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use rosc::OscMessage;
 use serde_json::{json, Map, Value};
 
+use crate::lyrics::moods::MOODS;
+
 /// OSCQuery `ACCESS`: 1 = the value can be read (the suite sends it; nobody sets it here).
 pub const READ_ONLY: u8 = 1;
 
@@ -56,22 +58,6 @@ fn addr(path: &str, types: &str, ranges: &[Range], description: &str) -> Address
         description: description.to_string(),
     }
 }
-
-/// The moods of `/karaoke/categories/<mood>`.
-pub const MOODS: [&str; 12] = [
-    "dark",
-    "happy",
-    "sad",
-    "energetic",
-    "calm",
-    "love",
-    "death",
-    "romantic",
-    "aggressive",
-    "peaceful",
-    "nostalgic",
-    "uplifting",
-];
 
 /// SPEC.md section 4, address by address.
 pub fn spec_addresses() -> Vec<Address> {

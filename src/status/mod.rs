@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Map;
 
 use self::systemd::UserManager;
-use crate::bus::client::Client;
+use crate::bus::client;
 use crate::registry::WORKERS;
 use crate::worker::Health;
 
@@ -186,22 +186,14 @@ pub struct HealthReply {
 
 /// Asks a running worker for `health`.
 pub async fn probe(socket: &Path) -> Result<HealthReply, String> {
-    let ask = async {
-        let mut client = Client::connect(socket).await.map_err(|e| e.to_string())?;
-        client.timeout = PROBE_TIMEOUT;
-        let ack = client
-            .request("health", Map::new())
-            .await
-            .map_err(|e| e.to_string())?;
-        if !ack.success {
-            return Err(ack.message.unwrap_or_else(|| "health failed".into()));
-        }
-        serde_json::from_value(ack.data)
-            .map_err(|e| format!("a health reply vj-status cannot read: {e}"))
-    };
-    tokio::time::timeout(PROBE_TIMEOUT, ask)
+    let ack = client::ask(socket, "health", Map::new(), PROBE_TIMEOUT)
         .await
-        .unwrap_or_else(|_| Err(format!("no reply within {PROBE_TIMEOUT:?}")))
+        .map_err(|e| e.to_string())?;
+    if !ack.success {
+        return Err(ack.message.unwrap_or_else(|| "health failed".into()));
+    }
+    serde_json::from_value(ack.data)
+        .map_err(|e| format!("a health reply vj-status cannot read: {e}"))
 }
 
 fn row_from_health(row: &mut Row, health: Result<HealthReply, String>) {
