@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netns::{self, Lan};
+use common::netns::Lan;
 use serde_json::{json, Value};
 use vj::bus::client::Client;
 
@@ -28,14 +28,6 @@ const OSC_PORT: u16 = 9100;
 /// Link's discovery port (its multicast group 224.76.78.75 and every peer's receive socket).
 const LINK_PORT: u16 = 20808;
 const DEMO_BPM: f64 = 124.0;
-
-fn skip() -> bool {
-    if netns::available() {
-        return false;
-    }
-    eprintln!("skipped: building network namespaces needs root and `ip netns`");
-    true
-}
 
 /// examples/link_peer, which `cargo test` builds beside the test binaries.
 fn peer_binary() -> PathBuf {
@@ -197,10 +189,8 @@ fn spread(xs: &[f64], within: f64) -> (f64, f64, f64) {
 }
 
 #[tokio::test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 async fn follow_takes_tempo_beats_and_bars_from_the_session_and_falls_back_when_it_empties() {
-    if skip() {
-        return;
-    }
     let lan = Lan::loopback_only();
     let audio = Audio::start(&lan, "mode = \"follow\"");
     let mut c = audio.client().await;
@@ -285,10 +275,8 @@ async fn follow_takes_tempo_beats_and_bars_from_the_session_and_falls_back_when_
 }
 
 #[tokio::test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 async fn publish_puts_the_tracked_tempo_and_downbeat_into_the_session() {
-    if skip() {
-        return;
-    }
     let lan = Lan::loopback_only();
     let audio = Audio::start(&lan, "mode = \"publish\"");
     let mut c = audio.client().await;
@@ -347,10 +335,8 @@ async fn publish_puts_the_tracked_tempo_and_downbeat_into_the_session() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 async fn with_link_off_no_link_socket_is_opened_and_set_config_turns_it_on_and_off() {
-    if skip() {
-        return;
-    }
     let lan = Lan::loopback_only();
     let audio = Audio::start(&lan, "mode = \"off\"");
     let mut c = audio.client().await;
@@ -397,13 +383,11 @@ async fn with_link_off_no_link_socket_is_opened_and_set_config_turns_it_on_and_o
 }
 
 #[test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 fn the_sandboxed_unit_lets_link_find_a_peer() {
     // vj-audio.service as installed (its RestrictAddressFamilies= and the rest of its
     // sandbox), under a real user manager inside the namespace: Link finds its interfaces
     // (getifaddrs goes through a netlink socket) and the peer.
-    if skip() {
-        return;
-    }
     let lan = Lan::loopback_only();
     let m = common::UserManager::start_bare(Some(&lan.hosts[0]));
     m.install();

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::netns::{self, Lan};
+use common::netns::Lan;
 use common::{request, wait_until, UserManager};
 use serde_json::{json, Value};
 
@@ -109,14 +109,6 @@ fn finish(child: Child) -> Value {
     serde_json::from_str(stdout.lines().last().unwrap_or("null")).unwrap()
 }
 
-fn skip() -> bool {
-    if netns::available() {
-        return false;
-    }
-    eprintln!("skipped: building network namespaces needs root and `ip netns`");
-    true
-}
-
 const RECEIVER: &str = r#"
 import json, socket, sys, time
 group, port, iface, secs = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
@@ -135,10 +127,8 @@ print(json.dumps(got))
 "#;
 
 #[test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 fn two_receivers_get_the_same_multicast_stream() {
-    if skip() {
-        return;
-    }
     let lan = Lan::new(3);
     let m = suite(&lan);
     let port = GROUP_PORT.to_string();
@@ -247,10 +237,8 @@ print(json.dumps({"types": types, "host_info": info, "bpm": bpm, "missing": miss
 "#;
 
 #[test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 fn an_oscquery_client_reads_the_namespace_and_listens_to_the_tempo() {
-    if skip() {
-        return;
-    }
     let lan = Lan::new(2);
     let _m = suite(&lan);
     let base = format!("http://{}:9010", lan.addr(0));
@@ -327,10 +315,8 @@ print(json.dumps(found))
 "#;
 
 #[test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 fn an_mdns_browser_on_another_host_finds_both_services() {
-    if skip() {
-        return;
-    }
     let lan = Lan::new(2);
     let m = suite(&lan);
     let found = python(&lan, 1, BROWSER, &["15"]);
@@ -377,10 +363,8 @@ except socket.timeout:
 "#;
 
 #[test]
+#[cfg_attr(not(vj_root), ignore = "needs root, to build network namespaces")]
 fn control_over_osc_is_accepted_from_the_allowed_host_only() {
-    if skip() {
-        return;
-    }
     let lan = Lan::new(3);
     let m = suite(&lan);
     let a = lan.addr(0);

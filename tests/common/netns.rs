@@ -21,11 +21,6 @@ fn ip_ok(args: &[&str]) {
     );
 }
 
-/// Can this test build namespaces? (root, and `ip netns` works)
-pub fn available() -> bool {
-    rustix::process::geteuid().is_root() && ip(&["netns", "list"]).status.success()
-}
-
 /// Hosts on one switch. `hosts[i]` is namespace `name(i)` with address `10.77.0.{i+1}` on
 /// its `eth0`.
 pub struct Lan {
