@@ -113,7 +113,8 @@ fn stages(c: &mut Criterion) {
     g.bench_function("tempo tracker (per hop)", |b| {
         b.iter(|| {
             k = k.wrapping_add(1);
-            tempo.process(if k % 43 == 0 { 1.0 } else { 0.1 }, false);
+            let onset = if k % 43 == 0 { 1.0 } else { 0.1 };
+            tempo.process(onset, if k % 86 == 43 { 1.0 } else { 0.05 }, false);
         })
     });
     g.bench_function("beat tracker (per hop)", |b| {

@@ -1,6 +1,9 @@
 //! Tempo: autocorrelation of the last seconds of onset strength, read through a comb of the
 //! first four multiples of each candidate beat period, weighted by a tempo prior, smoothed in
-//! time. The comb and the prior settle half/double-tempo choices the way dance music needs.
+//! time. The comb and the prior settle half/double-tempo choices the way dance music needs,
+//! and two readings of the rhythm settle the ones they cannot: a beat is subdivided (something
+//! plays halfway between beats, unless it is the 8th of a swung beat), and the snares mark
+//! every other beat.
 //! Through a breakdown (a gap in the drums, as the beat tracker sees it) the tempo holds.
 
 use super::acf::Autocorrelation;
@@ -17,6 +20,11 @@ const OCTAVE_TOLERANCE: f32 = 0.04;
 const OCTAVE_HYSTERESIS: f32 = 0.9;
 /// A candidate at 3/2 the best one's tempo that scores within this share of it is a tie.
 const TRIPLE_TIE: f32 = 0.95;
+/// A candidate whose half period correlates below this plays nothing between its beats.
+const EMPTY_HALF: f32 = 0.1;
+/// How much more clearly the snares mark every other beat at double the tempo than at the
+/// tempo for double to win.
+const BACKBEAT_MARGIN: f32 = 0.05;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TempoSettings {
@@ -60,8 +68,9 @@ pub struct TempoTracker {
     hold: TempoHold,
     fps: f32,
     settings: TempoSettings,
-    /// Onset strength ring, `len` frames.
+    /// Onset strength ring, `len` frames, and the mids' flux (snares) beside it.
     ring: Vec<f32>,
+    mids: Vec<f32>,
     pos: usize,
     filled: usize,
     /// Hops since the start or the last gap in the drums.
@@ -70,6 +79,8 @@ pub struct TempoTracker {
     /// Scratch: the history in order, and detrended.
     linear: Vec<f32>,
     detrended: Vec<f32>,
+    /// Scratch: the mids in order, less their mean.
+    mids_linear: Vec<f32>,
     autocorrelation: Autocorrelation,
     acf: Vec<f32>,
     /// Candidate periods (frames), their prior, and the time-smoothed comb score.
@@ -108,12 +119,14 @@ impl TempoTracker {
             fps: frames_per_sec,
             settings,
             ring: vec![0.0; len],
+            mids: vec![0.0; len],
             pos: 0,
             filled: 0,
             since_gap: 0,
             frame: 0,
             linear: vec![0.0; len],
             detrended: vec![0.0; len],
+            mids_linear: vec![0.0; len],
             autocorrelation: Autocorrelation::new(len, max_lag + 1),
             acf: vec![0.0; max_lag + 1],
             smoothed: vec![0.0; periods.len()],
@@ -136,12 +149,13 @@ impl TempoTracker {
         self.settings
     }
 
-    /// Adds one hop's onset strength; re-estimates every few hops. In a `gap` in the drums
+    /// Adds one hop's onset strength (all of it, and the mids'); re-estimates every few hops. In a `gap` in the drums
     /// (a breakdown, as the beat tracker sees it) the tempo holds: the hop counts as silence,
     /// and estimates resume once the drums have been back long enough to measure.
-    pub fn process(&mut self, onset: f32, gap: bool) {
+    pub fn process(&mut self, onset: f32, mid: f32, gap: bool) {
         let len = self.ring.len();
         self.ring[self.pos] = if gap { 0.0 } else { onset };
+        self.mids[self.pos] = if gap { 0.0 } else { mid };
         self.pos = (self.pos + 1) % len;
         self.filled = (self.filled + 1).min(len);
         self.since_gap = if gap { 0 } else { self.since_gap + 1 };
@@ -189,6 +203,11 @@ impl TempoTracker {
         let first = (len - start).min(n);
         self.linear[..first].copy_from_slice(&self.ring[start..start + first]);
         self.linear[first..n].copy_from_slice(&self.ring[..n - first]);
+        self.mids_linear[..first].copy_from_slice(&self.mids[start..start + first]);
+        self.mids_linear[first..n].copy_from_slice(&self.mids[..n - first]);
+        let mids = &mut self.mids_linear[..n];
+        let mean = mids.iter().sum::<f32>() / n as f32;
+        mids.iter_mut().for_each(|v| *v -= mean);
         let history = &self.linear[..n];
         let x = &mut self.detrended[..n];
         // Keep what rises above the local mean (a centred 0.2 s window), then remove the mean.
@@ -277,7 +296,10 @@ impl TempoTracker {
                 }
                 bj
             }
-            _ => self.hold_octave(self.prefer_regular_half(argmax(&self.smoothed), at), best),
+            _ => self.prefer_rhythm(
+                self.hold_octave(self.prefer_regular_half(argmax(&self.smoothed), at), best),
+                at,
+            ),
         };
         // Parabolic refinement between neighbouring candidates.
         let mut p = self.periods[bj];
@@ -328,6 +350,43 @@ impl TempoTracker {
         } else {
             bj
         }
+    }
+
+    /// The candidate an octave from `bj` when the rhythm says so (after the octave hold: these
+    /// readings of the last 8 s are steadier than the comb's scores):
+    /// - above the prior's centre, nothing plays halfway between its beats: they are the 8th
+    ///   notes of a swung beat at half the tempo (swung hip-hop read at double tempo), since a
+    ///   real beat that fast is subdivided by hats, ghost notes or bass, and a swung 8th falls
+    ///   late, not halfway (below it, a kick drum alone is a beat, as in a techno intro);
+    /// - the snares, which mark beats 2 and 4, repeat every beat and not every other one, and
+    ///   the beat at double the tempo is subdivided too: the tempo is double (drum & bass read
+    ///   at half its tempo).
+    fn prefer_rhythm(&self, bj: usize, acf_at: impl Fn(f32) -> f32) -> usize {
+        if self.filled < self.ring.len() / 2 {
+            return bj;
+        }
+        let p = self.periods[bj];
+        let nearest = |q: f32| {
+            self.candidates_near(q, 0.03).min_by(|&a, &b| {
+                (self.periods[a] - q)
+                    .abs()
+                    .total_cmp(&(self.periods[b] - q).abs())
+            })
+        };
+        let mids = &self.mids_linear[..self.filled];
+        let backbeat = |p: f32| normalized_acf(mids, 2.0 * p) - normalized_acf(mids, p);
+        if acf_at(0.25 * p) >= EMPTY_HALF && backbeat(0.5 * p) > backbeat(p) + BACKBEAT_MARGIN {
+            if let Some(aj) = nearest(0.5 * p) {
+                return aj;
+            }
+        }
+        let fast = 60.0 * self.fps / p > self.settings.prior_bpm;
+        if fast && acf_at(0.5 * p) < EMPTY_HALF {
+            if let Some(aj) = nearest(2.0 * p) {
+                return aj;
+            }
+        }
+        bj
     }
 
     /// The candidates within `tolerance` (a fraction) of `period`: read off the fixed step, not
@@ -384,6 +443,18 @@ impl TempoTracker {
     }
 }
 
+/// Autocorrelation of a zero-mean series at a fractional lag, against its energy.
+fn normalized_acf(x: &[f32], lag: f32) -> f32 {
+    let i = lag as usize;
+    let energy: f32 = x.iter().map(|v| v * v).sum();
+    if i + 1 >= x.len() || energy <= 1e-12 {
+        return 0.0;
+    }
+    let at = |l: usize| -> f32 { x[l..].iter().zip(x).map(|(a, b)| a * b).sum() };
+    let f = lag - i as f32;
+    ((1.0 - f) * at(i) + f * at(i + 1)) / energy
+}
+
 fn argmax(v: &[f32]) -> usize {
     v.iter()
         .enumerate()
@@ -422,7 +493,7 @@ mod tests {
             } else {
                 kick(i, drums)
             };
-            t.process(onset, gap);
+            t.process(onset, 0.0, gap);
             if i > secs(5.0) {
                 readings.push((i as f32 / FPS, t.bpm()));
             }
