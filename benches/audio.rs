@@ -243,9 +243,12 @@ fn link(c: &mut Criterion) {
             ours.hop(&frame, TempoSource::Audio, wall)
         })
     });
-    // Another peer (a second instance on the same loopback) leads the session at 128 BPM.
+    // Another peer (a second instance on the same loopback) leads a session at 128 BPM; a
+    // fresh follower joins it.
+    ours.apply(&config(LinkMode::Off));
     let leader = rusty_link::AblLink::new(128.0);
     leader.enable(true);
+    let mut ours = vj::audio::link::Link::default();
     ours.apply(&config(LinkMode::Follow));
     let seen = Instant::now();
     while ours.report().peers == 0 && seen.elapsed() < Duration::from_secs(10) {
@@ -253,8 +256,7 @@ fn link(c: &mut Criterion) {
         ours.hop(&frame, TempoSource::Audio, wall);
         std::thread::sleep(Duration::from_millis(10));
     }
-    let report = ours.report();
-    if report.peers == 0 {
+    if ours.report().peers == 0 {
         println!("audio link: the second peer was not seen in 10 s; follow not measured");
         return;
     }
@@ -265,8 +267,9 @@ fn link(c: &mut Criterion) {
         })
     });
     g.finish();
+    let timeline = ours.hop(&frame, TempoSource::Audio, wall);
     println!(
-        "audio link: {} peer(s), session at {:.1} BPM",
+        "audio link: following {} peer(s), session at {:.1} BPM, timeline {timeline:?}",
         ours.report().peers,
         ours.report().tempo
     );
