@@ -260,6 +260,17 @@ fn link(c: &mut Criterion) {
         println!("audio link: the second peer was not seen in 10 s; follow not measured");
         return;
     }
+    // Which session two meeting peers keep is Link's choice: the leader sets 128 in it now.
+    let mut state = rusty_link::SessionState::new();
+    leader.capture_app_session_state(&mut state);
+    state.set_tempo(128.0, leader.clock_micros());
+    leader.commit_app_session_state(&state);
+    let set = Instant::now();
+    while (ours.report().tempo - 128.0).abs() > 0.01 && set.elapsed() < Duration::from_secs(5) {
+        next(&mut frame);
+        ours.hop(&frame, TempoSource::Audio, wall);
+        std::thread::sleep(Duration::from_millis(10));
+    }
     g.bench_function("link follow, one other peer (per hop)", |b| {
         b.iter(|| {
             next(&mut frame);
