@@ -198,5 +198,182 @@ fn latency(_: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, per_hop, stages, latency);
+/// The Ableton Link peer's part of a hop, as the worker calls it after each analysed hop
+/// (`Link::hop`: Link's clock, `capture_app_session_state`, the peer count, the session's
+/// tempo and, by mode, the timeline's beat at the hop or the tempo and beat published).
+/// Enabled Link sends discovery multicast on every interface, so the instances live in a
+/// network namespace of this thread's own with loopback only (root needed); without one the
+/// bench says so and measures nothing.
+#[cfg(feature = "link")]
+fn link(c: &mut Criterion) {
+    use vj::audio::{AudioConfig, AudioFrame, LinkConfig, LinkMode, TempoSource};
+    let _netns = match netns::LoopbackOnly::enter() {
+        Ok(n) => n,
+        Err(e) => {
+            println!("audio link: not measured: {e}");
+            return;
+        }
+    };
+    let config = |mode| AudioConfig {
+        link: LinkConfig { mode, quantum: 0.0 },
+        ..AudioConfig::default()
+    };
+    let start = Instant::now();
+    let wall = |t: f64| Some(start + Duration::from_secs_f64(t));
+    // A frame every hop, a beat every 40 hops (124 BPM), a confident tempo.
+    let mut frame = AudioFrame {
+        bpm: 124.0,
+        bpm_confidence: 0.9,
+        ..AudioFrame::default()
+    };
+    let mut n = 0u64;
+    let mut next = |f: &mut AudioFrame| {
+        n += 1;
+        f.time = n as f64 * HOP as f64 / 44_100.0;
+        f.beat = n % 40 == 0;
+        f.beat_time = if f.beat { f.time } else { 0.0 };
+        f.count = [((n / 40) % 4 + 1) as i32, 1, 0];
+        f.phase[3] = 0.8;
+    };
+    let mut g = c.benchmark_group("audio link");
+    let mut ours = vj::audio::link::Link::default();
+    ours.apply(&config(LinkMode::Publish));
+    g.bench_function("link publish, alone in the session (per hop)", |b| {
+        b.iter(|| {
+            next(&mut frame);
+            ours.hop(&frame, TempoSource::Audio, wall)
+        })
+    });
+    // Another peer (a second instance on the same loopback) leads a session at 128 BPM; a
+    // fresh follower joins it.
+    ours.apply(&config(LinkMode::Off));
+    let leader = rusty_link::AblLink::new(128.0);
+    leader.enable(true);
+    let mut ours = vj::audio::link::Link::default();
+    ours.apply(&config(LinkMode::Follow));
+    let seen = Instant::now();
+    while ours.report().peers == 0 && seen.elapsed() < Duration::from_secs(10) {
+        next(&mut frame);
+        ours.hop(&frame, TempoSource::Audio, wall);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if ours.report().peers == 0 {
+        println!("audio link: the second peer was not seen in 10 s; follow not measured");
+        return;
+    }
+    // Which session two meeting peers keep is Link's choice: the leader sets 128 in it now.
+    let mut state = rusty_link::SessionState::new();
+    leader.capture_app_session_state(&mut state);
+    state.set_tempo(128.0, leader.clock_micros());
+    leader.commit_app_session_state(&state);
+    let set = Instant::now();
+    while (ours.report().tempo - 128.0).abs() > 0.01 && set.elapsed() < Duration::from_secs(5) {
+        next(&mut frame);
+        ours.hop(&frame, TempoSource::Audio, wall);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    g.bench_function("link follow, one other peer (per hop)", |b| {
+        b.iter(|| {
+            next(&mut frame);
+            ours.hop(&frame, TempoSource::Audio, wall)
+        })
+    });
+    g.finish();
+    let timeline = ours.hop(&frame, TempoSource::Audio, wall);
+    println!(
+        "audio link: following {} peer(s), session at {:.1} BPM, timeline {timeline:?}",
+        ours.report().peers,
+        ours.report().tempo
+    );
+    leader.enable(false);
+}
+
+#[cfg(not(feature = "link"))]
+fn link(_: &mut Criterion) {
+    println!("audio link: not measured: built without the `link` feature");
+}
+
+/// A network namespace of this thread's own with loopback only, as tests/common/netns.rs
+/// builds for the Link tests (multicast on `lo`, a route for 224.0.0.0/4), left again on
+/// drop. Threads and child processes started from this thread meanwhile are inside it.
+#[cfg(feature = "link")]
+mod netns {
+    use std::fs::File;
+    use std::os::fd::AsRawFd;
+    use std::process::Command;
+
+    pub struct LoopbackOnly {
+        home: File,
+    }
+
+    impl LoopbackOnly {
+        pub fn enter() -> Result<LoopbackOnly, String> {
+            let home = File::open("/proc/thread-self/ns/net")
+                .map_err(|e| format!("cannot open this thread's network namespace: {e}"))?;
+            // SAFETY: unshare takes no pointers; CLONE_NEWNET moves only this thread into a
+            // new network namespace, which holds nothing but a loopback device.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(format!(
+                    "cannot make a network namespace (needs root): {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            let ns = LoopbackOnly { home };
+            for args in [
+                &["link", "set", "lo", "multicast", "on"][..],
+                &["link", "set", "lo", "up"],
+                &["route", "add", "224.0.0.0/4", "dev", "lo"],
+            ] {
+                let out = Command::new("ip")
+                    .args(args)
+                    .output()
+                    .map_err(|e| format!("ip {args:?}: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "ip {args:?}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+            let names = interfaces();
+            if names != ["lo"] {
+                return Err(format!(
+                    "the namespace has interfaces {names:?}, not lo only"
+                ));
+            }
+            Ok(ns)
+        }
+    }
+
+    /// This thread's network interfaces.
+    fn interfaces() -> Vec<String> {
+        let mut names = Vec::new();
+        // SAFETY: if_nameindex returns an array ended by a zero entry (or null), each name a
+        // C string, all valid until if_freenameindex, which is called once on it.
+        unsafe {
+            let list = libc::if_nameindex();
+            if list.is_null() {
+                return names;
+            }
+            let mut p = list;
+            while (*p).if_index != 0 {
+                let name = std::ffi::CStr::from_ptr((*p).if_name);
+                names.push(name.to_string_lossy().into_owned());
+                p = p.add(1);
+            }
+            libc::if_freenameindex(list);
+        }
+        names
+    }
+
+    impl Drop for LoopbackOnly {
+        fn drop(&mut self) {
+            // SAFETY: `home` is an open namespace file; setns takes its descriptor only.
+            let back = unsafe { libc::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(back, 0, "back to the machine's network namespace");
+        }
+    }
+}
+
+criterion_group!(benches, per_hop, stages, latency, link);
 criterion_main!(benches);

@@ -43,13 +43,11 @@ impl Autocorrelation {
             x.len(),
             out.len()
         );
-        for (b, &v) in self
-            .buf
-            .iter_mut()
-            .zip(x.iter().chain(std::iter::repeat(&0.0)))
-        {
+        let (signal, pad) = self.buf.split_at_mut(x.len());
+        for (b, &v) in signal.iter_mut().zip(x) {
             *b = Complex32::new(v, 0.0);
         }
+        pad.fill(Complex32::default());
         self.forward
             .process_with_scratch(&mut self.buf, &mut self.scratch);
         for b in self.buf.iter_mut() {

@@ -59,12 +59,13 @@ impl Band {
     /// This hop's flux in the band, from the previous magnitudes.
     fn flux(&self, mags: &[f32], prev: &[f32]) -> f32 {
         let (lo, hi) = self.bins;
-        let mut sum = 0.0f32;
-        for (&m, &p) in mags[lo..hi].iter().zip(&prev[lo..hi]) {
-            let d = if self.power { m * m - p * p } else { m - p };
-            sum += d.max(0.0);
+        let bins = mags[lo..hi].iter().zip(&prev[lo..hi]);
+        // The kind of flux chosen once, not per bin.
+        if self.power {
+            bins.fold(0.0f32, |sum, (&m, &p)| sum + (m * m - p * p).max(0.0))
+        } else {
+            bins.fold(0.0f32, |sum, (&m, &p)| sum + (m - p).max(0.0))
         }
-        sum
     }
 
     fn process(&mut self, flux: f32) {

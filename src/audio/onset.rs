@@ -27,6 +27,8 @@ const DELAY_WINDOWS: f32 = 0.5;
 pub struct OnsetStrength {
     prev: Vec<f32>,
     cur: Vec<f32>,
+    /// Each bin's rise this hop (scratch).
+    rise: Vec<f32>,
     top: usize,
     low: usize,
     mid: usize,
@@ -48,6 +50,7 @@ impl OnsetStrength {
         OnsetStrength {
             prev: vec![0.0; n],
             cur: vec![0.0; n],
+            rise: vec![0.0; n],
             top: spectrum.hz_bin(MAX_HZ).min(n - 1),
             // Every bin up to LOW_HZ, at any rate: rounded to the nearest bin, 48 kHz stopped
             // at 117 Hz, where a kick's falling pitch arrives later, and its beats came out
@@ -81,14 +84,23 @@ impl OnsetStrength {
             }
             *p = m * m;
         }
-        // A 3-bin max filter on the previous frame ignores vibrato and slides.
+        // A 3-bin max filter on the previous frame ignores vibrato and slides. Every bin's
+        // rise first (a loop without bounds checks or a running sum, which vectorises), then
+        // each band's sum in bin order.
+        let top = self.top;
         let (prev, cur) = (&self.prev, &self.cur);
-        let rise = |bins: std::ops::Range<usize>| -> f32 {
-            bins.map(|k| (cur[k] - prev[k - 1].max(prev[k]).max(prev[k + 1])).max(0.0))
-                .sum()
-        };
-        let mid = rise(self.low..self.mid);
-        let flux = rise(1..self.low) + mid + rise(self.mid..self.top);
+        let bins = self.rise[1..top].iter_mut().zip(&cur[1..top]).zip(
+            prev[..top - 1]
+                .iter()
+                .zip(&prev[1..top])
+                .zip(&prev[2..=top]),
+        );
+        for ((r, &c), ((&below, &at), &above)) in bins {
+            *r = (c - below.max(at).max(above)).max(0.0);
+        }
+        let rise = |a: usize, b: usize| self.rise[a.min(b)..b].iter().copied().sum::<f32>();
+        let mid = rise(self.low, self.mid);
+        let flux = rise(1, self.low) + mid + rise(self.mid, top);
         std::mem::swap(&mut self.prev, &mut self.cur);
         self.raw = flux / self.top as f32;
         // Each against its own recent peak, so each vote is its share whatever the mix.

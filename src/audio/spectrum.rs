@@ -32,6 +32,8 @@ pub struct Spectrum {
     buf: Vec<Complex32>,
     scratch: Vec<Complex32>,
     magnitudes: Vec<f32>,
+    /// k as f32 for every bin k (the centroid's weights: converting each time costs more).
+    bin_numbers: Vec<f32>,
 }
 
 impl Spectrum {
@@ -54,6 +56,7 @@ impl Spectrum {
             buf: vec![Complex32::default(); len],
             scratch,
             magnitudes: vec![0.0; len / 2 + 1],
+            bin_numbers: (0..=len / 2).map(|k| k as f32).collect(),
         }
     }
 
@@ -113,8 +116,8 @@ impl Spectrum {
     /// Spectral centroid as a fraction of Nyquist (0..1).
     pub fn brightness(&self) -> f32 {
         let (mut num, mut den) = (0.0f32, 0.0f32);
-        for (k, &m) in self.magnitudes.iter().enumerate().skip(1) {
-            num += k as f32 * m;
+        for (&k, &m) in self.bin_numbers[1..].iter().zip(&self.magnitudes[1..]) {
+            num += k * m;
             den += m;
         }
         if den <= 1e-9 {
