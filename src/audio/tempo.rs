@@ -334,13 +334,7 @@ impl TempoTracker {
     /// eighth notes play. Drum & bass' kick on the "and" of 3 makes 2/3 of its tempo score
     /// like the tempo itself, and its half period falls between the hats.
     fn prefer_regular_half(&self, bj: usize, acf_at: impl Fn(f32) -> f32) -> usize {
-        let target = self.periods[bj] * 2.0 / 3.0;
-        let nearest = self.candidates_near(target, 0.03).min_by(|&a, &b| {
-            (self.periods[a] - target)
-                .abs()
-                .total_cmp(&(self.periods[b] - target).abs())
-        });
-        let Some(aj) = nearest else {
+        let Some(aj) = self.nearest(self.periods[bj] * 2.0 / 3.0) else {
             return bj;
         };
         let (p, q) = (self.periods[bj], self.periods[aj]);
@@ -366,27 +360,29 @@ impl TempoTracker {
             return bj;
         }
         let p = self.periods[bj];
-        let nearest = |q: f32| {
-            self.candidates_near(q, 0.03).min_by(|&a, &b| {
-                (self.periods[a] - q)
-                    .abs()
-                    .total_cmp(&(self.periods[b] - q).abs())
-            })
-        };
         let mids = &self.mids_linear[..self.filled];
         let backbeat = |p: f32| normalized_acf(mids, 2.0 * p) - normalized_acf(mids, p);
         if acf_at(0.25 * p) >= EMPTY_HALF && backbeat(0.5 * p) > backbeat(p) + BACKBEAT_MARGIN {
-            if let Some(aj) = nearest(0.5 * p) {
+            if let Some(aj) = self.nearest(0.5 * p) {
                 return aj;
             }
         }
         let fast = 60.0 * self.fps / p > self.settings.prior_bpm;
         if fast && acf_at(0.5 * p) < EMPTY_HALF {
-            if let Some(aj) = nearest(2.0 * p) {
+            if let Some(aj) = self.nearest(2.0 * p) {
                 return aj;
             }
         }
         bj
+    }
+
+    /// The candidate nearest `period`, if one is within 3 % of it.
+    fn nearest(&self, period: f32) -> Option<usize> {
+        self.candidates_near(period, 0.03).min_by(|&a, &b| {
+            (self.periods[a] - period)
+                .abs()
+                .total_cmp(&(self.periods[b] - period).abs())
+        })
     }
 
     /// The candidates within `tolerance` (a fraction) of `period`: read off the fixed step, not
