@@ -690,9 +690,11 @@ fn write_wav(path: &Path, samples: &[f32], rate: u32) {
 
 #[tokio::test]
 async fn latency_ms_sends_beats_that_much_before_they_sound() {
-    // A steady techno clip played by the worker (a file source): with latency_ms = 50 every
-    // beat must leave 50 ± 5 ms before the clip's beat plays. (Offline its beats are 1-2 ms
-    // from the truth; a clip the tracker places 6 ms late, house-03, gives 44 ms.)
+    // A steady techno clip played by the worker (a file source): with latency_ms = 50 the
+    // beats leave 50 ± 5 ms before the clip's beats play (the median), and each leaves 50 ms
+    // before the beat the tracker places there. Against the truth a beat also carries the
+    // tracker's own error, -5.4 to +1.6 ms on this clip offline (eval measures that); a clip
+    // the tracker places 6 ms late, house-03, gives 44 ms.
     let clip = synth::generate(Genre::Techno, 1, 44_100, 20.0);
     let music = tempfile::tempdir().unwrap();
     let wav = music.path().join("techno.wav");
@@ -710,11 +712,21 @@ async fn latency_ms_sends_beats_that_much_before_they_sound() {
     let msgs = timed.all();
     let start = play_start(&msgs, 44_100.0);
     let len = clip.samples.len() as f64 / 44_100.0;
-    let errors: Vec<f64> = timed
+    let mut placed = Vec::new();
+    vj::audio::offline::analyze(&clip.samples, vj::audio::AnalysisSettings::default(), |f| {
+        if f.beat {
+            placed.push(f.beat_time);
+        }
+    });
+    let sent: Vec<f64> = timed
         .beats_since(start + Duration::from_secs(8))
         .into_iter()
         .filter(|&t| t < start + Duration::from_secs(19))
-        .map(|t| from_nearest((t - start).as_secs_f64(), &clip.beats, len))
+        .map(|t| (t - start).as_secs_f64())
+        .collect();
+    let errors: Vec<f64> = sent
+        .iter()
+        .map(|&t| from_nearest(t, &clip.beats, len))
         .collect();
     assert!(errors.len() >= 18, "{} beats: {errors:?}", errors.len());
     let mut sorted = errors.clone();
@@ -731,14 +743,16 @@ async fn latency_ms_sends_beats_that_much_before_they_sound() {
     );
     // Never too early; late only when the machine (2 shared cores, the other tests running)
     // wakes the analysis thread late, which the median and most beats do not show.
-    let within = errors
+    let mut ahead: Vec<f64> = sent
         .iter()
-        .filter(|e| (*e + 0.050).abs() <= 0.005)
-        .count();
+        .map(|&t| from_nearest(t, &placed, len))
+        .collect();
+    ahead.sort_by(f64::total_cmp);
+    let within = ahead.iter().filter(|e| (*e + 0.050).abs() <= 0.005).count();
     assert!(
-        within * 4 >= errors.len() * 3 && sorted[0] >= -0.055,
-        "{within} of {} beats within 50 ± 5 ms early: {sorted:?}",
-        errors.len()
+        within * 4 >= ahead.len() * 3 && ahead[0] >= -0.055,
+        "{within} of {} beats within 50 ± 5 ms before the tracker's beats: {ahead:?}",
+        ahead.len()
     );
     let state = get(&mut c, "get_state", json!({})).await.data;
     assert_eq!(state["tempo_source"], "audio", "{state}");
