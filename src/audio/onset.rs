@@ -12,7 +12,7 @@ const LOW_HZ: f32 = 150.0;
 const LOW_SHARE: f32 = 1.0;
 /// The whole band's flux, hats included, gets a smaller vote than the kicks and snares: open
 /// hats on the off-beats, loud in a noisy master, pulled house clips of the harder corpus
-/// half a beat off at 1.0 (tuning seeds 1-20: overall beat F 0.94 at 1.0, 0.97 at 0.3).
+/// half a beat off at 1.0 (docs/BENCHMARKS.md, "The beat tracker on the harder corpus").
 const RAW_SHARE: f32 = 0.3;
 /// Below this (and above LOW_HZ) the flux also gets a smaller vote of its own: snares and claps
 /// mark the backbeat there, while hats, above it, mark the off-beats. Without it a breakbeat

@@ -149,9 +149,10 @@ impl TempoTracker {
         self.settings
     }
 
-    /// Adds one hop's onset strength (all of it, and the mids'); re-estimates every few hops. In a `gap` in the drums
-    /// (a breakdown, as the beat tracker sees it) the tempo holds: the hop counts as silence,
-    /// and estimates resume once the drums have been back long enough to measure.
+    /// Adds one hop's onset strength (all of it, and the mids'); re-estimates every few hops.
+    /// In a `gap` in the drums (a breakdown, as the beat tracker sees it) the tempo holds: the
+    /// hop counts as silence, and estimates resume once the drums have been back long enough
+    /// to measure.
     pub fn process(&mut self, onset: f32, mid: f32, gap: bool) {
         let len = self.ring.len();
         self.ring[self.pos] = if gap { 0.0 } else { onset };
