@@ -361,11 +361,16 @@ impl TempoTracker {
             return bj;
         }
         let p = self.periods[bj];
-        let mids = &self.mids_linear[..self.filled];
-        let backbeat = |p: f32| normalized_acf(mids, 2.0 * p) - normalized_acf(mids, p);
-        if acf_at(0.25 * p) >= EMPTY_HALF && backbeat(0.5 * p) > backbeat(p) + BACKBEAT_MARGIN {
-            if let Some(aj) = self.nearest(0.5 * p) {
-                return aj;
+        if acf_at(0.25 * p) >= EMPTY_HALF {
+            // How much more the snares repeat every two beats than every beat, at p and p/2.
+            let mids = &self.mids_linear[..self.filled];
+            let energy: f32 = mids.iter().map(|v| v * v).sum();
+            let [half, one, two] =
+                [0.5 * p, p, 2.0 * p].map(|lag| normalized_acf(mids, energy, lag));
+            if one - half > two - one + BACKBEAT_MARGIN {
+                if let Some(aj) = self.nearest(0.5 * p) {
+                    return aj;
+                }
             }
         }
         let fast = 60.0 * self.fps / p > self.settings.prior_bpm;
@@ -440,10 +445,10 @@ impl TempoTracker {
     }
 }
 
-/// Autocorrelation of a zero-mean series at a fractional lag, against its energy.
-fn normalized_acf(x: &[f32], lag: f32) -> f32 {
+/// Autocorrelation of a zero-mean series at a fractional lag, against its `energy` (the sum
+/// of its squares).
+fn normalized_acf(x: &[f32], energy: f32, lag: f32) -> f32 {
     let i = lag as usize;
-    let energy: f32 = x.iter().map(|v| v * v).sum();
     if i + 1 >= x.len() || energy <= 1e-12 {
         return 0.0;
     }
