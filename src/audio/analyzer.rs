@@ -605,16 +605,23 @@ mod tests {
             (Genre::DrumAndBass, 22),
             (Genre::HipHop, 23),
         ] {
-            let (beats, bpm, clip) = run(genre, seed, 44_100, 20.0);
-            assert_eq!(
-                tempo_verdict(clip.tempo, bpm as f64),
-                TempoVerdict::Right,
-                "{genre:?}: {bpm} vs {}",
-                clip.tempo
-            );
-            let f = f_measure(&clip.beats, &beats);
-            assert!(f > 0.9, "{genre:?} F {f}");
+            assert_on_tempo_and_beat(&format!("{genre:?}"), run(genre, seed, 44_100, 20.0));
         }
+    }
+
+    /// The clip's tempo read right (within 4 %, no octave error) and its beats found (F > 0.9).
+    fn assert_on_tempo_and_beat(
+        what: &str,
+        (beats, bpm, clip): (Vec<f64>, f32, crate::audio::synth::Clip),
+    ) {
+        assert_eq!(
+            tempo_verdict(clip.tempo, bpm as f64),
+            TempoVerdict::Right,
+            "{what}: {bpm} vs {}",
+            clip.tempo
+        );
+        let f = f_measure(&clip.beats, &beats);
+        assert!(f > 0.9, "{what}: F {f}");
     }
 
     #[test]
@@ -629,15 +636,7 @@ mod tests {
             (Genre::House, 8),
         ] {
             let clip = crate::audio::synth::generate_hard(genre, seed, 44_100, 20.0);
-            let (beats, bpm, clip) = analyse_clip(clip, 44_100);
-            assert_eq!(
-                tempo_verdict(clip.tempo, bpm as f64),
-                TempoVerdict::Right,
-                "{genre:?}-{seed:02}: {bpm} vs {}",
-                clip.tempo
-            );
-            let f = f_measure(&clip.beats, &beats);
-            assert!(f > 0.9, "{genre:?}-{seed:02}: F {f}");
+            assert_on_tempo_and_beat(&format!("{genre:?}-{seed:02}"), analyse_clip(clip, 44_100));
         }
     }
 
