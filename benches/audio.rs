@@ -293,84 +293,47 @@ fn link(_: &mut Criterion) {
     println!("audio link: not measured: built without the `link` feature");
 }
 
-/// A network namespace of this thread's own with loopback only, as tests/common/netns.rs
-/// builds for the Link tests (multicast on `lo`, a route for 224.0.0.0/4), left again on
-/// drop. Threads and child processes started from this thread meanwhile are inside it.
+/// Loopback-only network namespaces, as the Link tests build them.
+#[cfg(feature = "link")]
+#[path = "../tests/common/netns.rs"]
+#[allow(dead_code)]
+mod lan;
+
+/// This thread inside a network namespace with loopback only (multicast on `lo`, a route for
+/// 224.0.0.0/4: `lan::Lan::loopback_only`), moved back on drop, before the namespace goes.
+/// Threads started from this thread meanwhile are inside it.
 #[cfg(feature = "link")]
 mod netns {
     use std::fs::File;
-    use std::os::fd::AsRawFd;
-    use std::process::Command;
+    use std::os::fd::AsFd;
+
+    use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
 
     pub struct LoopbackOnly {
         home: File,
+        _lan: super::lan::Lan,
     }
 
     impl LoopbackOnly {
         pub fn enter() -> Result<LoopbackOnly, String> {
+            if !rustix::process::geteuid().is_root() {
+                return Err("making a network namespace needs root".into());
+            }
             let home = File::open("/proc/thread-self/ns/net")
                 .map_err(|e| format!("cannot open this thread's network namespace: {e}"))?;
-            // SAFETY: unshare takes no pointers; CLONE_NEWNET moves only this thread into a
-            // new network namespace, which holds nothing but a loopback device.
-            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-                return Err(format!(
-                    "cannot make a network namespace (needs root): {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let ns = LoopbackOnly { home };
-            for args in [
-                &["link", "set", "lo", "multicast", "on"][..],
-                &["link", "set", "lo", "up"],
-                &["route", "add", "224.0.0.0/4", "dev", "lo"],
-            ] {
-                let out = Command::new("ip")
-                    .args(args)
-                    .output()
-                    .map_err(|e| format!("ip {args:?}: {e}"))?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "ip {args:?}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    ));
-                }
-            }
-            let names = interfaces();
-            if names != ["lo"] {
-                return Err(format!(
-                    "the namespace has interfaces {names:?}, not lo only"
-                ));
-            }
-            Ok(ns)
+            let lan = super::lan::Lan::loopback_only();
+            let ns = File::open(format!("/run/netns/{}", lan.hosts[0]))
+                .map_err(|e| format!("cannot open the new namespace: {e}"))?;
+            move_into_link_name_space(ns.as_fd(), Some(LinkNameSpaceType::Network))
+                .map_err(|e| format!("cannot enter the new namespace: {e}"))?;
+            Ok(LoopbackOnly { home, _lan: lan })
         }
-    }
-
-    /// This thread's network interfaces.
-    fn interfaces() -> Vec<String> {
-        let mut names = Vec::new();
-        // SAFETY: if_nameindex returns an array ended by a zero entry (or null), each name a
-        // C string, all valid until if_freenameindex, which is called once on it.
-        unsafe {
-            let list = libc::if_nameindex();
-            if list.is_null() {
-                return names;
-            }
-            let mut p = list;
-            while (*p).if_index != 0 {
-                let name = std::ffi::CStr::from_ptr((*p).if_name);
-                names.push(name.to_string_lossy().into_owned());
-                p = p.add(1);
-            }
-            libc::if_freenameindex(list);
-        }
-        names
     }
 
     impl Drop for LoopbackOnly {
         fn drop(&mut self) {
-            // SAFETY: `home` is an open namespace file; setns takes its descriptor only.
-            let back = unsafe { libc::setns(self.home.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(back, 0, "back to the machine's network namespace");
+            move_into_link_name_space(self.home.as_fd(), Some(LinkNameSpaceType::Network))
+                .expect("back to the machine's network namespace");
         }
     }
 }
