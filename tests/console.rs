@@ -383,3 +383,125 @@ fn without_a_terminal_it_prints_one_snapshot() {
     );
     assert!(matches!(out.status.code(), Some(0 | 1)), "{:?}", out.status);
 }
+
+/// Resident memory of `pid` in kB, or `None` once it is gone (or a zombie nobody reaped).
+fn rss_kb(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    if field("State:").is_some_and(|s| s.starts_with('Z')) {
+        return None;
+    }
+    field("VmRSS:")?.split_whitespace().next()?.parse().ok()
+}
+
+/// The console in a tmux pane, fed pushes by a debugger (run by hand, no supervisor) under a
+/// flood of OSC, then the tmux server killed as when an SSH session drops mid-show: the console
+/// is gone within a few seconds (it must quit within 1 s), and its memory stayed bounded all
+/// along, also after the hangup (a screen that stops taking updates must not queue them).
+#[test]
+fn the_console_exits_when_its_terminal_goes_away() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let debugger = common::ByHand::start("");
+    let dir = debugger.dir.path();
+    let runtime = dir.join("no-manager");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let env = [
+        ("HOME".to_string(), dir.to_path_buf()),
+        ("XDG_RUNTIME_DIR".to_string(), runtime),
+        ("VJ_BUS_DIR".to_string(), dir.join("bus")),
+        ("VJ_CONFIG".to_string(), dir.join("vj.toml")),
+        // No session bus: the console asks no supervisor, the bus dir is the suite.
+        (
+            "DBUS_SESSION_BUS_ADDRESS".to_string(),
+            PathBuf::from("unix:path=/nonexistent/bus"),
+        ),
+    ];
+    let tmux = Tmux::start(dir, &env, 100, 30);
+    let pidfile = dir.join("console.pid");
+    tmux.run(&format!(
+        "sh -c 'echo $$ > {}; exec {}'",
+        pidfile.display(),
+        env!("CARGO_BIN_EXE_vj-console")
+    ));
+    tmux.wait_for("the debugger's row", Duration::from_secs(20), |s| {
+        s.contains("osc_debugger")
+    });
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    // OSC for the subscription to push, all through the test (bounded: 2 000 messages a second).
+    let flooding = Arc::new(AtomicBool::new(true));
+    let flood = {
+        let (flooding, to) = (
+            flooding.clone(),
+            format!("127.0.0.1:{}", debugger.osc_port()),
+        );
+        std::thread::spawn(move || {
+            let levels = rosc::encoder::encode(&rosc::OscPacket::Message(rosc::OscMessage {
+                addr: "/audio/levels".into(),
+                args: vec![rosc::OscType::Float(0.5); 8],
+            }))
+            .unwrap();
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            while flooding.load(Ordering::Relaxed) {
+                for _ in 0..20 {
+                    let _ = s.send_to(&levels, &to);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+
+    let mut samples = Vec::new();
+    let watch = |until: Duration, samples: &mut Vec<u64>| {
+        let end = Instant::now() + until;
+        while Instant::now() < end {
+            match rss_kb(pid) {
+                Some(kb) => samples.push(kb),
+                None => return true,
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+    assert!(!watch(Duration::from_secs(3), &mut samples), "quit early");
+    let warm = *samples.last().unwrap();
+
+    let killed = Instant::now();
+    assert!(tmux.tmux().arg("kill-server").status().unwrap().success());
+    // 1 s is the promise; the test allows for a loaded machine, not for a console that stays.
+    let gone = watch(Duration::from_secs(5), &mut samples);
+    let took = killed.elapsed();
+    flooding.store(false, Ordering::Relaxed);
+    flood.join().unwrap();
+    if !gone {
+        let _ = rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid).unwrap(),
+            rustix::process::Signal::KILL,
+        );
+    }
+    let max = samples.iter().copied().max().unwrap_or(0);
+    eprintln!("the console: RSS {warm} kB warm, {max} kB at most; gone after {took:?}: {gone}");
+    assert!(
+        gone,
+        "vj-console still ran {took:?} after its terminal went away (RSS {warm} kB warm, {} kB now)",
+        samples.last().unwrap()
+    );
+    // Resident memory: a few MB for the screen's state; never growing with the updates it
+    // did not take.
+    assert!(
+        max <= warm + 16 * 1024 && max <= 128 * 1024,
+        "RSS grew from {warm} kB to {max} kB"
+    );
+}

@@ -33,6 +33,15 @@ const LYRICS_PREFIX: &str = "/karaoke/lyrics/";
 const LYRICS_HISTORY: u64 = 1000;
 /// Lines of log the pane asks for.
 const LOG_LINES: usize = 200;
+/// Updates the screen has not taken yet, at most: about two seconds of pushes at 30 fps. When
+/// the screen stops taking them, the I/O side waits (the debugger then slows its pushes, as for
+/// any slow reader) instead of queueing without bound.
+const UPDATES: usize = 64;
+/// Keys the I/O side has not taken yet, at most (it takes each at once, onto a task of its own).
+const REQUESTS: usize = 16;
+/// After a signal, the screen gets this long to quit on its own before the process ends anyway
+/// (a screen stuck in the terminal library must not keep the console alive).
+const QUIT_GRACE: Duration = Duration::from_millis(500);
 
 /// What a key asks the I/O side to do.
 #[derive(Debug, Clone)]
@@ -93,14 +102,14 @@ pub fn is_running(report: &Report, bus_name: &str) -> bool {
 /// The I/O thread's two ends.
 pub struct Feed {
     pub updates: std::sync::mpsc::Receiver<Update>,
-    requests: mpsc::UnboundedSender<Request>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl Feed {
     /// Starts the I/O thread for the suite whose control sockets are in `bus_dir`.
     pub fn start(bus_dir: PathBuf) -> std::io::Result<Feed> {
-        let (tx, updates) = std::sync::mpsc::channel();
-        let (requests, rx) = mpsc::unbounded_channel();
+        let (tx, updates) = std::sync::mpsc::sync_channel(UPDATES);
+        let (requests, rx) = mpsc::channel(REQUESTS);
         // One thread: every wait here (the user manager over D-Bus, the workers' sockets,
         // `systemctl` for a key) is asynchronous, so the subscription never waits behind them.
         let rt = tokio::runtime::Builder::new_current_thread()
@@ -112,14 +121,32 @@ impl Feed {
         Ok(Feed { updates, requests })
     }
 
+    /// Hands a key's request to the I/O side; one over [`REQUESTS`] waiting is dropped (keys
+    /// typed faster than a task is spawned).
     pub fn send(&self, r: Request) {
-        let _ = self.requests.send(r);
+        let _ = self.requests.try_send(r);
     }
 }
 
-type Out = std::sync::mpsc::Sender<Update>;
+type Out = std::sync::mpsc::SyncSender<Update>;
 
-async fn serve(bus_dir: PathBuf, tx: Out, mut requests: mpsc::UnboundedReceiver<Request>) {
+/// Hands the screen an update, waiting while [`UPDATES`] are queued (polling, so the I/O
+/// thread's other tasks run meanwhile); `Err` once the screen is gone.
+async fn deliver(tx: &Out, mut u: Update) -> Result<(), ()> {
+    use std::sync::mpsc::TrySendError;
+    loop {
+        match tx.try_send(u) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => return Err(()),
+            Err(TrySendError::Full(back)) => {
+                u = back;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn serve(bus_dir: PathBuf, tx: Out, mut requests: mpsc::Receiver<Request>) {
     let poke = Arc::new(Notify::new());
     let (latest_tx, latest) = watch::channel(None::<Report>);
     // One connection to the user manager serves both looks.
@@ -179,7 +206,7 @@ async fn serve(bus_dir: PathBuf, tx: Out, mut requests: mpsc::UnboundedReceiver<
                     Update::Logs(w, supervisor::last_lines(w, LOG_LINES, &sup).await)
                 }
             };
-            let _ = tx.send(update);
+            let _ = deliver(&tx, update).await;
         });
     }
 }
@@ -251,7 +278,7 @@ async fn watch_workers(
             )
         });
         latest.send_replace(Some(report.clone()));
-        if tx.send(Update::Workers(report)).is_err() {
+        if deliver(&tx, Update::Workers(report)).await.is_err() {
             return;
         }
         let wait = if changing || Instant::now() < busy_until {
@@ -321,7 +348,10 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
     loop {
         if let Some(why) = debugger_down(&socket, &manager).await {
             if said.as_ref() != Some(&why) {
-                if tx.send(Update::NoTelemetry(why.clone())).is_err() {
+                if deliver(&tx, Update::NoTelemetry(why.clone()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
                 said = Some(why);
@@ -339,14 +369,14 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
         let why = match subscribe(&socket, cursor).await {
             Err(e) => e,
             Ok((mut client, stats)) => {
-                if tx.send(Update::Subscribed(stats)).is_err() {
+                if deliver(&tx, Update::Subscribed(stats)).await.is_err() {
                     return;
                 }
                 // The ack holds each address's last value only; a song's lyric lines are many
                 // messages on one address, sent when it started, so they are read back from the
                 // capture (a repeat of what the subscription also pushes is harmless).
                 if let Some(history) = lyrics_history(&socket).await {
-                    if tx.send(history).is_err() {
+                    if deliver(&tx, history).await.is_err() {
                         return;
                     }
                 }
@@ -362,7 +392,7 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
                                 missed: push.missed,
                                 malformed: push.malformed,
                             };
-                            if tx.send(update).is_err() {
+                            if deliver(&tx, update).await.is_err() {
                                 return;
                             }
                         }
@@ -374,7 +404,10 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
         };
         lost_at = Some(Instant::now());
         poke.notify_one();
-        if tx.send(Update::NoTelemetry(why.clone())).is_err() {
+        if deliver(&tx, Update::NoTelemetry(why.clone()))
+            .await
+            .is_err()
+        {
             return;
         }
         said = Some(why);
@@ -441,5 +474,11 @@ async fn signals(tx: Out) {
         _ = hup.recv() => "SIGHUP",
         _ = int.recv() => "SIGINT",
     };
-    let _ = tx.send(Update::Quit(name));
+    // The screen takes it within a frame; if it cannot (full queue, stuck in the terminal
+    // library), the process ends anyway: a console must never outlive a signal to quit.
+    let _ = tx.try_send(Update::Quit(name));
+    tokio::time::sleep(QUIT_GRACE).await;
+    super::term::restore();
+    eprintln!("vj-console: quit on {name} (the screen did not)");
+    std::process::exit(1);
 }

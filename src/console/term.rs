@@ -1,6 +1,7 @@
 //! The terminal and the event loop: raw mode and the alternate screen while the console runs,
 //! the terminal given back on every way out (quit, SIGTERM, an error, a panic), and a loop that
-//! reads keys, takes the I/O side's updates and redraws at a steady rate.
+//! reads keys, takes the I/O side's updates and redraws at a steady rate. When the terminal
+//! goes away (the SSH session or tmux server gone) the process ends at once.
 
 use std::io::{self, BufWriter, Write};
 use std::time::{Duration, Instant};
@@ -55,6 +56,38 @@ impl Drop for Screen {
     }
 }
 
+/// Ends the process as soon as the terminal on stdout hangs up (its other end closed: an SSH
+/// session dropped, the tmux server killed), watched by a thread of its own that sleeps in
+/// `poll` until then. It does not wait for the event loop: crossterm's reader retries a tty
+/// that reads EOF or EIO forever, so after a hangup the loop spins in `event::poll`, hears no
+/// signal and takes no update (found as a console at 87 % of a core and 857 MB, 70 minutes
+/// after its tmux server was killed).
+pub fn exit_when_the_terminal_goes() -> io::Result<()> {
+    std::thread::Builder::new()
+        .name("vj-console-tty".into())
+        .spawn(|| {
+            let mut fd = libc::pollfd {
+                fd: libc::STDOUT_FILENO,
+                // None asked for: poll still reports a hangup, an error or a closed fd.
+                events: 0,
+                revents: 0,
+            };
+            loop {
+                // SAFETY: one valid pollfd, and its count; a timeout of -1 waits until an event.
+                let n = unsafe { libc::poll(&mut fd, 1, -1) };
+                if n > 0 && fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                    break;
+                }
+                if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break;
+                }
+            }
+            // Nothing to restore: the terminal is gone.
+            std::process::exit(1);
+        })?;
+    Ok(())
+}
+
 /// What a run drew.
 #[derive(Debug, Clone, Copy)]
 pub struct Drawn {
@@ -69,6 +102,7 @@ pub fn run(
     fps: f64,
     quit_after: Option<Duration>,
 ) -> io::Result<Drawn> {
+    exit_when_the_terminal_goes()?;
     let _screen = Screen::enter()?;
     let mut terminal = Terminal::new(CrosstermBackend::new(BufWriter::new(io::stdout())))?;
     terminal.clear()?;
