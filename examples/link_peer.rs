@@ -69,6 +69,9 @@ fn main() {
     // downbeat also with how many beats before it vj-audio counted in order (1, 2, 3, 4, 1…):
     // its bar has been steady that long.
     let mut beat_ms: Vec<(f64, f64)> = Vec::new();
+    // The same for each `/audio/kick` hit, with its strength: the drum detector's, not the
+    // beat tracker's — the music's own beats (on a four-on-the-floor clip) against the session's.
+    let mut kick_ms: Vec<(f64, f64, f64)> = Vec::new();
     let mut downbeat_ms: Vec<(f64, f64, u64)> = Vec::new();
     let (mut last_count, mut in_order) = (0i64, 0u64);
     let (mut counts, mut counts_right) = (0, 0);
@@ -87,6 +90,10 @@ fn main() {
                 match m.address.as_str() {
                     "/audio/beat" if int(0) == 1 => {
                         beat_ms.push((at, off_grid(beat, 1.0) * period_ms));
+                    }
+                    "/audio/kick" if int(0) == 1 => {
+                        let strength = m.args.get(1).and_then(|v| v.as_f64()).unwrap_or(0.0);
+                        kick_ms.push((at, off_grid(beat, 1.0) * period_ms, strength));
                     }
                     "/audio/count" => {
                         counts += 1;
@@ -144,6 +151,7 @@ fn main() {
             "tempos": tempos,
             "bpms": bpms,
             "beat_ms": beat_ms,
+            "kick_ms": kick_ms,
             "downbeat_ms": downbeat_ms,
             "counts": counts,
             "counts_right": counts_right,

@@ -7,11 +7,14 @@
 //! - follow: a peer leading at 133 BPM → `/audio/bpm` 133, `/audio/beat` on the peer's beats,
 //!   `/audio/count` on its bar, `tempo_source` = link, 1 peer in `get_state` and `STATUS=`;
 //!   when it leaves, the audio's tempo again;
-//! - publish: a peer that only watches sees the session at the demo's tempo and its quantum's
-//!   beat 0 on vj-audio's downbeats;
+//! - publish: a peer that only watches sees the session at the demo's true tempo, its beats on
+//!   the loop's kicks (the drum detector's hits, not the beat tracker's beats), and its
+//!   quantum's beat 0 on vj-audio's downbeats; the timing spread is printed for
+//!   docs/BENCHMARKS.md, not bounded here (a loaded machine delays the OSC it is measured by);
 //! - off: no Link socket at all, and `set_config` turns Link on and off live.
 //!
-//! Needs root (ip netns); without it each test says so and passes nothing off as tested.
+//! Needs root (ip netns): without it each test is ignored, and `cargo test` lists it as such with
+//! the reason (build.rs sets `vj_root`).
 
 mod common;
 
@@ -295,22 +298,49 @@ async fn publish_puts_the_tracked_tempo_and_downbeat_into_the_session() {
     let tempos = since(&r, "tempos", settled);
     assert!(
         !tempos.is_empty() && tempos.iter().all(|b| (b - DEMO_BPM).abs() < 0.5),
-        "the session's tempo as the peer saw it: {:?}",
+        "the session's tempo as the peer saw it (the loop is {DEMO_BPM} BPM): {:?}",
         r["tempos"]
     );
-    // vj-audio's beats on the session's beats.
+    // The session's beats on the music's: the loop's kicks (one on every beat, at 0.9; its bass
+    // notes on the off-beats, at 0.2, read as weaker kicks), as vj-audio's drum detector hears
+    // them a hop or so after they sound, against the session's beats.
+    let all: Vec<&Value> = r["kick_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p[0].as_f64().unwrap() >= settled)
+        .collect();
+    let loudest = all
+        .iter()
+        .map(|p| p[2].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let kicks: Vec<f64> = all
+        .iter()
+        .filter(|p| p[2].as_f64().unwrap() >= 0.5 * loudest)
+        .map(|p| p[1].as_f64().unwrap())
+        .collect();
+    // A window of a quarter beat: half a beat off (242 ms) fails, a loaded machine's late OSC
+    // does not.
+    let window = 60_000.0 / DEMO_BPM / 4.0;
+    let (median, p99, share) = spread(&kicks, window);
+    eprintln!(
+        "publish: {} kicks vs the session's beats: median {median:.2} ms, p99 {p99:.2} ms",
+        kicks.len()
+    );
+    assert!(
+        kicks.len() >= 10 && median <= window && share >= 0.75,
+        "the loop's kicks vs the session's beats (ms): {kicks:?}"
+    );
+    // For the record (docs/BENCHMARKS.md): vj-audio's beats against the session's.
     let beats = since(&r, "beat_ms", settled);
-    let (median, p99, share) = spread(&beats, 5.0);
+    let (median, p99, _) = spread(&beats, 5.0);
     eprintln!(
         "publish: {} beats vs the session's: median {median:.2} ms, p99 {p99:.2} ms",
         beats.len()
     );
-    assert!(
-        beats.len() >= 15 && share >= 0.9,
-        "vj-audio's beats vs the session's (ms): {beats:?}"
-    );
-    // Downbeats of a bar that has held for 2 bars: vj-audio publishes a downbeat then (while
-    // its bar tracker is changing its mind, the session's beat 0 stays where it was).
+    // Beat 0 of the quantum on the downbeats of a bar that has held for 2 bars (while the bar
+    // tracker changes its mind, the session's beat 0 stays where it was), in the same window:
+    // a whole beat off (484 ms) fails.
     let downbeats: Vec<f64> = r["downbeat_ms"]
         .as_array()
         .unwrap()
@@ -319,13 +349,13 @@ async fn publish_puts_the_tracked_tempo_and_downbeat_into_the_session() {
         .map(|p| p[1].as_f64().unwrap())
         .collect();
     assert!(downbeats.len() >= 3, "{r}");
-    let (median, p99, share) = spread(&downbeats, 10.0);
+    let (median, p99, share) = spread(&downbeats, window);
     eprintln!(
         "publish: session at {:.2} BPM; vj-audio's downbeats vs the quantum's beat 0: median {median:.2} ms, p99 {p99:.2} ms",
         tempos.last().unwrap()
     );
     assert!(
-        median <= 10.0 && share >= 0.75,
+        median <= window && share >= 0.75,
         "vj-audio's downbeats vs the peer's quantum (ms) from {:.1} s: {}",
         joined + 2.0,
         r["downbeat_ms"]

@@ -3,13 +3,15 @@
 //! `make install` runs — from the binaries cargo built for this test run.
 //!
 //! On a desktop with its own manager this still starts a private one (scripts/user-manager.sh),
-//! so tests never touch the user's units.
+//! so tests never touch the user's units. Nor their ports: every socket of a box listens on a
+//! free port of its own (a drop-in per socket unit), and the box's `vj.toml` sends to those, so
+//! a test runs beside the suite `make run` left up on 9001-9003 and 9010.
 
 #![allow(dead_code)]
 
 pub mod netns;
 
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -62,6 +64,14 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
 /// A UDP port nobody uses right now.
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("an ephemeral port")
+        .port()
+}
+
+/// A TCP port nobody uses right now.
+pub fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())
         .expect("an ephemeral port")
         .port()
@@ -127,14 +137,89 @@ pub struct UserManager {
     pub home: PathBuf,
     pub runtime: PathBuf,
     env: Vec<(String, PathBuf)>,
+    /// The box's own port of each socket unit that listens on one, instead of the default.
+    ports: Vec<(String, u16)>,
 }
 
 impl UserManager {
-    /// Starts a manager in a fresh box and installs the suite (units not started).
+    /// Starts a manager in a fresh box and installs the suite (units not started), every socket
+    /// on a port of the box's own and its `vj.toml` sending there.
     pub fn start() -> UserManager {
-        let m = Self::start_bare(None);
+        let mut m = Self::start_bare(None);
         m.script("install.sh", &[bin_dir().to_str().expect("utf-8 path")]);
+        m.own_ports();
+        m.write_config("");
         m
+    }
+
+    /// Moves every socket unit that listens on a port (the OSC inputs, the HTTP listener) to a
+    /// free one, in a drop-in (`ports.conf`; a test's own `test.conf` sorts after it).
+    fn own_ports(&mut self) {
+        for w in vj::registry::WORKERS {
+            let udp = w
+                .osc_socket()
+                .map(|u| (u, "ListenDatagram", free_udp_port()));
+            let tcp = w
+                .http_socket()
+                .map(|u| (u, "ListenStream", free_tcp_port()));
+            for (unit, key, port) in udp.into_iter().chain(tcp) {
+                let dir = self.unit_dir().join(format!("{unit}.d"));
+                std::fs::create_dir_all(&dir).unwrap();
+                let text = format!("[Socket]\n{key}=\n{key}=127.0.0.1:{port}\n");
+                std::fs::write(dir.join("ports.conf"), text).unwrap();
+                self.ports.push((unit, port));
+            }
+        }
+        self.ok(&["daemon-reload"]);
+    }
+
+    /// The box's port of a socket unit (`vj-oscdebug-osc.socket`), as `own_ports` chose it.
+    pub fn port(&self, socket_unit: &str) -> u16 {
+        self.ports
+            .iter()
+            .find(|(u, _)| u == socket_unit)
+            .map(|(_, p)| *p)
+            .unwrap_or_else(|| panic!("{socket_unit} has no port of the box's own"))
+    }
+
+    /// The config keys that name the box's ports: `[osc]` sends to its OSC inputs (everything
+    /// to the debugger and the OSCQuery server, `/karaoke/` to the lyrics fetcher), and each
+    /// worker's `listen` keys name its sockets (what it binds when run by hand).
+    fn port_config(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        let (mut targets, mut routes) = (Vec::new(), Vec::new());
+        for w in vj::registry::WORKERS {
+            let section = t
+                .entry(w.config_section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let section = section.as_table_mut().unwrap();
+            if let (Some(unit), Some(osc)) = (w.osc_socket(), w.osc_in) {
+                let addr = format!("127.0.0.1:{}", self.port(&unit));
+                section.insert(w.osc_listen_key().into(), addr.clone().into());
+                match osc.route {
+                    None => targets.push(toml::Value::from(addr)),
+                    Some(prefix) => {
+                        let mut r = toml::Table::new();
+                        r.insert("prefix".into(), prefix.into());
+                        r.insert("targets".into(), vec![toml::Value::from(addr)].into());
+                        routes.push(toml::Value::Table(r));
+                    }
+                }
+            }
+            if let Some(unit) = w.http_socket() {
+                let addr = format!("127.0.0.1:{}", self.port(&unit));
+                section.insert("listen".into(), addr.into());
+            }
+        }
+        let mut osc = toml::Table::new();
+        osc.insert("targets".into(), targets.into());
+        osc.insert("routes".into(), routes.into());
+        t.insert("osc".into(), osc.into());
+        t
+    }
+
+    fn unit_dir(&self) -> PathBuf {
+        self.home.join(".config/systemd/user")
     }
 
     /// Starts a manager with nothing installed in the box, in network namespace `netns` (made
@@ -160,6 +245,7 @@ impl UserManager {
             home,
             runtime,
             env,
+            ports: Vec::new(),
         };
         let script = repo().join("scripts/user-manager.sh");
         let out = match netns {
@@ -249,19 +335,34 @@ impl UserManager {
         self.show(unit, "MainPID").parse().unwrap_or(0)
     }
 
-    /// Writes the user's `vj.toml`.
+    /// Writes the user's `vj.toml`: `toml`, and where it does not say otherwise the box's ports
+    /// (`[osc] targets` and `routes`, each `listen` key). A file that is not TOML is written as it is.
     pub fn write_config(&self, toml: &str) {
         let dir = self.home.join(".config/vj");
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("vj.toml"), toml).unwrap();
+        let text = match toml.parse::<toml::Table>() {
+            Ok(mut table) if !self.ports.is_empty() => {
+                for (name, ours) in self.port_config() {
+                    let theirs = table
+                        .entry(name)
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    if let (Some(theirs), toml::Value::Table(ours)) = (theirs.as_table_mut(), ours)
+                    {
+                        for (k, v) in ours {
+                            theirs.entry(k).or_insert(v);
+                        }
+                    }
+                }
+                toml::to_string(&table).expect("a table serializes")
+            }
+            _ => toml.to_string(),
+        };
+        std::fs::write(dir.join("vj.toml"), text).unwrap();
     }
 
     /// Adds a drop-in to an installed unit and reloads the manager.
     pub fn drop_in(&self, unit: &str, text: &str) {
-        let dir = self
-            .home
-            .join(".config/systemd/user")
-            .join(format!("{unit}.d"));
+        let dir = self.unit_dir().join(format!("{unit}.d"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("test.conf"), text).unwrap();
         self.ok(&["daemon-reload"]);
@@ -376,11 +477,20 @@ pub fn request(socket: &Path, body: &serde_json::Value) -> serde_json::Value {
 
 /// The same, with failures as errors: connect errors say `connect: …`.
 pub fn try_request(socket: &Path, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+    request_within(socket, body, Duration::from_secs(10))
+}
+
+/// The same, waiting at most `timeout` for each read of the reply.
+pub fn request_within(
+    socket: &Path,
+    body: &serde_json::Value,
+    timeout: Duration,
+) -> Result<serde_json::Value, String> {
     use std::io::{Read, Write};
     let mut s =
         std::os::unix::net::UnixStream::connect(socket).map_err(|e| format!("connect: {e}"))?;
     let io = |e: std::io::Error| e.to_string();
-    s.set_read_timeout(Some(Duration::from_secs(10)))
+    s.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
         .map_err(io)?;
     let b = serde_json::to_vec(body).unwrap();
     s.write_all(&(b.len() as u32).to_be_bytes()).map_err(io)?;
