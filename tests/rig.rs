@@ -12,7 +12,8 @@
 //!   as OSC) and refused from another, which is counted and logged once. (`tap` is not an
 //!   audio_analyzer command on this branch yet; the OSC input forwards any command by name.)
 //!
-//! Needs root (ip netns); without it each test says so and passes nothing off as tested.
+//! Needs root (ip netns): without it each test is ignored, and `cargo test` lists it as such with
+//! the reason (build.rs sets `vj_root`).
 
 mod common;
 
