@@ -13,10 +13,13 @@
 //! assert_eq!(vj::bus::command::decode::<Cmd>("nudge", &args), Ok(Cmd::Nudge { ms: 20.0 }));
 //! ```
 //!
-//! Arguments a variant does not name are ignored (python-vj clients send extras); a missing
-//! `Option` field is `None`. Values may also come in order, as a list under [`POSITIONAL`]
-//! (`{"_args": [20]}` is `{"ms": 20}` for `nudge`): control over OSC sends them that way, so
-//! it needs to know no worker's argument names.
+//! An argument the variant does not name is refused, named (`set_tempo {bpm, lock, wat}` gets
+//! "bad argument `wat`: set_tempo takes bpm, lock"), for every command of every worker: this
+//! decoder is serde's `deny_unknown_fields` for all of them at once. A missing `Option` field
+//! is `None`. Values may also come in order, as a list under [`POSITIONAL`] (`{"_args": [20]}`
+//! is `{"ms": 20}` for `nudge`): control over OSC sends them that way, so it needs to know no
+//! worker's argument names; a command without arguments ignores values in order (a button's
+//! value), not names.
 
 use std::fmt;
 
@@ -120,29 +123,39 @@ impl<'de> EnumAccess<'de> for Request<'de> {
         seed: V,
     ) -> Result<(V::Value, Args<'de>), Rejected> {
         let variant = seed.deserialize(self.cmd.into_deserializer())?;
-        Ok((variant, Args(self.args)))
+        Ok((
+            variant,
+            Args {
+                cmd: self.cmd,
+                args: self.args,
+            },
+        ))
     }
 }
 
 /// The arguments of the chosen variant.
-struct Args<'a>(&'a Map<String, Value>);
+struct Args<'a> {
+    cmd: &'a str,
+    args: &'a Map<String, Value>,
+}
 
 impl<'de> VariantAccess<'de> for Args<'de> {
     type Error = Rejected;
 
-    /// A command without arguments ignores any it is sent.
+    /// A command without arguments refuses named ones and ignores values in order.
     fn unit_variant(self) -> Result<(), Rejected> {
-        Ok(())
+        unknown_argument(self.cmd, self.args, &[])
     }
 
-    /// A newtype variant takes every argument as one value (`SetConfig(Map)`).
+    /// A newtype variant takes every argument as one value (`SetConfig(Map)`), which checks
+    /// its own keys.
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, Rejected> {
-        if self.0.contains_key(POSITIONAL) {
+        if self.args.contains_key(POSITIONAL) {
             return Err(Rejected::BadArgument(
                 "bad argument: this command takes key value pairs, not values in order".into(),
             ));
         }
-        seed.deserialize(Value::Object(self.0.clone()))
+        seed.deserialize(Value::Object(self.args.clone()))
             .map_err(|e| Rejected::BadArgument(format!("bad argument: {e}")))
     }
 
@@ -161,11 +174,30 @@ impl<'de> VariantAccess<'de> for Args<'de> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Rejected> {
+        unknown_argument(self.cmd, self.args, fields)?;
         visitor.visit_map(ArgMap {
-            iter: named(self.0, fields)?.into_iter(),
+            iter: named(self.args, fields)?.into_iter(),
             value: None,
         })
     }
+}
+
+/// The first argument named in `args` that `cmd` does not take (`fields`), refused by name.
+fn unknown_argument(cmd: &str, args: &Map<String, Value>, fields: &[&str]) -> Result<(), Rejected> {
+    let Some(key) = args
+        .keys()
+        .find(|k| k.as_str() != POSITIONAL && !fields.contains(&k.as_str()))
+    else {
+        return Ok(());
+    };
+    let takes = if fields.is_empty() {
+        "no arguments".to_string()
+    } else {
+        fields.join(", ")
+    };
+    Err(Rejected::BadArgument(format!(
+        "bad argument `{key}`: unknown ({cmd} takes {takes})"
+    )))
 }
 
 /// The arguments by name: positional values laid onto the fields not named already, in order.
@@ -259,10 +291,7 @@ mod tests {
 
     #[test]
     fn each_cmd_becomes_its_variant() {
-        assert_eq!(
-            decode::<Cmd>("clear", &args(json!({"extra": 1}))),
-            Ok(Cmd::Clear)
-        );
+        assert_eq!(decode::<Cmd>("clear", &Map::new()), Ok(Cmd::Clear));
         assert_eq!(
             decode::<Cmd>("get_messages", &args(json!({"count": 3}))),
             Ok(Cmd::GetMessages {
@@ -281,6 +310,29 @@ mod tests {
             decode::<Cmd>("set_config", &args(json!({"capacity": 7}))),
             Ok(Cmd::SetConfig(args(json!({"capacity": 7}))))
         );
+    }
+
+    #[test]
+    fn an_argument_the_command_does_not_take_is_refused_by_name() {
+        assert_eq!(
+            decode::<Cmd>("nudge", &args(json!({"ms": 20, "wat": 1}))),
+            Err(Rejected::BadArgument(
+                "bad argument `wat`: unknown (nudge takes ms)".into()
+            ))
+        );
+        assert_eq!(
+            decode::<Cmd>("clear", &args(json!({"extra": 1}))),
+            Err(Rejected::BadArgument(
+                "bad argument `extra`: unknown (clear takes no arguments)".into()
+            ))
+        );
+        // A misspelt optional argument is not silently its default.
+        let Err(Rejected::BadArgument(m)) =
+            decode::<Cmd>("get_messages", &args(json!({"cuont": 3})))
+        else {
+            panic!("refused")
+        };
+        assert!(m.starts_with("bad argument `cuont`: unknown"), "{m}");
     }
 
     #[test]
