@@ -259,8 +259,8 @@ pub fn section<S: Section>(table: &Table, name: &str, origin: &str) -> Result<S,
     Ok(parsed)
 }
 
-/// Checks every section the suite knows (the common ones and each worker's), as every worker
-/// does at start so that a mistake anywhere in the file is reported by all of them alike.
+/// Checks every section the suite knows (the common ones and each worker's), all alike: a
+/// mistake anywhere fails. A worker starts with [`check_for`], which fails only on its own.
 pub fn check_all(table: &Table, origin: &str) -> Result<Common, ConfigError> {
     let common = Common {
         bus: section(table, "bus", origin)?,
@@ -271,6 +271,65 @@ pub fn check_all(table: &Table, origin: &str) -> Result<Common, ConfigError> {
         (w.check_config)(table, w.config_section, origin)?;
     }
     Ok(common)
+}
+
+/// Checks the sections `own` depends on strictly — the shared ones (`[bus]`, `[osc]`, …) and
+/// its own — and every other worker's section as a warning: a mistake in `[lyrics]` stops
+/// vj-lyrics, not vj-audio. Gives the shared sections, the table with each faulty section of
+/// another worker back at its defaults, and the faults found there (each names its key).
+pub fn check_for(
+    table: &Table,
+    own: &str,
+    origin: &str,
+) -> Result<(Common, Table, Vec<Elsewhere>), ConfigError> {
+    let mut table = table.clone();
+    let mut elsewhere = Vec::new();
+    let defaults = defaults();
+    for w in crate::registry::WORKERS {
+        if w.config_section == own {
+            continue;
+        }
+        if let Err(error) = (w.check_config)(&table, w.config_section, origin) {
+            elsewhere.push(Elsewhere {
+                section: w.config_section.to_string(),
+                error,
+            });
+            if let Some(d) = defaults.get(w.config_section) {
+                table.insert(w.config_section.to_string(), d.clone());
+            }
+        }
+    }
+    let common = check_all(&table, origin)?;
+    Ok((common, table, elsewhere))
+}
+
+/// A mistake in a section another worker reads: the section, and the error naming the key.
+#[derive(Debug)]
+pub struct Elsewhere {
+    pub section: String,
+    pub error: ConfigError,
+}
+
+impl std::fmt::Display for Elsewhere {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whose = crate::registry::WORKERS
+            .iter()
+            .find(|w| w.config_section == self.section)
+            .map_or("its worker", |w| w.binary);
+        write!(
+            f,
+            "[{}] is wrong, so {whose} will not start until it is fixed: {}",
+            self.section, self.error
+        )
+    }
+}
+
+/// Whether `section` is one worker's own (the others — `[bus]`, `[osc]`, a name no worker
+/// has — every worker reads, or may have meant).
+fn is_a_workers(section: &str) -> bool {
+    crate::registry::WORKERS
+        .iter()
+        .any(|w| w.config_section == section)
 }
 
 /// The config a worker runs with, and where it came from.
@@ -284,11 +343,18 @@ pub struct Loaded<S> {
     pub file: Option<PathBuf>,
     /// Saved `set_config` overrides that could not be applied.
     pub overrides_rejected: Option<ConfigError>,
+    /// Mistakes in other workers' sections: theirs to fail on, this one's to warn about once.
+    pub elsewhere: Vec<Elsewhere>,
 }
 
-/// Defaults, then the first config file found, merged; `origin` says which.
-fn read_table() -> Result<(Table, Option<PathBuf>, String), ConfigError> {
+/// The defaults with the first config file found merged in, section by section; `origin` says
+/// which file. A section of the file that does not merge (an unknown key, a wrong type) is
+/// left at its defaults and its error returned with the section's name, for the caller to
+/// decide whose it is.
+fn read_table() -> Result<(Table, Option<PathBuf>, String, Vec<(String, ConfigError)>), ConfigError>
+{
     let mut table = defaults();
+    let mut unmerged = Vec::new();
     let file = config_file();
     if let Some(path) = &file {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -301,20 +367,60 @@ fn read_table() -> Result<(Table, Option<PathBuf>, String), ConfigError> {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
-        merge(&mut table, user, "")?;
+        unmerged = merge_sections(&mut table, user);
     }
     let origin = file
         .as_ref()
         .map_or("built-in defaults".to_string(), |p| p.display().to_string());
-    Ok((table, file, origin))
+    Ok((table, file, origin, unmerged))
+}
+
+/// Lays `user` onto `table` a top-level section at a time: a section that does not merge is
+/// left as it was, and comes back with its error.
+fn merge_sections(table: &mut Table, user: Table) -> Vec<(String, ConfigError)> {
+    let mut unmerged = Vec::new();
+    for (name, value) in user {
+        let mut one = Table::new();
+        if let Some(d) = table.get(&name) {
+            one.insert(name.clone(), d.clone());
+        }
+        match merge(&mut one, Table::from_iter([(name.clone(), value)]), "") {
+            Ok(()) => table.extend(one),
+            Err(e) => unmerged.push((name, e)),
+        }
+    }
+    unmerged
+}
+
+/// Worker `name`'s view of a merged table: the shared sections, its own, the table it runs
+/// with, and the mistakes that are other workers'. Fails on a mistake in its own section or a
+/// shared one (including a section no worker has: a typo of any of them).
+fn view<S: Section>(
+    table: &Table,
+    unmerged: Vec<(String, ConfigError)>,
+    name: &str,
+    origin: &str,
+) -> Result<(Common, S, Table, Vec<Elsewhere>), ConfigError> {
+    let mut elsewhere = Vec::new();
+    for (section, error) in unmerged {
+        if section == name || !is_a_workers(&section) {
+            return Err(error);
+        }
+        elsewhere.push(Elsewhere { section, error });
+    }
+    let (common, table, others) = check_for(table, name, origin)?;
+    elsewhere.extend(others);
+    let own: S = section(&table, name, origin)?;
+    Ok((common, own, table, elsewhere))
 }
 
 /// The config a worker runs with: defaults, then the first config file found, then the
 /// worker's persisted `set_config` overrides (`overrides` is a table of its section `name`).
+/// It fails on a mistake in its own section or a shared one; a mistake in another worker's
+/// section is that worker's to fail on, and comes back in [`Loaded::elsewhere`].
 pub fn load<S: Section>(name: &str, overrides: Option<Table>) -> Result<Loaded<S>, ConfigError> {
-    let (table, file, origin) = read_table()?;
-    let common = check_all(&table, &origin)?;
-    let base: S = section(&table, name, &origin)?;
+    let (table, file, origin, unmerged) = read_table()?;
+    let (common, base, table, elsewhere) = view::<S>(&table, unmerged, name, &origin)?;
     let Some(overrides) = overrides else {
         return Ok(Loaded {
             common,
@@ -322,6 +428,7 @@ pub fn load<S: Section>(name: &str, overrides: Option<Table>) -> Result<Loaded<S
             table,
             file,
             overrides_rejected: None,
+            elsewhere,
         });
     };
     // Persisted overrides that no longer fit (a key removed in a newer version) must not
@@ -336,6 +443,7 @@ pub fn load<S: Section>(name: &str, overrides: Option<Table>) -> Result<Loaded<S
             table: with,
             file,
             overrides_rejected: None,
+            elsewhere,
         },
         Err(e) => Loaded {
             common,
@@ -343,6 +451,7 @@ pub fn load<S: Section>(name: &str, overrides: Option<Table>) -> Result<Loaded<S
             table,
             file,
             overrides_rejected: Some(e),
+            elsewhere,
         },
     })
 }
@@ -407,7 +516,7 @@ pub fn bus_dir(bus: &BusConfig) -> PathBuf {
 pub fn configured_bus_dir() -> PathBuf {
     let bus = read_table()
         .ok()
-        .and_then(|(t, _, origin)| section::<BusConfig>(&t, "bus", &origin).ok())
+        .and_then(|(t, _, origin, _)| section::<BusConfig>(&t, "bus", &origin).ok())
         .unwrap_or_else(|| builtin("bus"));
     bus_dir(&bus)
 }
@@ -491,6 +600,51 @@ mod tests {
             section::<NoSettings>(&t, "echo", "test").unwrap(),
             NoSettings {}
         );
+    }
+
+    /// Worker `name`'s view of the defaults with `user` laid on.
+    fn view_of<S: Section>(name: &str, user: &str) -> Result<(S, Vec<Elsewhere>), String> {
+        let mut t = defaults();
+        let unmerged = merge_sections(&mut t, user.parse().unwrap());
+        view::<S>(&t, unmerged, name, "test")
+            .map(|(_, own, _, elsewhere)| (own, elsewhere))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_mistake_in_another_workers_section_is_a_warning_naming_it() {
+        use crate::audio::AudioConfig;
+        use crate::lyrics::LyricsConfig;
+        // An unknown key (the merge) and a wrong value (the section's own check) in [lyrics].
+        for user in [
+            "[audio]\nlatency_ms = 20\n[lyrics]\nlrclib_ulr = 'x'",
+            "[audio]\nlatency_ms = 20\n[lyrics]\nlrclib_url = 'not a url'",
+        ] {
+            let (audio, elsewhere) = view_of::<AudioConfig>("audio", user).unwrap();
+            assert_eq!(audio.latency_ms, 20.0, "its own section still applies");
+            assert_eq!(elsewhere.len(), 1, "{user}");
+            let said = elsewhere[0].to_string();
+            assert!(
+                said.starts_with("[lyrics] is wrong, so vj-lyrics will not start"),
+                "{said}"
+            );
+            assert!(said.contains("lyrics.lrclib_u"), "the key: {said}");
+            // The worker whose section it is fails on it.
+            let err = view_of::<LyricsConfig>("lyrics", user).unwrap_err();
+            assert!(err.contains("lyrics.lrclib_u"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_mistake_in_a_shared_section_or_an_unknown_one_fails_every_worker() {
+        use crate::audio::AudioConfig;
+        for user in ["[osc]\ntargetz = []", "[bus]\ndir = 3", "[lyrcs]\nx = 1"] {
+            let err = view_of::<AudioConfig>("audio", user).unwrap_err();
+            assert!(
+                err.contains("targetz") || err.contains("bus.dir") || err.contains("lyrcs"),
+                "{user}: {err}"
+            );
+        }
     }
 
     #[test]

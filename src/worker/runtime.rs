@@ -292,6 +292,10 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
     if let Some(e) = &loaded.overrides_rejected {
         warn!(error = %e, "the saved set_config no longer applies ({e}); running without it");
     }
+    // Another worker's section is that worker's to fail on; this one says so once and runs.
+    for e in &loaded.elsewhere {
+        warn!(section = %e.section, "{e}; {} runs on", info.binary);
+    }
 
     let (listener, bound_path) = match activated.unix_listener(activation::CONTROL)? {
         Some(l) => (l, None),
