@@ -87,6 +87,7 @@ fuzz: deps
 
 lint: deps
 	$(CARGO) fmt --check
+	scripts/import-graph --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build --bins
 	scripts/check-units.sh $${CARGO_TARGET_DIR:-target}/debug

@@ -478,7 +478,7 @@ async fn signals(tx: Out) {
     // library), the process ends anyway: a console must never outlive a signal to quit.
     let _ = tx.try_send(Update::Quit(name));
     tokio::time::sleep(QUIT_GRACE).await;
-    super::term::restore();
+    super::screen::restore();
     eprintln!("vj-console: quit on {name} (the screen did not)");
     std::process::exit(1);
 }

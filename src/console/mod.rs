@@ -8,6 +8,7 @@
 pub mod app;
 pub mod feed;
 pub mod panels;
+pub mod screen;
 pub mod telemetry;
 pub mod term;
 pub mod ui;

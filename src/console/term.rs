@@ -3,58 +3,19 @@
 //! reads keys, takes the I/O side's updates and redraws at a steady rate. When the terminal
 //! goes away (the SSH session or tmux server gone) the process ends at once.
 
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter};
 use std::time::{Duration, Instant};
 
 use ratatui::backend::CrosstermBackend;
-use ratatui::crossterm::cursor::{Hide, Show};
 use ratatui::crossterm::event::{self, Event, KeyEventKind};
-use ratatui::crossterm::execute;
-use ratatui::crossterm::terminal::{
-    disable_raw_mode, enable_raw_mode, EnterAlternateScreen, LeaveAlternateScreen,
-};
 use ratatui::Terminal;
 
 use super::app::App;
 use super::feed::{Feed, Request};
+pub use super::screen::{restore, Screen};
 
 /// While the log pane is open it is read again this often.
 const LOGS_EVERY: Duration = Duration::from_secs(2);
-
-/// Gives the terminal back: cooked mode, the main screen, a visible cursor. Safe to call twice.
-pub fn restore() {
-    let _ = disable_raw_mode();
-    let mut out = io::stdout();
-    let _ = execute!(out, LeaveAlternateScreen, Show);
-    let _ = out.flush();
-}
-
-/// Raw mode and the alternate screen until dropped; a panic restores the terminal before its
-/// message is printed, so the message is readable and the shell usable, and ends the process:
-/// a panic on the I/O thread would otherwise leave a screen that no longer updates, nor hears
-/// SIGTERM (the I/O thread listens for signals).
-pub struct Screen(());
-
-impl Screen {
-    pub fn enter() -> io::Result<Screen> {
-        let hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore();
-            hook(info);
-            std::process::exit(101);
-        }));
-        enable_raw_mode()?;
-        let screen = Screen(());
-        execute!(io::stdout(), EnterAlternateScreen, Hide)?;
-        Ok(screen)
-    }
-}
-
-impl Drop for Screen {
-    fn drop(&mut self) {
-        restore();
-    }
-}
 
 /// Ends the process as soon as the terminal on stdout hangs up (its other end closed: an SSH
 /// session dropped, the tmux server killed), watched by a thread of its own that sleeps in
