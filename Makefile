@@ -58,9 +58,12 @@ run: install start
 
 # Every test: unit, integration (real systemd user manager, ALSA, UDP, HTTP on 127.0.0.1),
 # fuzz regressions, unit-file and plist checks. (`make lint` adds clippy.)
+# `cargo test --no-run` builds the binaries the tests run, with the features the dev-dependencies
+# add (rustix, regex, hyper, serde's alloc ...); a `cargo build --bins` first built the library,
+# the binaries and every crate above those with the other feature set, only to build them again.
 test: test-deps
 	$(CARGO) fmt --check
-	$(CARGO) build --bins
+	$(CARGO) test --no-run
 	scripts/check-units.sh $${CARGO_TARGET_DIR:-target}/debug
 	$(CARGO) test --no-fail-fast
 
