@@ -347,12 +347,18 @@ pub struct Loaded<S> {
     pub elsewhere: Vec<Elsewhere>,
 }
 
-/// The defaults with the first config file found merged in, section by section; `origin` says
-/// which file. A section of the file that does not merge (an unknown key, a wrong type) is
-/// left at its defaults and its error returned with the section's name, for the caller to
-/// decide whose it is.
-fn read_table() -> Result<(Table, Option<PathBuf>, String, Vec<(String, ConfigError)>), ConfigError>
-{
+/// The defaults with the first config file found merged in, section by section.
+struct Read {
+    table: Table,
+    file: Option<PathBuf>,
+    /// The file, or "built-in defaults", for errors.
+    origin: String,
+    /// The sections of the file that did not merge (an unknown key, a wrong type), left at
+    /// their defaults, with their errors: whose they are is the caller's to decide.
+    unmerged: Vec<(String, ConfigError)>,
+}
+
+fn read_table() -> Result<Read, ConfigError> {
     let mut table = defaults();
     let mut unmerged = Vec::new();
     let file = config_file();
@@ -372,7 +378,12 @@ fn read_table() -> Result<(Table, Option<PathBuf>, String, Vec<(String, ConfigEr
     let origin = file
         .as_ref()
         .map_or("built-in defaults".to_string(), |p| p.display().to_string());
-    Ok((table, file, origin, unmerged))
+    Ok(Read {
+        table,
+        file,
+        origin,
+        unmerged,
+    })
 }
 
 /// Lays `user` onto `table` a top-level section at a time: a section that does not merge is
@@ -419,7 +430,12 @@ fn view<S: Section>(
 /// It fails on a mistake in its own section or a shared one; a mistake in another worker's
 /// section is that worker's to fail on, and comes back in [`Loaded::elsewhere`].
 pub fn load<S: Section>(name: &str, overrides: Option<Table>) -> Result<Loaded<S>, ConfigError> {
-    let (table, file, origin, unmerged) = read_table()?;
+    let Read {
+        table,
+        file,
+        origin,
+        unmerged,
+    } = read_table()?;
     let (common, base, table, elsewhere) = view::<S>(&table, unmerged, name, &origin)?;
     let Some(overrides) = overrides else {
         return Ok(Loaded {
@@ -516,7 +532,7 @@ pub fn bus_dir(bus: &BusConfig) -> PathBuf {
 pub fn configured_bus_dir() -> PathBuf {
     let bus = read_table()
         .ok()
-        .and_then(|(t, _, origin, _)| section::<BusConfig>(&t, "bus", &origin).ok())
+        .and_then(|r| section::<BusConfig>(&r.table, "bus", &r.origin).ok())
         .unwrap_or_else(|| builtin("bus"));
     bus_dir(&bus)
 }
