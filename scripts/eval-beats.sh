@@ -5,6 +5,10 @@
 # that start inside a bar) or classic (the corpus tuned on until 2026-11-30). Seeds 1-4 are
 # the tuning set; 101-104 and 201-204 are held out. EVAL_ANALYZER scores another vj-audio
 # binary (an older build) on the same clips.
+# EVAL_CORPUS=h2 scores recorded drums instead: Hydrogen's kits playing patterns written in
+# scripts/h2corpus.py under synthesized beds (tuning kits for seeds < 100, held-out kits from
+# seed 101; needs `apt-get install hydrogen hydrogen-data hydrogen-drumkits` and makes a
+# Python venv with numpy in target/eval-venv).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 seed=${EVAL_SEED:-1}
@@ -14,8 +18,22 @@ dir=${EVAL_DIR:-$repo/target/eval-$corpus-$seed-$clips}
 cd "$repo"
 cargo build --release --bin vj-audio
 bin=${CARGO_TARGET_DIR:-$repo/target}/release/vj-audio
-if [ ! -f "$dir/house-$(printf %02d "$seed").beats" ]; then
-    if [ "$corpus" = classic ]; then
+if ! ls "$dir"/*.beats >/dev/null 2>&1; then
+    if [ "$corpus" = h2 ]; then
+        if ! command -v h2cli >/dev/null; then
+            if [ "$(id -u)" -eq 0 ]; then
+                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                    --no-install-recommends hydrogen hydrogen-data hydrogen-drumkits >/dev/null
+            else
+                echo "the recorded-drums corpus needs: sudo apt-get install hydrogen hydrogen-data hydrogen-drumkits" >&2
+                exit 1
+            fi
+        fi
+        venv=${CARGO_TARGET_DIR:-$repo/target}/eval-venv
+        [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q numpy; }
+        set_name=tune; [ "$seed" -ge 100 ] && set_name=held
+        "$venv/bin/python" "$repo/scripts/h2corpus.py" "$dir" --seed "$seed" --clips "$clips" --set "$set_name"
+    elif [ "$corpus" = classic ]; then
         "$bin" gen-corpus "$dir" --seed "$seed" --clips "$clips" --classic
     else
         "$bin" gen-corpus "$dir" --seed "$seed" --clips "$clips"

@@ -25,6 +25,15 @@ const EMPTY_HALF: f32 = 0.1;
 /// How much more clearly the snares mark every other beat at double the tempo than at the
 /// tempo for double to win.
 const BACKBEAT_MARGIN: f32 = 0.05;
+/// A beat whose half period correlates at least this much is evenly subdivided (8th notes
+/// play between its beats).
+const REGULAR_HALF: f32 = 0.3;
+/// A slower level (3/4 or 2/3 of the tempo) that is evenly subdivided, where the chosen one is
+/// not, wins when its comb score (without the prior) is at least this share of the chosen one's.
+const SUBDIVIDED_TIE: f32 = 0.95;
+/// Two metrical levels compete when the rival's comb score (without the prior) is above this
+/// share of the chosen one's; at an equal score the confidence is halved.
+const RIVAL_FROM: f32 = 0.7;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TempoSettings {
@@ -87,8 +96,13 @@ pub struct TempoTracker {
     periods: Vec<f32>,
     prior: Vec<f32>,
     smoothed: Vec<f32>,
+    /// The comb score smoothed the same way, without the prior: how well each period fits the
+    /// rhythm alone, for choosing between metrical levels the prior would otherwise settle.
+    fit: Vec<f32>,
     period: f32,
     confidence: f32,
+    /// How strongly another metrical level (3:4, 2:3 and their inverses) competes, 0..1.
+    rivalry: f32,
     /// Recent (2 s) level of the envelope and its slowly falling (20 s) peak: a breakdown's
     /// quiet is no reason to move the tempo.
     level: f32,
@@ -130,10 +144,12 @@ impl TempoTracker {
             autocorrelation: Autocorrelation::new(len, max_lag + 1),
             acf: vec![0.0; max_lag + 1],
             smoothed: vec![0.0; periods.len()],
+            fit: vec![0.0; periods.len()],
             periods,
             prior,
             period: 0.0,
             confidence: 0.0,
+            rivalry: 0.0,
             level: 0.0,
             long_level: 0.0,
         }
@@ -276,6 +292,7 @@ impl TempoTracker {
             }
             let s = if w > 0.0 { (s / w).max(0.0) } else { 0.0 };
             // Blended over time: fast enough to follow a ramp, slow enough to ride a fill.
+            self.fit[j] += (s - self.fit[j]) * 0.25;
             let s = s * self.prior[j];
             self.smoothed[j] += (s - self.smoothed[j]) * 0.25;
             best = best.max(self.smoothed[j]);
@@ -297,11 +314,15 @@ impl TempoTracker {
                 }
                 bj
             }
-            _ => self.prefer_rhythm(
-                self.hold_octave(self.prefer_regular_half(argmax(&self.smoothed), at), best),
+            _ => self.prefer_subdivided(
+                self.prefer_rhythm(
+                    self.hold_octave(self.prefer_regular_half(argmax(&self.smoothed), at), best),
+                    at,
+                ),
                 at,
             ),
         };
+        self.rivalry = self.rivalry(bj);
         // Parabolic refinement between neighbouring candidates.
         let mut p = self.periods[bj];
         if bj > 0 && bj + 1 < self.periods.len() {
@@ -382,6 +403,44 @@ impl TempoTracker {
         bj
     }
 
+    /// The candidate at 3/4 or 2/3 of `bj`'s tempo when `bj` plays nothing halfway between its
+    /// beats and that slower level does, and fits the rhythm about as well without the prior.
+    /// Accents every three 16ths (3+3+2, a tresillo, a dotted figure) make 4/3 of the tempo
+    /// score like the tempo, and the prior, centred high for drum & bass, tips it the wrong
+    /// way; the dotted level's half period falls between the 16ths, the beat's on the 8th.
+    fn prefer_subdivided(&self, bj: usize, acf_at: impl Fn(f32) -> f32) -> usize {
+        let p = self.periods[bj];
+        if acf_at(0.5 * p) >= EMPTY_HALF {
+            return bj;
+        }
+        let mut pick = bj;
+        let mut to_beat = SUBDIVIDED_TIE * self.fit[bj];
+        for ratio in [4.0 / 3.0, 1.5] {
+            if let Some(aj) = self.nearest(p * ratio) {
+                if acf_at(0.5 * self.periods[aj]) >= REGULAR_HALF && self.fit[aj] >= to_beat {
+                    pick = aj;
+                    to_beat = self.fit[aj];
+                }
+            }
+        }
+        pick
+    }
+
+    /// How strongly the best of the levels at 3:4, 2:3, 4:3 and 3:2 of `bj`'s tempo competes
+    /// with it: 0 below RIVAL_FROM of its fit, 1 at an equal fit or above.
+    fn rivalry(&self, bj: usize) -> f32 {
+        let fit = self.fit[bj];
+        if fit <= 0.0 {
+            return 0.0;
+        }
+        let rival = [4.0 / 3.0, 1.5, 0.75, 2.0 / 3.0]
+            .into_iter()
+            .filter_map(|r| self.nearest(self.periods[bj] * r))
+            .map(|j| self.fit[j])
+            .fold(0.0f32, f32::max);
+        ((rival / fit - RIVAL_FROM) / (1.0 - RIVAL_FROM)).clamp(0.0, 1.0)
+    }
+
     /// The candidate nearest `period`, if one is within 3 % of it.
     fn nearest(&self, period: f32) -> Option<usize> {
         self.candidates_near(period, 0.03).min_by(|&a, &b| {
@@ -440,8 +499,10 @@ impl TempoTracker {
         }
     }
 
+    /// How sure the tempo is: the best score's lead over the rest, halved at most when another
+    /// metrical level (3:4, 2:3) fits the rhythm as well.
     pub fn confidence(&self) -> f32 {
-        self.confidence
+        self.confidence * (1.0 - 0.5 * self.rivalry)
     }
 }
 
