@@ -40,10 +40,16 @@ fn set_config_over_osc_is_refused_by_default() {
     let c = Controller::new(&rig);
     let (ok, msg, _) = c.call("/vj/osc_debugger/get_state", vec![]);
     assert_eq!(ok, 1, "get_state is a default command: {msg}");
-    let (ok, msg, _) = c.call("/vj/osc_debugger/set_config", vec![s("capacity"), OscType::Int(500)]);
+    let (ok, msg, _) = c.call(
+        "/vj/osc_debugger/set_config",
+        vec![s("capacity"), OscType::Int(500)],
+    );
     assert_eq!(
         (ok, msg.as_str()),
-        (0, "not allowed: set_config is not in [control.osc] commands")
+        (
+            0,
+            "not allowed: set_config is not in [control.osc] commands"
+        )
     );
     assert_eq!(capacity(&rig), 1000, "not applied");
     // The attack of the issue: spotify_monitor's accounts_url, persisted, then its token
@@ -55,7 +61,10 @@ fn set_config_over_osc_is_refused_by_default() {
     assert_eq!(ok, 0);
     assert!(msg.starts_with("not allowed: "), "{msg}");
     let (ok, msg, _) = c.call("/vj/osc_debugger/restart", vec![]);
-    assert_eq!((ok, msg.as_str()), (0, "not allowed: restart is not in [control.osc] commands"));
+    assert_eq!(
+        (ok, msg.as_str()),
+        (0, "not allowed: restart is not in [control.osc] commands")
+    );
     let saved = rig.dir.path().join("state/vj");
     for name in ["spotify_monitor.json", "osc_debugger.json"] {
         assert!(!saved.join(name).exists(), "{name} was persisted");
@@ -74,12 +83,23 @@ fn set_config_over_osc_is_refused_by_default() {
 fn set_config_when_listed_still_never_takes_a_url_or_path_key() {
     let rig = rig(Some(r#"["get_state", "set_config"]"#));
     let c = Controller::new(&rig);
-    let (ok, msg, _) = c.call("/vj/osc_debugger/set_config", vec![s("capacity"), OscType::Int(500)]);
+    let (ok, msg, _) = c.call(
+        "/vj/osc_debugger/set_config",
+        vec![s("capacity"), OscType::Int(500)],
+    );
     assert_eq!(ok, 1, "listed: applied ({msg})");
     assert_eq!(capacity(&rig), 500);
     for (addr, key, value) in [
-        ("/vj/spotify_monitor/set_config", "accounts_url", "http://127.0.0.1:1/steal"),
-        ("/vj/lyrics_fetcher/set_config", "lrclib_url", "http://127.0.0.1:1/"),
+        (
+            "/vj/spotify_monitor/set_config",
+            "accounts_url",
+            "http://127.0.0.1:1/steal",
+        ),
+        (
+            "/vj/lyrics_fetcher/set_config",
+            "lrclib_url",
+            "http://127.0.0.1:1/",
+        ),
         ("/vj/osc_debugger/set_config", "listen", "127.0.0.1:1"),
         ("/vj/virtualdj_monitor/set_config", "path", "/etc/passwd"),
     ] {
@@ -91,8 +111,15 @@ fn set_config_when_listed_still_never_takes_a_url_or_path_key() {
         );
     }
     let (ok, msg, _) = c.call("/vj/osc_debugger/tap", vec![]);
-    assert_eq!((ok, msg.as_str()), (0, "not allowed: tap is not in [control.osc] commands"));
-    assert!(!rig.dir.path().join("state/vj/spotify_monitor.json").exists());
+    assert_eq!(
+        (ok, msg.as_str()),
+        (0, "not allowed: tap is not in [control.osc] commands")
+    );
+    assert!(!rig
+        .dir
+        .path()
+        .join("state/vj/spotify_monitor.json")
+        .exists());
 }
 
 #[test]

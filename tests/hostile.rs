@@ -41,11 +41,19 @@ fn a_foreign_host_is_refused_and_our_own_names_are_served() {
     let local = get(&rig, "/audio/bpm", &format!("localhost:{}", rig.http), "");
     assert_eq!(local["status"], 200, "{local}");
     for _ in 0..3 {
-        let evil = get(&rig, "/?HOST_INFO", &format!("evil.example:{}", rig.http), "");
+        let evil = get(
+            &rig,
+            "/?HOST_INFO",
+            &format!("evil.example:{}", rig.http),
+            "",
+        );
         assert_eq!(evil["status"], 421, "DNS rebinding: {evil}");
         let body = evil["body"].as_str().unwrap();
         assert_eq!(body.lines().count(), 1, "one line: {body}");
-        assert!(body.contains("evil.example") && body.contains("allowed_hosts"), "{body}");
+        assert!(
+            body.contains("evil.example") && body.contains("allowed_hosts"),
+            "{body}"
+        );
     }
     let raw = rig.raw("GET / HTTP/1.1\r\nHost: attacker.test\r\nConnection: close\r\n\r\n");
     assert!(raw.starts_with("HTTP/1.1 421"), "{raw}");
@@ -164,7 +172,10 @@ fn a_browser_origin_is_refused_unless_allowed() {
     };
     assert_eq!(native["status"], 101, "no Origin: {native}");
     let got = addresses(&native);
-    assert!(got.iter().filter(|a| *a == "/audio/bpm").count() >= 20, "{got:?}");
+    assert!(
+        got.iter().filter(|a| *a == "/audio/bpm").count() >= 20,
+        "{got:?}"
+    );
     assert!(
         !got.iter().any(|a| a == "/audio/not_yet"),
         "LISTEN holds only addresses the namespace had: {got:?}"
@@ -176,7 +187,10 @@ fn a_browser_origin_is_refused_unless_allowed() {
     assert_eq!(http_evil["status"], 403, "{http_evil}");
     let http_ok = get(&rig, "/", "", "http://localhost:8080");
     assert_eq!(http_ok["status"], 200);
-    assert_eq!(http_ok["acao"], "http://localhost:8080", "CORS for the allowed origin only");
+    assert_eq!(
+        http_ok["acao"], "http://localhost:8080",
+        "CORS for the allowed origin only"
+    );
     assert_eq!(get(&rig, "/", "", "")["acao"], Value::Null);
 }
 
@@ -216,8 +230,11 @@ fn idle_sockets_are_closed_within_30_s() {
         .collect();
     // One that made a request and keeps the connection.
     let mut kept = TcpStream::connect(("127.0.0.1", rig.http)).unwrap();
-    std::io::Write::write_all(&mut kept, b"GET /?HOST_INFO HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        .unwrap();
+    std::io::Write::write_all(
+        &mut kept,
+        b"GET /?HOST_INFO HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    )
+    .unwrap();
     let mut head = [0u8; 12];
     kept.read_exact(&mut head).unwrap();
     assert_eq!(&head, b"HTTP/1.1 200");
@@ -249,7 +266,9 @@ fn a_16_mib_websocket_message_is_refused_with_rss_flat() {
         .unwrap();
     let http = rig.http;
     let closed = rt.block_on(async move {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", http)).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", http))
+            .await
+            .unwrap();
         let (mut ws, resp) =
             tokio_tungstenite::client_async(format!("ws://127.0.0.1:{http}/"), tcp)
                 .await
@@ -273,8 +292,15 @@ fn a_16_mib_websocket_message_is_refused_with_rss_flat() {
         "RSS {before} KiB → {after} KiB: the message was read"
     );
     let state = rig.state();
-    assert!(state["counters"]["ws_refused"].as_u64().unwrap() >= 1, "{state}");
-    assert_eq!(get(&rig, "/audio/bpm", "", "")["status"], 200, "still serving");
+    assert!(
+        state["counters"]["ws_refused"].as_u64().unwrap() >= 1,
+        "{state}"
+    );
+    assert_eq!(
+        get(&rig, "/audio/bpm", "", "")["status"],
+        200,
+        "still serving"
+    );
 }
 
 #[test]
@@ -289,7 +315,8 @@ fn five_thousand_junk_addresses_leave_the_namespace_bounded() {
         }
     }
     assert!(
-        wait_until(Duration::from_secs(10), || rig.state()["counters"]["osc_in"]
+        wait_until(Duration::from_secs(10), || rig.state()["counters"]
+            ["osc_in"]
             .as_u64()
             .unwrap()
             >= 4900),
@@ -299,7 +326,10 @@ fn five_thousand_junk_addresses_leave_the_namespace_bounded() {
     let state = rig.state();
     assert_eq!(state["learned_addresses"], 256, "{state}");
     assert_eq!(state["addresses"].as_u64().unwrap(), spec + 256, "{state}");
-    assert!(state["learned_dropped"].as_u64().unwrap() >= 4900 - 256, "{state}");
+    assert!(
+        state["learned_dropped"].as_u64().unwrap() >= 4900 - 256,
+        "{state}"
+    );
     let root = get(&rig, "/audio", "", "");
     let audio: Value = serde_json::from_str(root["body"].as_str().unwrap()).unwrap();
     let junk = audio["CONTENTS"]
@@ -309,6 +339,12 @@ fn five_thousand_junk_addresses_leave_the_namespace_bounded() {
         .filter(|k| k.starts_with("junk"))
         .count();
     assert_eq!(junk, 256);
-    assert!(audio["CONTENTS"].get("junk4999").is_some(), "the newest kept");
-    assert!(audio["CONTENTS"].get("junk0").is_none(), "the oldest dropped");
+    assert!(
+        audio["CONTENTS"].get("junk4999").is_some(),
+        "the newest kept"
+    );
+    assert!(
+        audio["CONTENTS"].get("junk0").is_none(),
+        "the oldest dropped"
+    );
 }

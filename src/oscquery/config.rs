@@ -221,7 +221,11 @@ mod tests {
             .all(|n| n.contains(ip("127.0.0.1")) || n.contains(ip("::1"))));
         assert!(!nets.iter().any(|n| n.contains(ip("192.168.1.2"))));
         assert!(c.osc.commands.iter().any(|c| c == "tap"));
-        assert!(!c.osc.commands.iter().any(|c| c == "set_config" || c == "restart"));
+        assert!(!c
+            .osc
+            .commands
+            .iter()
+            .any(|c| c == "set_config" || c == "restart"));
         assert!(o.allowed_origins.is_empty(), "no browser origin by default");
     }
 }

@@ -375,7 +375,10 @@ mod tests {
         let ip: IpAddr = "10.9.0.3".parse().unwrap();
         assert!(s.refused.count(ip));
         assert!(!s.refused.count(ip));
-        assert_eq!(s.state(String::new(), vec![], vec![]).refused["10.9.0.3"], 2);
+        assert_eq!(
+            s.state(String::new(), vec![], vec![]).refused["10.9.0.3"],
+            2
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ fn host_part(host: &str) -> String {
     } else {
         match h.rsplit_once(':') {
             // One colon: name:port. More: a bare IPv6 address (not valid in Host, but harmless).
-            Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            Some((name, port))
+                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
+            {
                 name
             }
             _ => h,
@@ -48,11 +50,8 @@ impl Gate {
     /// `machine`: this machine's names (`studio`, `studio.local`), served when bound beyond
     /// loopback (the mDNS advertisement gives clients `studio.local`).
     pub fn new(config: &OscQueryConfig, listen: SocketAddr, machine: &[String]) -> Gate {
-        let mut names: HashSet<String> = config
-            .allowed_hosts
-            .iter()
-            .map(|h| host_part(h))
-            .collect();
+        let mut names: HashSet<String> =
+            config.allowed_hosts.iter().map(|h| host_part(h)).collect();
         names.insert("localhost".into());
         if !listen.ip().is_loopback() {
             names.extend(machine.iter().map(|m| host_part(m)));
@@ -81,7 +80,11 @@ impl Gate {
     /// Checks a request's `Host` and `Origin` headers; `Ok(Some(origin))` when a browser
     /// origin is allowed (echoed in `Access-Control-Allow-Origin`). No `Host` (HTTP/1.0) and
     /// no `Origin` (a native client) are fine: neither comes from a browser.
-    pub fn check(&self, host: Option<&str>, origin: Option<&str>) -> Result<Option<String>, Refused> {
+    pub fn check(
+        &self,
+        host: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Option<String>, Refused> {
         if let Some(h) = host {
             if !self.host_ok(h) {
                 return Err(Refused {
@@ -132,13 +135,23 @@ mod tests {
     #[test]
     fn only_our_own_names_pass_by_default() {
         let g = gate("127.0.0.1:9010", &[], &[]);
-        for ok in ["127.0.0.1:9010", "localhost:9010", "LOCALHOST", "[::1]:9010", "localhost."] {
+        for ok in [
+            "127.0.0.1:9010",
+            "localhost:9010",
+            "LOCALHOST",
+            "[::1]:9010",
+            "localhost.",
+        ] {
             assert_eq!(g.check(Some(ok), None), Ok(None), "{ok}");
         }
         let e = g.check(Some("evil.example:9010"), None).unwrap_err();
         assert_eq!(e.status, 421);
         assert!(e.reason.contains("\"evil.example:9010\"") && e.reason.contains("allowed_hosts"));
-        for bad in ["studio.local:9010", "192.168.1.4:9010", "localhost.evil.example"] {
+        for bad in [
+            "studio.local:9010",
+            "192.168.1.4:9010",
+            "localhost.evil.example",
+        ] {
             assert!(g.check(Some(bad), None).is_err(), "{bad}");
         }
         assert_eq!(g.check(None, None), Ok(None), "HTTP/1.0 without Host");
@@ -147,7 +160,12 @@ mod tests {
     #[test]
     fn beyond_loopback_the_machines_names_and_allowed_hosts_pass() {
         let g = gate("0.0.0.0:9010", &["Visuals.lan"], &[]);
-        for ok in ["studio.local:9010", "studio", "192.168.1.4:9010", "visuals.lan:9010"] {
+        for ok in [
+            "studio.local:9010",
+            "studio",
+            "192.168.1.4:9010",
+            "visuals.lan:9010",
+        ] {
             assert_eq!(g.check(Some(ok), None), Ok(None), "{ok}");
         }
         assert!(g.check(Some("evil.example"), None).is_err());
@@ -163,12 +181,20 @@ mod tests {
             g.check(Some("localhost:9010"), Some("http://localhost:8080")),
             Ok(Some("http://localhost:8080".into()))
         );
-        for bad in ["https://evil.example", "null", "http://localhost:8081", "http://127.0.0.1:9010"] {
+        for bad in [
+            "https://evil.example",
+            "null",
+            "http://localhost:8081",
+            "http://127.0.0.1:9010",
+        ] {
             let e = g.check(Some("localhost:9010"), Some(bad)).unwrap_err();
             assert_eq!(e.status, 403, "{bad}");
             assert!(e.reason.contains("allowed_origins"));
         }
         let none = gate("127.0.0.1:9010", &[], &[]);
-        assert!(none.check(None, Some("http://localhost:8080")).is_err(), "none by default");
+        assert!(
+            none.check(None, Some("http://localhost:8080")).is_err(),
+            "none by default"
+        );
     }
 }

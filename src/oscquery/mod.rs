@@ -164,11 +164,11 @@ impl Handle for OscQueryHandle {
         let s = &self.shared;
         let ns = lock(&s.namespace);
         let control_osc = match (&s.control, &s.control_error) {
-            (Some((addr, allow, commands)), _) => json!(s.control_stats.state(
-                addr.to_string(),
-                allow.clone(),
-                commands.clone()
-            )),
+            (Some((addr, allow, commands)), _) => {
+                json!(s
+                    .control_stats
+                    .state(addr.to_string(), allow.clone(), commands.clone()))
+            }
             (None, Some(e)) => json!({ "error": e }),
             (None, None) => json!("off"),
         };
@@ -281,9 +281,10 @@ impl Worker for OscQueryServer {
             stop: ctx.stop.clone(),
             http: http_addr,
             osc_in: osc_addr,
-            control: control.as_ref().zip(control_addr).map(|(c, a)| {
-                (a, c.config.allow.clone(), c.config.commands.clone())
-            }),
+            control: control
+                .as_ref()
+                .zip(control_addr)
+                .map(|(c, a)| (a, c.config.allow.clone(), c.config.commands.clone())),
             control_stats: stats,
             control_error,
             advertised: advertiser
@@ -333,7 +334,11 @@ impl Worker for OscQueryServer {
         }
         // The transport runs beside the loop; it ends with this instance's stop, and is
         // aborted if this loop ends any other way.
-        let transport = tokio::spawn(server::serve(self.http, self.site.clone(), ctx.stop.clone()));
+        let transport = tokio::spawn(server::serve(
+            self.http,
+            self.site.clone(),
+            ctx.stop.clone(),
+        ));
         let _transport = AbortOnDrop(transport);
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut control_buf = vec![0u8; MAX_DATAGRAM];

@@ -56,8 +56,11 @@ pub enum Refusal {
 
 /// Does `key` (`accounts_url`, `llm.url`) name a URL, path or credential?
 pub fn forbidden_key(key: &str) -> bool {
-    key.split(['.', '_', '-'])
-        .any(|w| FORBIDDEN_KEY_WORDS.iter().any(|f| w.eq_ignore_ascii_case(f)))
+    key.split(['.', '_', '-']).any(|w| {
+        FORBIDDEN_KEY_WORDS
+            .iter()
+            .any(|f| w.eq_ignore_ascii_case(f))
+    })
 }
 
 /// Is `v` a URL or a path (`http://…`, `/etc/…`, `~/…`, `file:…`, `..\x`)?
@@ -121,13 +124,26 @@ mod tests {
     fn the_default_list_is_the_performance_commands() {
         let d = defaults();
         let none = Map::new();
-        for cmd in ["tap", "tempo_double", "tempo_half", "nudge", "resync", "set_tempo"] {
+        for cmd in [
+            "tap",
+            "tempo_double",
+            "tempo_half",
+            "nudge",
+            "resync",
+            "set_tempo",
+        ] {
             assert_eq!(check(&d, "audio_analyzer", cmd, &none), Ok(()), "{cmd}");
         }
         for cmd in ["get_state", "health"] {
             assert_eq!(check(&d, "lyrics_fetcher", cmd, &none), Ok(()), "{cmd}");
         }
-        for cmd in ["set_config", "restart", "fetch_lyrics", "clear", "list_devices"] {
+        for cmd in [
+            "set_config",
+            "restart",
+            "fetch_lyrics",
+            "clear",
+            "list_devices",
+        ] {
             assert_eq!(
                 check(&d, "audio_analyzer", cmd, &none),
                 Err(Refusal::NotListed { cmd: cmd.into() }),
@@ -207,7 +223,12 @@ mod tests {
             assert!(allowed.contains(&may.to_string()), "{may}: {refused:?}");
         }
         assert_eq!(
-            check(&listed, "spotify_monitor", "set_config", &args(json!({"ACCOUNTS_URL": "x"}))),
+            check(
+                &listed,
+                "spotify_monitor",
+                "set_config",
+                &args(json!({"ACCOUNTS_URL": "x"}))
+            ),
             Err(Refusal::Key {
                 key: "ACCOUNTS_URL".into()
             })
@@ -227,16 +248,31 @@ mod tests {
             "a/b",
         ] {
             assert_eq!(
-                check(&listed, "audio_analyzer", "set_config", &args(json!({"source": v}))),
+                check(
+                    &listed,
+                    "audio_analyzer",
+                    "set_config",
+                    &args(json!({"source": v}))
+                ),
                 Err(Refusal::Value {
                     key: "source".into()
                 }),
                 "{v}"
             );
         }
-        for v in [json!("demo"), json!(120), json!(true), json!("BlackHole 2ch")] {
+        for v in [
+            json!("demo"),
+            json!(120),
+            json!(true),
+            json!("BlackHole 2ch"),
+        ] {
             assert_eq!(
-                check(&listed, "audio_analyzer", "set_config", &args(json!({"source": v}))),
+                check(
+                    &listed,
+                    "audio_analyzer",
+                    "set_config",
+                    &args(json!({"source": v}))
+                ),
                 Ok(())
             );
         }

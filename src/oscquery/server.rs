@@ -182,7 +182,10 @@ async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let shared = &site.shared;
-    shared.counters.http_requests.fetch_add(1, Ordering::Relaxed);
+    shared
+        .counters
+        .http_requests
+        .fetch_add(1, Ordering::Relaxed);
     let host = header_str(&req, header::HOST)
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
@@ -251,17 +254,23 @@ fn upgrade(site: &Arc<Site>, req: &mut Request<Incoming>) -> Response<Body> {
     else {
         let mut r = reply(
             400,
-            Some(&serde_json::json!({"error": "a WebSocket needs GET, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key"})),
+            Some(
+                &serde_json::json!({"error": "a WebSocket needs GET, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key"}),
+            ),
             None,
         );
-        r.headers_mut()
-            .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
         return r;
     };
     let Ok(permit) = site.websockets.clone().try_acquire_owned() else {
         return reply(
             503,
-            Some(&serde_json::json!({"error": format!("{MAX_WEBSOCKETS} WebSocket clients already listen")})),
+            Some(
+                &serde_json::json!({"error": format!("{MAX_WEBSOCKETS} WebSocket clients already listen")}),
+            ),
             None,
         );
     };

@@ -48,7 +48,10 @@ impl Instance {
     /// next await), so it never runs beside the next instance holding sockets or state.
     async fn end(mut self) {
         let _ = self.stop.send(true);
-        if tokio::time::timeout(STOP_GRACE, &mut self.task).await.is_err() {
+        if tokio::time::timeout(STOP_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
             warn!("the worker did not stop within {STOP_GRACE:?}; aborted");
             self.task.abort();
             let _ = self.task.await;

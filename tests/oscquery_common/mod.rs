@@ -89,10 +89,9 @@ impl Rig {
         let mut rig = Rig::new(control_extra, extra);
         rig.start("vj-oscquery", "oscquery_server");
         let http = rig.http;
-        assert!(wait_until(Duration::from_secs(10), || TcpStream::connect((
-            "127.0.0.1",
-            http
-        ))
+        assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+            ("127.0.0.1", http)
+        )
         .is_ok()));
         rig
     }
