@@ -348,3 +348,36 @@ fn five_thousand_junk_addresses_leave_the_namespace_bounded() {
         "the oldest dropped"
     );
 }
+
+#[test]
+fn a_websocket_that_answers_no_ping_is_closed() {
+    let rig = Rig::oscquery("", "");
+    let mut s = TcpStream::connect(("127.0.0.1", rig.http)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 101");
+    // A client that reads nothing and answers no ping: gone within the ping period and the
+    // silence allowed (5 s + 15 s), with room for a busy machine.
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_secs(35))).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => continue, // pings, then the close frame
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("still open after {:?}: {e}", start.elapsed()),
+        }
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(10),
+        "not closed before it was given time to answer"
+    );
+    assert_eq!(rig.state()["counters"]["ws_dead"], 1);
+}
