@@ -133,6 +133,8 @@ pub struct ControlStats {
     pub refused: Tally,
     /// Senders whose refused commands were logged (once per sender).
     pub refused_commands: Tally,
+    /// Commands run per allowed sender (the first is logged).
+    pub senders: Tally,
 }
 
 #[derive(Serialize)]
@@ -147,6 +149,7 @@ pub struct ControlState {
     pub refused: std::collections::BTreeMap<String, u64>,
     pub refused_others: u64,
     pub not_allowed_by_source: TallyState,
+    pub accepted_by_source: TallyState,
 }
 
 impl ControlStats {
@@ -163,6 +166,7 @@ impl ControlStats {
             refused: refused.by_source,
             refused_others: refused.others,
             not_allowed_by_source: self.refused_commands.state(),
+            accepted_by_source: self.senders.state(),
         }
     }
 }
@@ -287,7 +291,13 @@ impl ControlInput {
                     tokio::spawn(async move {
                         let (ok, message, data) = forward(&me.bus_dir, bus, &cmd, args).await;
                         drop(permit);
-                        info!(worker = bus, cmd = %cmd, success = ok, "command over OSC from {}", peer.ip());
+                        // The first command of each sender is logged; the rest (a fader sends
+                        // dozens a second) only at debug level.
+                        if me.stats.senders.count(peer.ip()) {
+                            info!(worker = bus, cmd = %cmd, success = ok, "command over OSC from {} (its first; the rest at debug level)", peer.ip());
+                        } else {
+                            debug!(worker = bus, cmd = %cmd, success = ok, "command over OSC from {}", peer.ip());
+                        }
                         if let (Some(to), Some(bytes)) =
                             (reply, reply_packet(&msg.addr, ok, &message, &data))
                         {
