@@ -54,7 +54,6 @@ pub fn config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(MAX_MESSAGE))
         .max_frame_size(Some(MAX_MESSAGE))
-        .write_buffer_size(0)
         .max_write_buffer_size(4 * MAX_MESSAGE)
 }
 
@@ -108,21 +107,42 @@ where
                     Some(Ok(_)) => {}
                 }
             }
-            update = updates.recv() => match update {
-                Ok(u) if paths.contains(&u.path) => {
-                    let sent = tokio::time::timeout(SEND_TIMEOUT, ws.send(Message::binary(u.packet.clone()))).await;
-                    if !matches!(sent, Ok(Ok(()))) {
-                        break;
+            update = updates.recv() => {
+                // This value and whatever else is already queued (up to BATCH) go out in one
+                // write: one flush and one timer per batch, not per value.
+                let mut batch = Vec::new();
+                let mut next = Some(update.map_err(Missed::from));
+                while let Some(u) = next.take() {
+                    match u {
+                        Ok(u) if paths.contains(&u.path) => batch.push(u),
+                        Ok(_) => {}
+                        // A client too slow for the stream skips what it missed.
+                        Err(Missed::Lagged(n)) => {
+                            shared.counters.ws_lagged.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(Missed::Closed) => return end(ws, &shared).await,
+                        Err(Missed::Empty) => break,
                     }
-                    shared.counters.ws_sent.fetch_add(1, Ordering::Relaxed);
+                    if batch.len() < BATCH {
+                        next = Some(updates.try_recv().map_err(Missed::from));
+                    }
                 }
-                Ok(_) => {}
-                // A client too slow for the stream skips what it missed.
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    shared.counters.ws_lagged.fetch_add(n, Ordering::Relaxed);
+                if batch.is_empty() {
+                    continue;
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
+                let n = batch.len() as u64;
+                let sent = tokio::time::timeout(SEND_TIMEOUT, async {
+                    for u in batch {
+                        ws.feed(Message::binary(u.packet.clone())).await?;
+                    }
+                    ws.flush().await
+                })
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+                shared.counters.ws_sent.fetch_add(n, Ordering::Relaxed);
+            }
             _ = ping.tick() => {
                 if heard.elapsed() >= DEAD {
                     shared.counters.ws_dead.fetch_add(1, Ordering::Relaxed);
@@ -136,8 +156,45 @@ where
             _ = stop.wait() => break,
         }
     }
+    end(ws, &shared).await;
+}
+
+/// Closes a session's WebSocket (briefly: a dead client gets no more time).
+async fn end<S>(mut ws: WebSocketStream<S>, shared: &Shared)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let _ = tokio::time::timeout(Duration::from_millis(200), ws.close(None)).await;
     shared.counters.ws_clients.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Values sent in one write at most.
+const BATCH: usize = 64;
+
+/// Why no value came off the stream.
+enum Missed {
+    Lagged(u64),
+    Closed,
+    Empty,
+}
+
+impl From<broadcast::error::RecvError> for Missed {
+    fn from(e: broadcast::error::RecvError) -> Missed {
+        match e {
+            broadcast::error::RecvError::Lagged(n) => Missed::Lagged(n),
+            broadcast::error::RecvError::Closed => Missed::Closed,
+        }
+    }
+}
+
+impl From<broadcast::error::TryRecvError> for Missed {
+    fn from(e: broadcast::error::TryRecvError) -> Missed {
+        match e {
+            broadcast::error::TryRecvError::Lagged(n) => Missed::Lagged(n),
+            broadcast::error::TryRecvError::Closed => Missed::Closed,
+            broadcast::error::TryRecvError::Empty => Missed::Empty,
+        }
+    }
 }
 
 #[cfg(test)]
