@@ -68,18 +68,7 @@ fn a_foreign_host_is_refused_and_our_own_names_are_served() {
 
 #[test]
 fn allowed_hosts_widen_the_names_served() {
-    let mut rig = Rig::new("", "");
-    let config = rig.dir.path().join("vj.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "[control.osc]",
-            "allowed_hosts = [\"visuals.lan\"]\n[control.osc]",
-        ),
-    )
-    .unwrap();
-    rig.start("vj-oscquery", "oscquery_server");
+    let rig = Rig::oscquery_with("allowed_hosts = [\"visuals.lan\"]", "", "");
     assert_eq!(get(&rig, "/", "visuals.lan:9010", "")["status"], 200);
     assert_eq!(get(&rig, "/", "other.lan:9010", "")["status"], 421);
 }
@@ -134,18 +123,7 @@ fn feed_for(rig: &Rig, secs: f64, later: f64) -> std::thread::JoinHandle<()> {
 
 #[test]
 fn a_browser_origin_is_refused_unless_allowed() {
-    let mut rig = Rig::new("", "");
-    let config = rig.dir.path().join("vj.toml");
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        text.replace(
-            "[control.osc]",
-            "allowed_origins = [\"http://localhost:8080\"]\n[control.osc]",
-        ),
-    )
-    .unwrap();
-    rig.start("vj-oscquery", "oscquery_server");
+    let rig = Rig::oscquery_with("allowed_origins = [\"http://localhost:8080\"]", "", "");
     let url = format!("ws://127.0.0.1:{}/", rig.http);
     let evil = rig.python(WS, &[&url, "https://evil.example", "1"]);
     assert_eq!(evil["status"], 403, "a foreign page's WebSocket: {evil}");

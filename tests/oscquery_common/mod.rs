@@ -41,6 +41,11 @@ impl Rig {
     /// replies), no OSC targets, and `extra` appended (more keys of `[control.osc]` first:
     /// the text goes right after that section's keys).
     pub fn new(control_extra: &str, extra: &str) -> Rig {
+        Rig::with_keys("", control_extra, extra)
+    }
+
+    /// The same with more keys of `[oscquery]`.
+    fn with_keys(oscquery_extra: &str, control_extra: &str, extra: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let (http, osc, control) = (
             free_tcp_port(),
@@ -50,7 +55,7 @@ impl Rig {
         std::fs::write(
             dir.path().join("vj.toml"),
             format!(
-                "[osc]\ntargets = []\nroutes = []\n[oscquery]\nlisten = \"127.0.0.1:{http}\"\nosc_listen = \"127.0.0.1:{osc}\"\n\
+                "[osc]\ntargets = []\nroutes = []\n[oscquery]\nlisten = \"127.0.0.1:{http}\"\nosc_listen = \"127.0.0.1:{osc}\"\n{oscquery_extra}\n\
                  [control.osc]\nlisten = \"127.0.0.1:{control}\"\nreply = true\n{control_extra}\n{extra}\n"
             ),
         )
@@ -86,7 +91,12 @@ impl Rig {
 
     /// vj-oscquery, up and serving HTTP.
     pub fn oscquery(control_extra: &str, extra: &str) -> Rig {
-        let mut rig = Rig::new(control_extra, extra);
+        Rig::oscquery_with("", control_extra, extra)
+    }
+
+    /// vj-oscquery with more keys of `[oscquery]`, up and serving HTTP.
+    pub fn oscquery_with(oscquery_extra: &str, control_extra: &str, extra: &str) -> Rig {
+        let mut rig = Rig::with_keys(oscquery_extra, control_extra, extra);
         rig.start("vj-oscquery", "oscquery_server");
         let http = rig.http;
         assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
