@@ -87,6 +87,10 @@ impl Rig {
             "{binary} did not come up:\n{}",
             self.log(binary)
         );
+        // The control socket is bound before the worker starts; an answer means it serves
+        // (and has bound its own sockets, the control-over-OSC one included).
+        let health = self.ask(bus_name, "health");
+        assert_eq!(health["success"], true, "{binary}: {health}");
     }
 
     /// vj-oscquery, up and serving HTTP.
