@@ -103,3 +103,63 @@ pub fn set_config(data: &[u8]) {
         }
     }
 }
+
+/// One datagram on the control-over-OSC input: each message read as `/vj/<bus>/<cmd> args…`,
+/// its arguments decoded, checked against the default and a wide `[control.osc] commands`,
+/// then decoded as the worker's command enum would be.
+pub fn control_osc(data: &[u8]) {
+    let Ok(messages) = vj::osc::decode_messages(data) else {
+        return;
+    };
+    let wide: Vec<String> = ["set_config", "restart", "tap", "nudge", "set_tempo"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let default = vj::config::builtin::<vj::oscquery::ControlConfig>("control")
+        .osc
+        .commands;
+    for msg in &messages {
+        let Ok(vj::oscquery::control::Parsed::Call { bus, cmd, args }) =
+            vj::oscquery::control::parse(msg)
+        else {
+            continue;
+        };
+        let _ = vj::oscquery::policy::check(&default, bus, &cmd, &args);
+        if vj::oscquery::policy::check(&wide, bus, &cmd, &args).is_ok() {
+            use vj::bus::command::decode;
+            let _ = decode::<vj::audio::worker::AudioCommand>(&cmd, &args);
+            let _ = decode::<vj::lyrics::LyricsCommand>(&cmd, &args);
+            let _ = decode::<vj::oscdebug::DebuggerCommand>(&cmd, &args);
+        }
+    }
+}
+
+/// What an OSCQuery client controls in a request: the Host and Origin headers and the target,
+/// split at the first two newlines, through the gate and, when let in, the namespace's answer.
+pub fn oscquery_request(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mut parts = text.splitn(3, '\n');
+    let (host, origin, target) = (parts.next(), parts.next(), parts.next().unwrap_or("/"));
+    let mut config = vj::config::builtin::<vj::oscquery::OscQueryConfig>("oscquery");
+    config.allowed_hosts = vec!["visuals.lan".into()];
+    config.allowed_origins = vec!["http://localhost:8080".into()];
+    let gate = vj::oscquery::gate::Gate::new(
+        &config,
+        "0.0.0.0:9010".parse().unwrap(),
+        &["studio".into(), "studio.local".into()],
+    );
+    if gate.check(host, origin.filter(|o| !o.is_empty())).is_err() {
+        return;
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let ns = vj::oscquery::namespace::Namespace::default();
+    let q = vj::oscquery::http::Query {
+        method: "GET",
+        path,
+        query,
+    };
+    let _ = vj::oscquery::http::answer(&q, &ns, &serde_json::json!({}));
+}

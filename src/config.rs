@@ -181,8 +181,6 @@ pub fn check_http_url(key: &str, value: &str) -> Result<(), String> {
 pub struct Common {
     pub bus: BusConfig,
     pub osc: OscConfig,
-    /// `[control]`: control over OSC (`[control.osc]`), served by the OSCQuery worker.
-    pub control: crate::oscquery::ControlConfig,
 }
 
 /// The defaults as a TOML table.
@@ -265,7 +263,6 @@ pub fn check_all(table: &Table, origin: &str) -> Result<Common, ConfigError> {
     let common = Common {
         bus: section(table, "bus", origin)?,
         osc: section(table, "osc", origin)?,
-        control: section(table, "control", origin)?,
     };
     for w in crate::registry::WORKERS {
         (w.check_config)(table, w.config_section, origin)?;

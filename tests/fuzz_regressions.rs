@@ -56,3 +56,13 @@ fn http_bodies() {
 fn set_config_values() {
     replay("set_config", targets::set_config);
 }
+
+#[test]
+fn control_over_osc_datagrams() {
+    replay("control_osc", targets::control_osc);
+}
+
+#[test]
+fn oscquery_requests() {
+    replay("oscquery_request", targets::oscquery_request);
+}

@@ -8,9 +8,9 @@
 //! - an OSCQuery client reads the namespace with exact type strings and streams `/audio/bpm`
 //!   over `LISTEN` (and `IGNORE` stops it);
 //! - an mDNS browser finds `_oscjson._tcp` and `_osc._udp` under the configured name;
-//! - `/vj/audio_analyzer/list_devices` is accepted from the allowed host (the reply comes back
-//!   as OSC) and refused from another, which is counted and logged once. (`tap` is not an
-//!   audio_analyzer command on this branch yet; the OSC input forwards any command by name.)
+//! - `/vj/audio_analyzer/health` (one of `[control.osc] commands` by default) is accepted from
+//!   the allowed host (the reply comes back as OSC) and refused from another, which is counted
+//!   and logged once.
 //!
 //! Needs root (ip netns): without it each test is ignored, and `cargo test` lists it as such with
 //! the reason (build.rs sets `vj_root`).
@@ -369,7 +369,7 @@ fn control_over_osc_is_accepted_from_the_allowed_host_only() {
     let lan = Lan::new(3);
     let m = suite(&lan);
     let a = lan.addr(0);
-    let cmd = "/vj/audio_analyzer/list_devices";
+    let cmd = "/vj/audio_analyzer/health";
     let allowed = python(
         &lan,
         1,
@@ -388,7 +388,7 @@ fn control_over_osc_is_accepted_from_the_allowed_host_only() {
     assert_eq!(reply.types, "iss");
     assert_eq!(reply.args[0], 1, "the analyzer ran it: {reply:?}");
     let data: Value = serde_json::from_str(reply.args[2].as_str().unwrap()).unwrap();
-    assert!(data["devices"].is_array(), "{data}");
+    assert_eq!(data["worker"], "audio_analyzer", "{data}");
 
     let refused = python(
         &lan,

@@ -5,7 +5,8 @@
 //! keeps its own health: a host name is resolved on a thread of its own (never on the caller's),
 //! a target that cannot be resolved or reached is skipped until its retry time and says why in
 //! `get_state`, and the other targets carry on. Multicast groups get a socket of their own with
-//! their `ttl` and `interface`.
+//! their `ttl` and `interface`. IPv6 destinations (`[::1]:9000`, a name whose address is IPv6)
+//! go out through an IPv6 socket of their own family, opened the first time one is used.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -119,7 +120,10 @@ impl SendStats {
 
 #[derive(Debug)]
 struct Shared {
+    /// IPv4 unicast.
     socket: UdpSocket,
+    /// IPv6 unicast, opened on first use (a host without IPv6 degrades only those targets).
+    socket_v6: std::sync::OnceLock<Result<UdpSocket, String>>,
     targets: Vec<Arc<Destination>>,
     routes: Vec<Route>,
     sent: AtomicU64,
@@ -404,6 +408,7 @@ impl OscOut {
         socket.set_nonblocking(true).map_err(TargetError::Socket)?;
         let shared = Arc::new(Shared {
             socket,
+            socket_v6: std::sync::OnceLock::new(),
             targets,
             routes,
             sent: AtomicU64::new(0),
@@ -456,15 +461,15 @@ impl OscOut {
     fn send_bytes(&self, bytes: &[u8], d: &Destination) {
         let now = Instant::now();
         let mut link = lock(&d.link);
-        let result = match (link.addr, link.retry_at) {
-            (Some(addr), None) => {
-                let socket = link.socket.as_ref().unwrap_or(&self.shared.socket);
-                socket.send_to(bytes, addr)
-            }
-            (Some(addr), Some(t)) if now >= t => {
-                let socket = link.socket.as_ref().unwrap_or(&self.shared.socket);
-                socket.send_to(bytes, addr)
-            }
+        let due = link.retry_at.is_none_or(|t| now >= t);
+        let result = match link.addr {
+            Some(addr) if due => match &link.socket {
+                Some(own) => own.send_to(bytes, addr),
+                None => self
+                    .shared
+                    .unicast(addr)
+                    .and_then(|s| s.send_to(bytes, addr)),
+            },
             // Not resolved yet, or waiting for its retry time.
             _ => Err(io::Error::from(io::ErrorKind::WouldBlock)),
         };
@@ -557,6 +562,20 @@ impl OscOut {
 }
 
 impl Shared {
+    /// The unicast socket of `to`'s family.
+    fn unicast(&self, to: SocketAddr) -> io::Result<&UdpSocket> {
+        if to.is_ipv4() {
+            return Ok(&self.socket);
+        }
+        let v6 = self.socket_v6.get_or_init(|| {
+            let s = UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0))
+                .and_then(|s| s.set_nonblocking(true).map(|()| s));
+            s.map_err(|e| format!("cannot open an IPv6 socket: {e}"))
+        });
+        v6.as_ref()
+            .map_err(|e| io::Error::new(io::ErrorKind::AddrNotAvailable, e.clone()))
+    }
+
     fn all(&self) -> impl Iterator<Item = &Arc<Destination>> {
         self.targets
             .iter()
@@ -760,6 +779,29 @@ mod tests {
             "{stats:?}"
         );
         assert_eq!(stats.targets[2].health, TargetHealth::Ok);
+    }
+
+    #[test]
+    fn ipv6_targets_receive_beside_ipv4_ones() {
+        let v6 = UdpSocket::bind("[::1]:0").expect("IPv6 loopback");
+        v6.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let v4 = receiver();
+        let port6 = v6.local_addr().unwrap().port();
+        let out = OscOut::new(&OscConfig {
+            targets: vec![
+                OscTarget::plain(format!("[::1]:{port6}")),
+                OscTarget::plain(v4.local_addr().unwrap().to_string()),
+            ],
+            routes: vec![],
+        })
+        .unwrap();
+        out.send(&msg("/audio/bpm"));
+        let stats = out.stats();
+        assert_eq!(stats.targets[0].health, TargetHealth::Ok, "{stats:?}");
+        assert_eq!(drain(&v4).len(), 1);
+        assert_eq!(drain(&v6), [(false, vec!["/audio/bpm".to_string()])]);
+        assert_eq!(stats.failing(), 0);
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub struct OscQueryConfig {
     pub osc_listen: String,
     /// The instance name: `HOST_INFO` `NAME`, and the mDNS/DNS-SD service name.
     pub name: String,
+    /// `Host` names served besides `localhost`, the addresses listened on and, when advertised,
+    /// this machine's `.local` name (DNS rebinding: a web page's own name is refused).
+    pub allowed_hosts: Vec<String>,
+    /// Browser `Origin`s that may read the namespace and open the `LISTEN` WebSocket
+    /// (`http://localhost:8080`); none by default. A client without `Origin` is not a browser.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Section for OscQueryConfig {
@@ -23,6 +29,20 @@ impl Section for OscQueryConfig {
         for (key, v) in [("listen", &self.listen), ("osc_listen", &self.osc_listen)] {
             v.parse::<SocketAddr>()
                 .map_err(|_| format!("oscquery.{key} must be ip:port, not {v:?}"))?;
+        }
+        for h in &self.allowed_hosts {
+            if h.is_empty() || h.contains(['/', ' ', '@']) {
+                return Err(format!(
+                    "oscquery.allowed_hosts: {h:?} is not a host name (like \"visuals.local\")"
+                ));
+            }
+        }
+        for o in &self.allowed_origins {
+            if !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/') {
+                return Err(format!(
+                    "oscquery.allowed_origins: {o:?} is not an origin (scheme://host[:port], like \"http://localhost:8080\")"
+                ));
+            }
         }
         if self.name.trim().is_empty() || self.name.len() > 63 {
             return Err(format!(
@@ -34,7 +54,8 @@ impl Section for OscQueryConfig {
     }
 }
 
-/// `[control]`: ways into the suite's control plane besides the Unix sockets.
+/// `[control]`: ways into the suite's control plane besides the Unix sockets. Read by
+/// vj-oscquery, which serves it, from its own loaded config table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlConfig {
@@ -53,6 +74,10 @@ pub struct ControlOscConfig {
     pub reply: bool,
     /// The port replies go to on the sender's address; 0 = the port the command came from.
     pub reply_port: u16,
+    /// The commands that may be run over OSC: a command name (`tap`) for every worker, or
+    /// `<bus name>/<command>` for one. `set_config` keys that name URLs, paths or credentials
+    /// are refused even when `set_config` is listed ([`super::policy`]).
+    pub commands: Vec<String>,
 }
 
 impl ControlOscConfig {
@@ -77,6 +102,14 @@ impl Section for ControlConfig {
                 "control.osc.listen must be ip:port or \"\" (off), not {:?}",
                 c.listen
             ));
+        }
+        for cmd in &c.commands {
+            let name = cmd.rsplit('/').next().unwrap_or_default();
+            if name.is_empty() || cmd.split('/').count() > 2 {
+                return Err(format!(
+                    "control.osc.commands: {cmd:?} is not a command (\"tap\") or <bus name>/<command> (\"audio_analyzer/tap\")"
+                ));
+            }
         }
         for a in &c.allow {
             a.parse::<Cidr>()
@@ -181,10 +214,18 @@ mod tests {
         assert_eq!(o.listen, "127.0.0.1:9010");
         let c: ControlConfig = crate::config::builtin("control");
         assert_eq!(c.osc.listen_addr(), None);
-        assert!(c
-            .osc
-            .networks()
+        let nets = c.osc.networks();
+        assert!(!nets.is_empty());
+        assert!(nets
             .iter()
             .all(|n| n.contains(ip("127.0.0.1")) || n.contains(ip("::1"))));
+        assert!(!nets.iter().any(|n| n.contains(ip("192.168.1.2"))));
+        assert!(c.osc.commands.iter().any(|c| c == "tap"));
+        assert!(!c
+            .osc
+            .commands
+            .iter()
+            .any(|c| c == "set_config" || c == "restart"));
+        assert!(o.allowed_origins.is_empty(), "no browser origin by default");
     }
 }

@@ -7,27 +7,33 @@
 //! control socket names them; or positional values (`/vj/audio_analyzer/nudge 20`), which the
 //! worker's decoder lays onto the command's arguments in order. A lone 0 / 0.0 / false is a
 //! controller button's release and runs nothing (a button sends 1 on press, 0 on release).
+//!
+//! Only the commands `[control.osc] commands` lists run ([`super::policy`]); the others are
+//! answered `…/reply 0 "not allowed: …"`. At most [`MAX_FORWARDS`] commands are in flight.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rosc::{OscMessage, OscPacket, OscType};
 use serde::Serialize;
 use serde_json::{Map, Number, Value};
 use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
 use tracing::{debug, info, warn};
 
 use super::config::{Cidr, ControlOscConfig};
+use super::policy;
+use super::tally::{Tally, TallyState};
 use crate::bus::client;
 use crate::bus::command::POSITIONAL;
-use crate::worker::lock;
 
 /// Replies are cut below this: one datagram, well under a 1500-byte MTU.
 const MAX_REPLY_DATA: usize = 1000;
+/// Commands forwarded at once; more wait for none and are answered "busy".
+pub const MAX_FORWARDS: usize = 16;
 
 /// A command read off an OSC message.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,39 +126,48 @@ pub fn parse(msg: &OscMessage) -> Result<Parsed, String> {
 pub struct ControlStats {
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
+    /// Commands refused by `[control.osc] commands` (or a set_config key), and turned away busy.
+    pub not_allowed: AtomicU64,
+    pub busy: AtomicU64,
     /// Refused senders, each with how many messages it sent; logged once per sender.
-    pub refused: Mutex<BTreeMap<IpAddr, u64>>,
+    pub refused: Tally,
+    /// Senders whose refused commands were logged (once per sender).
+    pub refused_commands: Tally,
+    /// Commands run per allowed sender (the first is logged).
+    pub senders: Tally,
 }
 
 #[derive(Serialize)]
 pub struct ControlState {
     pub listen: String,
     pub allow: Vec<String>,
+    pub commands: Vec<String>,
     pub accepted: u64,
     pub rejected: u64,
-    pub refused: BTreeMap<String, u64>,
+    pub not_allowed: u64,
+    pub busy: u64,
+    pub refused: std::collections::BTreeMap<String, u64>,
+    pub refused_others: u64,
+    pub not_allowed_by_source: TallyState,
+    pub accepted_by_source: TallyState,
 }
 
 impl ControlStats {
-    pub fn state(&self, listen: String, allow: Vec<String>) -> ControlState {
+    pub fn state(&self, listen: String, allow: Vec<String>, commands: Vec<String>) -> ControlState {
+        let refused = self.refused.state();
         ControlState {
             listen,
             allow,
+            commands,
             accepted: self.accepted.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
-            refused: lock(&self.refused)
-                .iter()
-                .map(|(ip, n)| (ip.to_string(), *n))
-                .collect(),
+            not_allowed: self.not_allowed.load(Ordering::Relaxed),
+            busy: self.busy.load(Ordering::Relaxed),
+            refused: refused.by_source,
+            refused_others: refused.others,
+            not_allowed_by_source: self.refused_commands.state(),
+            accepted_by_source: self.senders.state(),
         }
-    }
-
-    /// Counts a refused sender; true the first time it is seen (log it then).
-    fn refuse(&self, ip: IpAddr) -> bool {
-        let mut r = lock(&self.refused);
-        let n = r.entry(ip).or_insert(0);
-        *n += 1;
-        *n == 1
     }
 }
 
@@ -163,6 +178,7 @@ pub struct ControlInput {
     pub config: ControlOscConfig,
     pub bus_dir: PathBuf,
     pub stats: Arc<ControlStats>,
+    forwards: Arc<Semaphore>,
 }
 
 /// Runs one call on the worker's control socket.
@@ -200,6 +216,28 @@ fn reply_packet(address: &str, ok: bool, message: &str, data: &Value) -> Option<
 }
 
 impl ControlInput {
+    pub fn new(
+        socket: Arc<UdpSocket>,
+        config: ControlOscConfig,
+        bus_dir: PathBuf,
+        stats: Arc<ControlStats>,
+    ) -> ControlInput {
+        ControlInput {
+            socket,
+            allow: config.networks(),
+            config,
+            bus_dir,
+            stats,
+            forwards: Arc::new(Semaphore::new(MAX_FORWARDS)),
+        }
+    }
+
+    async fn answer(&self, reply: Option<SocketAddr>, address: &str, ok: bool, message: &str) {
+        if let (Some(to), Some(bytes)) = (reply, reply_packet(address, ok, message, &Value::Null)) {
+            let _ = self.socket.send_to(&bytes, to).await;
+        }
+    }
+
     fn allowed(&self, ip: IpAddr) -> bool {
         self.allow.iter().any(|n| n.contains(ip))
     }
@@ -214,7 +252,7 @@ impl ControlInput {
     /// Handles one datagram from `peer`.
     pub async fn handle(self: &Arc<Self>, datagram: &[u8], peer: SocketAddr) {
         if !self.allowed(peer.ip()) {
-            if self.stats.refuse(peer.ip()) {
+            if self.stats.refused.count(peer.ip()) {
                 warn!(sender = %peer.ip(), "control over OSC refused: the sender is not in [control.osc] allow (logged once per sender)");
             }
             return;
@@ -232,12 +270,34 @@ impl ControlInput {
             match parse(&msg) {
                 Ok(Parsed::Release) => {}
                 Ok(Parsed::Call { bus, cmd, args }) => {
+                    if let Err(refusal) = policy::check(&self.config.commands, bus, &cmd, &args) {
+                        self.stats.not_allowed.fetch_add(1, Ordering::Relaxed);
+                        if self.stats.refused_commands.count(peer.ip()) {
+                            warn!(sender = %peer.ip(), worker = bus, cmd = %cmd, "control over OSC: not allowed: {refusal} (logged once per sender)");
+                        }
+                        self.answer(reply, &msg.addr, false, &format!("not allowed: {refusal}"))
+                            .await;
+                        continue;
+                    }
+                    let Ok(permit) = self.forwards.clone().try_acquire_owned() else {
+                        self.stats.busy.fetch_add(1, Ordering::Relaxed);
+                        let busy = format!("busy: {MAX_FORWARDS} commands in flight; try again");
+                        self.answer(reply, &msg.addr, false, &busy).await;
+                        continue;
+                    };
                     self.stats.accepted.fetch_add(1, Ordering::Relaxed);
                     let me = self.clone();
                     // Each command on a task of its own: a slow worker holds up no other.
                     tokio::spawn(async move {
                         let (ok, message, data) = forward(&me.bus_dir, bus, &cmd, args).await;
-                        info!(worker = bus, cmd = %cmd, success = ok, "command over OSC from {}", peer.ip());
+                        drop(permit);
+                        // The first command of each sender is logged; the rest (a fader sends
+                        // dozens a second) only at debug level.
+                        if me.stats.senders.count(peer.ip()) {
+                            info!(worker = bus, cmd = %cmd, success = ok, "command over OSC from {} (its first; the rest at debug level)", peer.ip());
+                        } else {
+                            debug!(worker = bus, cmd = %cmd, success = ok, "command over OSC from {}", peer.ip());
+                        }
                         if let (Some(to), Some(bytes)) =
                             (reply, reply_packet(&msg.addr, ok, &message, &data))
                         {
@@ -323,9 +383,12 @@ mod tests {
     fn refused_senders_are_counted_and_logged_once() {
         let s = ControlStats::default();
         let ip: IpAddr = "10.9.0.3".parse().unwrap();
-        assert!(s.refuse(ip));
-        assert!(!s.refuse(ip));
-        assert_eq!(s.state(String::new(), vec![]).refused["10.9.0.3"], 2);
+        assert!(s.refused.count(ip));
+        assert!(!s.refused.count(ip));
+        assert_eq!(
+            s.state(String::new(), vec![], vec![]).refused["10.9.0.3"],
+            2
+        );
     }
 
     #[test]

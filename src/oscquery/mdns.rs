@@ -21,6 +21,14 @@ pub fn beyond_loopback(addr: SocketAddr) -> bool {
     !addr.ip().is_loopback()
 }
 
+/// This machine's names as a client may write them in `Host`: `studio` and `studio.local`.
+pub fn machine_names() -> Vec<String> {
+    let local = host_name();
+    let local = local.trim_end_matches('.');
+    let bare = local.trim_end_matches(".local");
+    vec![bare.to_string(), local.to_string()]
+}
+
 /// This machine's name, for the `.local.` host record.
 fn host_name() -> String {
     let name = rustix::system::uname()

@@ -7,10 +7,14 @@
 
 pub mod config;
 pub mod control;
+pub mod gate;
 pub mod http;
 pub mod listen;
 pub mod mdns;
 pub mod namespace;
+pub mod policy;
+pub mod server;
+pub mod tally;
 
 pub use config::{Cidr, ControlConfig, ControlOscConfig, OscQueryConfig};
 
@@ -20,8 +24,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{broadcast, Semaphore};
 use tracing::{debug, warn};
 
@@ -35,21 +38,30 @@ use namespace::Namespace;
 
 /// Largest datagram UDP can carry.
 const MAX_DATAGRAM: usize = 65_536;
-/// HTTP and WebSocket connections served at once.
-const MAX_CONNECTIONS: usize = 64;
 /// Values queued per WebSocket client before a slow one starts skipping.
 const STREAM_QUEUE: usize = 1024;
-/// An idle HTTP connection is closed after this.
-const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+/// The name of the control-over-OSC socket: an activated fd of that name if a socket unit
+/// gives one, else bound to `[control.osc] listen` once per process and kept across restarts.
+pub const CONTROL_OSC: &str = "control-osc";
 
 #[derive(Debug, Default)]
 pub struct Counters {
     pub http_requests: AtomicU64,
+    /// Requests refused for their Host or Origin.
+    pub refused: AtomicU64,
+    /// Connections turned away because every one open was busy.
+    pub http_turned_away: AtomicU64,
+    /// Connections closed for idling (or evicted for a newer one: see `server`).
+    pub http_idle_closed: AtomicU64,
     pub osc_in: AtomicU64,
     pub malformed: AtomicU64,
     pub ws_clients: AtomicU64,
     pub ws_sent: AtomicU64,
     pub ws_lagged: AtomicU64,
+    /// WebSockets closed for a protocol error (an oversized message, a bad frame).
+    pub ws_refused: AtomicU64,
+    /// WebSockets closed for answering no ping.
+    pub ws_dead: AtomicU64,
 }
 
 /// What the receive loop, the HTTP side and the control plane share.
@@ -57,10 +69,14 @@ pub struct Shared {
     pub namespace: Mutex<Namespace>,
     pub updates: broadcast::Sender<Arc<Update>>,
     pub counters: Counters,
+    /// Refused HTTP sources (Host or Origin), logged once each.
+    pub refused: tally::Tally,
     host_info: Value,
+    /// This instance's stop: connections and sessions end with it.
+    stop: Stop,
     http: SocketAddr,
     osc_in: SocketAddr,
-    control: Option<(SocketAddr, Vec<String>)>,
+    control: Option<(SocketAddr, Vec<String>, Vec<String>)>,
     control_stats: Arc<control::ControlStats>,
     control_error: Option<String>,
     advertised: Vec<String>,
@@ -93,12 +109,14 @@ pub struct OscQueryServer {
     http: TcpListener,
     osc_in: UdpSocket,
     control: Option<Arc<control::ControlInput>>,
+    site: Arc<server::Site>,
     shared: Arc<Shared>,
     _mdns: Option<mdns::Advertiser>,
 }
 
 pub struct OscQueryHandle {
     shared: Arc<Shared>,
+    site: Arc<server::Site>,
 }
 
 #[derive(Serialize)]
@@ -106,7 +124,12 @@ struct State {
     http: String,
     osc_listen: String,
     addresses: usize,
+    /// Unknown `/audio/*`, `/karaoke/*` addresses seen on UDP, kept (≤ 256), dropped.
     unlisted_addresses: u64,
+    learned_addresses: usize,
+    learned_dropped: u64,
+    http_connections: usize,
+    refused_http: tally::TallyState,
     mdns: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mdns_error: Option<String>,
@@ -117,13 +140,19 @@ struct State {
 impl Shared {
     fn counters(&self) -> Value {
         let c = &self.counters;
+        let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
         json!({
-            "http_requests": c.http_requests.load(Ordering::Relaxed),
-            "osc_in": c.osc_in.load(Ordering::Relaxed),
-            "malformed": c.malformed.load(Ordering::Relaxed),
-            "ws_clients": c.ws_clients.load(Ordering::Relaxed),
-            "ws_sent": c.ws_sent.load(Ordering::Relaxed),
-            "ws_lagged": c.ws_lagged.load(Ordering::Relaxed),
+            "http_requests": n(&c.http_requests),
+            "http_refused": n(&c.refused),
+            "http_turned_away": n(&c.http_turned_away),
+            "http_idle_closed": n(&c.http_idle_closed),
+            "osc_in": n(&c.osc_in),
+            "malformed": n(&c.malformed),
+            "ws_clients": n(&c.ws_clients),
+            "ws_sent": n(&c.ws_sent),
+            "ws_lagged": n(&c.ws_lagged),
+            "ws_refused": n(&c.ws_refused),
+            "ws_dead": n(&c.ws_dead),
         })
     }
 }
@@ -135,8 +164,10 @@ impl Handle for OscQueryHandle {
         let s = &self.shared;
         let ns = lock(&s.namespace);
         let control_osc = match (&s.control, &s.control_error) {
-            (Some((addr, allow)), _) => {
-                json!(s.control_stats.state(addr.to_string(), allow.clone()))
+            (Some((addr, allow, commands)), _) => {
+                json!(s
+                    .control_stats
+                    .state(addr.to_string(), allow.clone(), commands.clone()))
             }
             (None, Some(e)) => json!({ "error": e }),
             (None, None) => json!("off"),
@@ -146,6 +177,10 @@ impl Handle for OscQueryHandle {
             osc_listen: s.osc_in.to_string(),
             addresses: ns.len(),
             unlisted_addresses: ns.unlisted,
+            learned_addresses: ns.learned(),
+            learned_dropped: ns.unlisted_dropped,
+            http_connections: lock(&self.site.connections).len(),
+            refused_http: s.refused.state(),
             mdns: s.advertised.clone(),
             mdns_error: s.mdns_error.clone(),
             control_osc,
@@ -171,28 +206,38 @@ impl Handle for OscQueryHandle {
     }
 }
 
-/// Binds the control input if `[control.osc] listen` is set; an error degrades only it.
-async fn control_input(
+/// `[control]`, read from the config table this process loaded (the worker that serves it
+/// reads it; no other worker checks it).
+fn control_config(ctx: &Context<OscQueryConfig>) -> Result<ControlOscConfig, String> {
+    crate::config::section::<ControlConfig>(&ctx.table, "control", "the loaded config")
+        .map(|c| c.osc)
+        .map_err(|e| e.to_string())
+}
+
+/// The control input if `[control.osc] listen` is set; an error degrades only it. Its socket
+/// is the process's ([`CONTROL_OSC`]): a `restart` (even one asked for over OSC, whose reply is
+/// still in flight) reuses it instead of binding again.
+fn control_input(
     ctx: &Context<OscQueryConfig>,
     stats: Arc<control::ControlStats>,
 ) -> Result<Option<control::ControlInput>, String> {
-    let c = ctx.common.control.osc.clone();
+    let c = control_config(ctx)?;
     if c.listen.is_empty() {
         return Ok(None);
     }
     let addr = c
         .listen_addr()
         .ok_or_else(|| format!("control.osc.listen {:?} is not ip:port", c.listen))?;
-    let socket = UdpSocket::bind(addr)
-        .await
+    let socket = ctx
+        .udp_socket(CONTROL_OSC, &addr.to_string())
+        .and_then(UdpSocket::from_std)
         .map_err(|e| format!("control over OSC cannot listen on {addr}: {e}"))?;
-    Ok(Some(control::ControlInput {
-        socket: Arc::new(socket),
-        allow: c.networks(),
-        bus_dir: crate::config::bus_dir(&ctx.common.bus),
-        config: c,
+    Ok(Some(control::ControlInput::new(
+        Arc::new(socket),
+        c,
+        crate::config::bus_dir(&ctx.common.bus),
         stats,
-    }))
+    )))
 }
 
 impl Worker for OscQueryServer {
@@ -210,7 +255,7 @@ impl Worker for OscQueryServer {
         let osc_in = ctx.udp_socket(activation::OSC, &config.osc_listen)?;
         let osc_addr = osc_in.local_addr()?;
         let stats = Arc::new(control::ControlStats::default());
-        let (control, control_error) = match control_input(ctx, stats.clone()).await {
+        let (control, control_error) = match control_input(ctx, stats.clone()) {
             Ok(c) => (c.map(Arc::new), None),
             Err(e) => {
                 warn!(error = %e, "control over OSC is off");
@@ -231,10 +276,15 @@ impl Worker for OscQueryServer {
             namespace: Mutex::new(Namespace::default()),
             updates,
             counters: Counters::default(),
+            refused: tally::Tally::default(),
             host_info: host_info(&config.name, control_addr),
+            stop: ctx.stop.clone(),
             http: http_addr,
             osc_in: osc_addr,
-            control: control_addr.map(|a| (a, ctx.common.control.osc.allow.clone())),
+            control: control
+                .as_ref()
+                .zip(control_addr)
+                .map(|(c, a)| (a, c.config.allow.clone(), c.config.commands.clone())),
             control_stats: stats,
             control_error,
             advertised: advertiser
@@ -243,14 +293,21 @@ impl Worker for OscQueryServer {
                 .unwrap_or_default(),
             mdns_error,
         });
+        let site = Arc::new(server::Site {
+            shared: shared.clone(),
+            gate: gate::Gate::new(&config, http_addr, &mdns::machine_names()),
+            connections: Mutex::new(server::Connections::default()),
+            websockets: Arc::new(Semaphore::new(server::MAX_WEBSOCKETS)),
+        });
         let worker = OscQueryServer {
             http: TcpListener::from_std(http)?,
             osc_in: UdpSocket::from_std(osc_in)?,
             control,
+            site: site.clone(),
             shared: shared.clone(),
             _mdns: advertiser,
         };
-        Ok((worker, OscQueryHandle { shared }))
+        Ok((worker, OscQueryHandle { shared, site }))
     }
 
     async fn run(self, ctx: Context<OscQueryConfig>) -> anyhow::Result<()> {
@@ -275,7 +332,14 @@ impl Worker for OscQueryServer {
             ctx.status
                 .set(Health::Degraded, format!("{line}; {}", degraded.join("; ")));
         }
-        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        // The transport runs beside the loop; it ends with this instance's stop, and is
+        // aborted if this loop ends any other way.
+        let transport = tokio::spawn(server::serve(
+            self.http,
+            self.site.clone(),
+            ctx.stop.clone(),
+        ));
+        let _transport = AbortOnDrop(transport);
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut control_buf = vec![0u8; MAX_DATAGRAM];
         let mut watchdog = ctx.watchdog.ticker();
@@ -294,24 +358,19 @@ impl Worker for OscQueryServer {
                     }
                     Err(e) => debug!(error = %e, "control recv"),
                 },
-                accepted = self.http.accept() => match accepted {
-                    Ok((stream, _)) => match connections.clone().try_acquire_owned() {
-                        Ok(permit) => {
-                            let shared = self.shared.clone();
-                            let stop = ctx.stop.clone();
-                            tokio::spawn(async move {
-                                serve_connection(stream, shared, stop).await;
-                                drop(permit);
-                            });
-                        }
-                        Err(_) => debug!("too many connections; one refused"),
-                    },
-                    Err(e) => debug!(error = %e, "accept"),
-                },
                 _ = watchdog.tick() => ctx.watchdog.pet(),
                 _ = stop.wait() => return Ok(()),
             }
         }
+    }
+}
+
+/// A task that ends when its owner does.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -346,61 +405,6 @@ impl Shared {
             if let Ok(packet) = rosc::encoder::encode(&rosc::OscPacket::Message(msg)) {
                 let _ = self.updates.send(Arc::new(Update { path, packet }));
             }
-        }
-    }
-
-    /// The answer to one HTTP request.
-    pub fn answer(&self, req: &http::Request) -> http::Response {
-        self.counters.http_requests.fetch_add(1, Ordering::Relaxed);
-        http::answer(req, &lock(&self.namespace), &self.host_info)
-    }
-}
-
-/// One HTTP connection: requests until it closes or idles, or a WebSocket upgrade.
-pub async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>, stop: Stop) {
-    let _ = stream.set_nodelay(true);
-    let mut buf = Vec::with_capacity(1024);
-    loop {
-        let (req, used) = loop {
-            match http::parse_head(&buf) {
-                Ok(Some(done)) => break done,
-                Ok(None) => {}
-                Err(e) => {
-                    let body = http::Response {
-                        status: 400,
-                        body: Some(json!({ "error": e.to_string() })),
-                    };
-                    let _ = stream.write_all(&body.to_bytes(false)).await;
-                    return;
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            match tokio::time::timeout(IDLE, stream.read(&mut chunk)).await {
-                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        buf.drain(..used);
-        if let Some(key) = req.websocket_key() {
-            if stream
-                .write_all(&listen::accept_response(key))
-                .await
-                .is_err()
-            {
-                return;
-            }
-            listen::session(stream, shared, stop).await;
-            return;
-        }
-        let keep = req.keep_alive();
-        let mut bytes = shared.answer(&req).to_bytes(keep);
-        if req.method == "HEAD" {
-            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-                bytes.truncate(end + 4);
-            }
-        }
-        if stream.write_all(&bytes).await.is_err() || !keep {
-            return;
         }
     }
 }

@@ -2,7 +2,7 @@
 //! address of SPEC.md section 4 with its exact type tags, ranges, a description and access,
 //! plus the latest value the suite sent to each. Pure data; the HTTP side serializes it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rosc::OscMessage;
 use serde_json::{json, Map, Value};
@@ -192,13 +192,25 @@ pub fn is_telemetry(path: &str) -> bool {
     path.starts_with("/audio/") || path.starts_with("/karaoke/")
 }
 
+/// Addresses learned from UDP (telemetry that SPEC's table does not list) kept at most; the
+/// oldest is dropped for a new one. Anyone on the machine can send to the OSC input.
+pub const MAX_LEARNED: usize = 256;
+/// A learned address longer than this, or with more arguments, is not kept (SPEC's longest
+/// address is 27 bytes, its widest message 32 arguments).
+pub const MAX_LEARNED_PATH: usize = 128;
+pub const MAX_LEARNED_ARGS: usize = 64;
+
 /// The namespace with the latest values.
 #[derive(Debug)]
 pub struct Namespace {
     addresses: BTreeMap<String, Address>,
     values: BTreeMap<String, Vec<Value>>,
+    /// Learned addresses, oldest first.
+    learned: VecDeque<String>,
     /// Telemetry addresses seen that SPEC's table does not list: served with what they carry.
     pub unlisted: u64,
+    /// Learned addresses dropped to keep at most [`MAX_LEARNED`], or not kept at all.
+    pub unlisted_dropped: u64,
 }
 
 impl Default for Namespace {
@@ -209,7 +221,9 @@ impl Default for Namespace {
                 .map(|a| (a.path.clone(), a))
                 .collect(),
             values: BTreeMap::new(),
+            learned: VecDeque::new(),
             unlisted: 0,
+            unlisted_dropped: 0,
         }
     }
 }
@@ -222,6 +236,18 @@ impl Namespace {
         }
         if !self.addresses.contains_key(&msg.addr) {
             self.unlisted += 1;
+            if msg.addr.len() > MAX_LEARNED_PATH || msg.args.len() > MAX_LEARNED_ARGS {
+                self.unlisted_dropped += 1;
+                return false;
+            }
+            if self.learned.len() >= MAX_LEARNED {
+                if let Some(old) = self.learned.pop_front() {
+                    self.addresses.remove(&old);
+                    self.values.remove(&old);
+                    self.unlisted_dropped += 1;
+                }
+            }
+            self.learned.push_back(msg.addr.clone());
             let types = crate::osc::type_tags(&msg.args);
             self.addresses.insert(
                 msg.addr.clone(),
@@ -240,6 +266,11 @@ impl Namespace {
 
     pub fn len(&self) -> usize {
         self.addresses.len()
+    }
+
+    /// How many addresses were learned from UDP and are kept.
+    pub fn learned(&self) -> usize {
+        self.learned.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -389,5 +420,30 @@ mod tests {
         assert!(ns.record(&new));
         assert_eq!(ns.node("/audio/new").unwrap()["TYPE"], "i");
         assert_eq!(ns.unlisted, 1);
+    }
+
+    #[test]
+    fn junk_addresses_are_bounded_and_the_oldest_go_first() {
+        let mut ns = Namespace::default();
+        let spec = ns.len();
+        for i in 0..5000 {
+            assert!(ns.record(&OscMessage {
+                addr: format!("/audio/junk{i}"),
+                args: vec![OscType::Int(i)],
+            }));
+        }
+        assert_eq!(ns.len(), spec + MAX_LEARNED);
+        assert_eq!(ns.learned(), MAX_LEARNED);
+        assert_eq!(ns.unlisted, 5000);
+        assert_eq!(ns.unlisted_dropped, 5000 - MAX_LEARNED as u64);
+        assert!(ns.node("/audio/junk0").is_none(), "the oldest went");
+        assert_eq!(ns.node("/audio/junk4999").unwrap()["VALUE"], json!([4999]));
+        assert!(ns.node("/audio/bpm").is_some(), "SPEC's addresses stay");
+        let long = OscMessage {
+            addr: format!("/audio/{}", "x".repeat(MAX_LEARNED_PATH)),
+            args: vec![],
+        };
+        assert!(!ns.record(&long));
+        assert!(!ns.has_address(&long.addr));
     }
 }

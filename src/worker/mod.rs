@@ -84,8 +84,11 @@ pub struct Context<C> {
     pub config: watch::Receiver<Arc<C>>,
     /// OSC output to every target and route.
     pub osc: Arc<OscOut>,
-    /// The sections every worker reads (`[bus]`, `[osc]`, `[control]`), as loaded at start.
+    /// The sections every worker reads (`[bus]`, `[osc]`), as loaded at start.
     pub common: Arc<Common>,
+    /// The whole merged config table as loaded at start: a section only one worker serves
+    /// (`[control]`, read by vj-oscquery) is read from it by that worker.
+    pub table: Arc<toml::Table>,
     /// Pet it from the work loop (see [`Watchdog::ticker`]).
     pub watchdog: Watchdog,
     pub status: Arc<Status>,
@@ -99,6 +102,7 @@ impl<C> Clone for Context<C> {
             config: self.config.clone(),
             osc: self.osc.clone(),
             common: self.common.clone(),
+            table: self.table.clone(),
             watchdog: self.watchdog.clone(),
             status: self.status.clone(),
             stop: self.stop.clone(),

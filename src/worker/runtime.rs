@@ -43,6 +43,22 @@ struct Instance {
     task: JoinHandle<()>,
 }
 
+impl Instance {
+    /// Asks the instance to stop; one that misses [`STOP_GRACE`] is aborted (dropped at its
+    /// next await), so it never runs beside the next instance holding sockets or state.
+    async fn end(mut self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(STOP_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            warn!("the worker did not stop within {STOP_GRACE:?}; aborted");
+            self.task.abort();
+            let _ = self.task.await;
+        }
+    }
+}
+
 struct Runtime<W: Worker> {
     started: Instant,
     handle: Mutex<Option<Arc<W::Handle>>>,
@@ -130,10 +146,7 @@ impl<W: Worker> Runtime<W> {
 
     async fn restart(self: &Arc<Self>) -> Outcome {
         if let Some(old) = self.instance.lock().await.take() {
-            let _ = old.stop.send(true);
-            if tokio::time::timeout(STOP_GRACE, old.task).await.is_err() {
-                return Outcome::fail("restart: the worker did not stop in time");
-            }
+            old.end().await;
         }
         match self.launch().await {
             Ok(()) => {
@@ -319,6 +332,7 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
         .then(|| load_overrides(info.bus_name))
         .flatten()
         .unwrap_or_default();
+    let loaded_table = Arc::new(loaded.table.clone());
     let runtime = Arc::new(Runtime::<W> {
         started,
         handle: Mutex::new(None),
@@ -330,6 +344,7 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
             config: config_rx,
             osc,
             common: Arc::new(loaded.common.clone()),
+            table: loaded_table,
             watchdog: Watchdog::from_env(),
             status: Arc::new(Status::default()),
             stop: stop.clone(),
@@ -361,15 +376,108 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
     notify::stopping();
     let _ = stop_tx.send(true);
     let instance = runtime.instance.lock().await.take();
-    let _ = tokio::time::timeout(STOP_GRACE, async {
-        if let Some(i) = instance {
-            let _ = i.task.await;
-        }
-        let _ = serving.await;
-    })
-    .await;
+    if let Some(i) = instance {
+        i.end().await;
+    }
+    // The connections were told with the instance; what is left of the 2 s goes to them.
+    let _ = tokio::time::timeout(Duration::from_millis(300), serving).await;
     if let Some(path) = bound_path {
         let _ = std::fs::remove_file(path);
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BusConfig, Common, NoSettings, OscConfig};
+    use crate::worker::NoCommand;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Instances of [`Stubborn`] whose work loop is still alive.
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+    /// A worker whose loop never looks at its stop (a bug, or a loop stuck awaiting I/O).
+    struct Stubborn;
+    struct Alive;
+    impl Drop for Alive {
+        fn drop(&mut self) {
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    struct StubbornHandle;
+
+    impl Handle for StubbornHandle {
+        type Command = NoCommand;
+        fn state(&self) -> impl serde::Serialize {
+            Map::new()
+        }
+        async fn command(&self, cmd: NoCommand) -> Outcome {
+            match cmd {}
+        }
+    }
+
+    impl Worker for Stubborn {
+        const INFO: &'static crate::registry::WorkerInfo = crate::registry::WORKERS[0];
+        type Config = NoSettings;
+        type Handle = StubbornHandle;
+        async fn start(_: &Context<NoSettings>) -> anyhow::Result<(Self, StubbornHandle)> {
+            Ok((Stubborn, StubbornHandle))
+        }
+        async fn run(self, _: Context<NoSettings>) -> anyhow::Result<()> {
+            RUNNING.fetch_add(1, Ordering::SeqCst);
+            let _alive = Alive;
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_misses_its_stop_grace_is_aborted_before_the_next_starts() {
+        let (_stop_tx, stop) = Stop::channel();
+        let (config_tx, config) = watch::channel(Arc::new(NoSettings {}));
+        let (failed, _failed_rx) = tokio::sync::mpsc::unbounded_channel();
+        let osc = OscConfig {
+            targets: vec![],
+            routes: vec![],
+        };
+        let runtime = Arc::new(Runtime::<Stubborn> {
+            started: Instant::now(),
+            handle: Mutex::new(None),
+            instance: tokio::sync::Mutex::new(None),
+            config_tx,
+            table: Mutex::new((toml::Table::new(), toml::Table::new())),
+            config_file: None,
+            ctx: Context {
+                config,
+                osc: Arc::new(OscOut::new(&osc).unwrap()),
+                common: Arc::new(Common {
+                    bus: BusConfig { dir: String::new() },
+                    osc,
+                }),
+                table: Arc::new(toml::Table::new()),
+                watchdog: Watchdog::from_env(),
+                status: Arc::new(Status::default()),
+                stop,
+                sockets: Arc::new(Mutex::new(super::super::Sockets {
+                    activated: Activated::from_env(),
+                    udp: HashMap::new(),
+                    tcp: HashMap::new(),
+                })),
+            },
+            failed,
+        });
+        runtime.launch().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(RUNNING.load(Ordering::SeqCst), 1);
+        let outcome = runtime.restart().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(outcome.success, "{:?}", outcome.message);
+        assert_eq!(
+            RUNNING.load(Ordering::SeqCst),
+            1,
+            "the old instance was aborted, not left beside the new one"
+        );
+    }
 }
