@@ -62,6 +62,8 @@ pub fn open(
             let flags = Arc::new(CaptureFlags::default());
             let capture = Capture {
                 _close: close,
+                shown: format!("'{pcm_name}'"),
+                monitor: false,
                 name: pcm_name,
                 rate,
                 channels,

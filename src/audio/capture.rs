@@ -7,7 +7,7 @@
 //! and then only that thread waits; the analysis goes on, degraded, and reopens.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -34,20 +34,43 @@ pub enum CaptureError {
     Devices(String),
     #[error("input device {device:?} cannot be opened: {message}")]
     Open { device: String, message: String },
+    /// `device = "system"`: no sound server, or it has no output to capture.
+    #[error("cannot capture what this machine plays (audio.device = \"system\"): {0}")]
+    System(String),
 }
 
-/// An input device as `list_devices` shows it.
+/// What an entry of `list_devices` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A microphone, a line in: something that records.
+    Input,
+    /// What an output plays (a sound server's monitor of it).
+    Monitor,
+}
+
+/// An input device (or a sound server's source) as `list_devices` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceInfo {
     pub name: String,
+    /// The sound server's description ("Monitor of Built-in Audio Analog Stereo").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub kind: Kind,
+    /// For a monitor: the output's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     pub default: bool,
     pub channels: u16,
     pub rate: u32,
+    /// Who offers it: cpal's host ("ALSA", "CoreAudio") or the sound server ("pulseaudio").
+    pub via: String,
 }
 
 /// The input devices of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
     let host = cpal::default_host();
+    let via = host.id().name().to_string();
     let default = host
         .default_input_device()
         .and_then(|d| d.name().ok())
@@ -62,11 +85,57 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
             Some(DeviceInfo {
                 default: name == default,
                 name,
+                description: None,
+                kind: Kind::Input,
+                output: None,
                 channels: config.channels(),
                 rate: config.sample_rate().0,
+                via: via.clone(),
             })
         })
         .collect())
+}
+
+/// What `list_devices` answers: cpal's inputs, then the sound server's inputs and monitors
+/// (or why there is no server), and what `device = "system"` captures now.
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub devices: Vec<DeviceInfo>,
+    /// The sound server's name, or why none answered (not Linux: "none on this system").
+    pub sound_server: Result<String, String>,
+    /// What `device = "system"` captures now ("what plays on 'Built-in Audio…'").
+    pub system: Option<String>,
+}
+
+/// Everything a user can name: cpal's inputs and the sound server's sources.
+pub fn list_everything() -> Result<Listing, CaptureError> {
+    let mut devices = list_devices()?;
+    #[cfg(target_os = "linux")]
+    let (sound_server, system) = match super::pulse::list() {
+        Ok(server) => {
+            let system = server.system().map(super::pulse::describe);
+            devices.extend(server.sources.into_iter().map(|s| DeviceInfo {
+                name: s.name,
+                description: Some(s.description),
+                kind: s.kind,
+                output: s.output,
+                default: s.default,
+                channels: s.channels.into(),
+                rate: s.rate,
+                via: server.name.clone(),
+            }));
+            (Ok(server.name), system)
+        }
+        Err(e) => (Err(e), None),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let (sound_server, system) = (Err("none on this system".to_string()), None);
+    devices.dedup_by(|a, b| a.name == b.name && a.via == b.via);
+    Ok(Listing {
+        devices,
+        sound_server,
+        system,
+    })
 }
 
 /// What the callback and the analysis thread share.
@@ -78,6 +147,21 @@ pub struct CaptureFlags {
     pub overruns: AtomicU64,
     /// Callbacks so far (a stalled device stops counting).
     pub callbacks: AtomicU64,
+    /// What is captured now, when it changed under the same stream (the sound server moved
+    /// `device = "system"` to a new default output); the analysis thread takes it.
+    renamed: Mutex<Option<String>>,
+}
+
+impl CaptureFlags {
+    /// The capture now reads from what `shown` says (not from the audio callback).
+    pub fn rename(&self, shown: String) {
+        *crate::worker::lock(&self.renamed) = Some(shown);
+    }
+
+    /// A new name since the last look; never waits (the capture side may hold the lock).
+    pub fn renamed(&self) -> Option<String> {
+        self.renamed.try_lock().ok()?.take()
+    }
 }
 
 /// An open input stream. Dropping it stops capture (on the stream's own thread).
@@ -85,6 +169,10 @@ pub struct Capture {
     /// Dropped with the `Capture`: tells the stream's thread to close it.
     pub(super) _close: mpsc::Sender<()>,
     pub name: String,
+    /// How a person names it: `'USB Mic'`, or `what plays on 'HDMI'` for a monitor.
+    pub shown: String,
+    /// Whether it is what an output plays (a monitor) rather than an input.
+    pub monitor: bool,
     pub rate: u32,
     pub channels: u16,
     pub flags: Arc<CaptureFlags>,
@@ -127,6 +215,10 @@ fn what_exists() -> String {
     let mut names: Vec<String> = list_devices()
         .map(|d| d.into_iter().map(|d| d.name).collect())
         .unwrap_or_default();
+    #[cfg(target_os = "linux")]
+    if let Ok(server) = super::pulse::list() {
+        names.extend(server.sources.into_iter().map(|s| s.description));
+    }
     for pcm in alsa_pcms() {
         if !names.contains(&pcm) {
             names.push(pcm);
@@ -171,6 +263,9 @@ pub fn open(
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
 ) -> Result<Capture, CaptureError> {
+    if wanted.eq_ignore_ascii_case(super::config::SYSTEM) {
+        return open_system(ring, reader);
+    }
     let (opened_tx, opened) = mpsc::channel();
     let wanted_here = wanted.to_string();
     let reader_here = reader.clone();
@@ -207,11 +302,12 @@ pub fn open(
     });
     match result {
         Ok(capture) => Ok(capture),
-        // A name cpal does not list may still be an ALSA PCM of the user's (~/.asoundrc).
+        // A name cpal does not list may be a sound server's source (by its name or
+        // description), or an ALSA PCM of the user's (~/.asoundrc).
         Err(Unopened {
             error: CaptureError::NoMatch { .. } | CaptureError::NoDevice,
             ring: Some(ring),
-        }) if !wanted.is_empty() => open_pcm_by_name(wanted, ring, reader),
+        }) if !wanted.is_empty() => open_by_name(wanted, ring, reader),
         Err(u) => Err(u.error),
     }
 }
@@ -263,6 +359,8 @@ fn open_here(
     stream.play().map_err(|e| open_err(e.to_string()))?;
     let capture = Capture {
         _close: close,
+        shown: format!("'{name}'"),
+        monitor: false,
         name,
         rate: config.sample_rate.0,
         channels: config.channels,
@@ -316,12 +414,45 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// What the machine plays: the default output's monitor, through the sound server.
 #[cfg(target_os = "linux")]
-fn open_pcm_by_name(
+fn open_system(
+    ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    super::pulse::open(super::pulse::Wanted::System, ring, reader, OPEN_TIMEOUT)
+        .map_err(CaptureError::System)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_system(
+    _ring: rtrb::Producer<f32>,
+    _reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    Err(CaptureError::System(
+        "on macOS, route the output through a loopback device (BlackHole, Loopback) and name \
+         it: audio.device = \"BlackHole\""
+            .into(),
+    ))
+}
+
+#[cfg(target_os = "linux")]
+fn open_by_name(
     wanted: &str,
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
 ) -> Result<Capture, CaptureError> {
+    // Asked only when cpal knows no such input: one look at the server, none if it is absent.
+    let known = super::pulse::list().is_ok_and(|s| s.find(wanted).is_some());
+    if known {
+        let named = super::pulse::Wanted::Named(wanted.to_string());
+        return super::pulse::open(named, ring, reader, OPEN_TIMEOUT).map_err(|message| {
+            CaptureError::Open {
+                device: wanted.to_string(),
+                message,
+            }
+        });
+    }
     super::alsa_pcm::open(wanted, ring, reader, OPEN_TIMEOUT).map_err(|alsa| {
         CaptureError::NoMatch {
             wanted: wanted.to_string(),
@@ -332,7 +463,7 @@ fn open_pcm_by_name(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_pcm_by_name(
+fn open_by_name(
     wanted: &str,
     _ring: rtrb::Producer<f32>,
     _reader: std::thread::Thread,

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod pulse;
 
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
