@@ -95,10 +95,17 @@ pub fn describe(s: &Source) -> String {
 
 /// A connection to the server, driven by a mainloop of its own on the calling thread.
 struct Connection {
-    mainloop: Mainloop,
+    /// Declared before the mainloop: fields drop in order, and the context must go first.
     context: Context,
+    mainloop: Mainloop,
     /// Set by the server's change events (a default, a sink or a source changed).
     changed: Rc<Cell<bool>>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.context.disconnect();
+    }
 }
 
 fn text(c: &Option<Cow<'_, str>>) -> String {

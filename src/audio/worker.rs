@@ -202,6 +202,8 @@ struct Analysis {
     /// The analysis of the last source, kept for the next one at the same rate: switching
     /// inputs (`set_config device`) keeps the tempo, the grid and the bar.
     kept: Option<Analyzer>,
+    /// The demo loop, once made.
+    demo_samples: Option<Arc<[f32]>>,
 }
 
 impl Analysis {
@@ -655,7 +657,11 @@ impl Analysis {
     fn demo(&mut self, label: &str, probe: bool) -> Ended {
         let rate = super::DEFAULT_RATE;
         self.set_live("demo", "", "the demo loop", rate, 1);
-        let samples = synth::demo_loop(rate);
+        // Made once: switching back to the demo is then as quick as leaving it.
+        let samples = self
+            .demo_samples
+            .get_or_insert_with(|| synth::demo_loop(rate).into())
+            .clone();
         self.run_generated(&samples, rate, label, probe)
     }
 }
@@ -849,6 +855,7 @@ impl Worker for AudioAnalyzer {
             clock: StreamClock::new(),
             link: Link::default(),
             kept: None,
+            demo_samples: None,
         };
         Ok((AudioAnalyzer { analysis }, AudioHandle { shared, requests }))
     }

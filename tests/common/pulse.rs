@@ -29,7 +29,7 @@ impl Pulse {
             dir,
             &format!(
                 "load-module module-null-sink sink_name={sink} rate=44100 \
-                 sink_properties=device.description=\"{description}\"\n\
+                 sink_properties=\"device.description='{description}'\"\n\
                  set-default-sink {sink}\n"
             ),
         )
