@@ -141,7 +141,12 @@ fn live() {
 
     let sock: PathBuf = m.root.join("bench-tmux.sock");
     // The last run has no session bus to ask the manager on: the `systemctl` fallback.
-    for (w, h, bus) in [(80, 24, true), (120, 40, true), (200, 60, true), (120, 40, false)] {
+    for (w, h, bus) in [
+        (80, 24, true),
+        (120, 40, true),
+        (200, 60, true),
+        (120, 40, false),
+    ] {
         let err = m.root.join(format!("console-{w}x{h}-{bus}.err"));
         let mut env = vec!["env".to_string()];
         env.extend(m.env().iter().map(|(k, v)| format!("{k}={}", v.display())));

@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
 
-use super::capture::{Capture, CaptureFlags};
+use super::stream::{Capture, CaptureFlags};
 
 /// Frames per read: about one analysis hop.
 const PERIOD: i64 = 512;

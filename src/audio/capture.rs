@@ -6,13 +6,15 @@
 //! call can block opening it or cpal's teardown (which joins the stream's thread) for ever,
 //! and then only that thread waits; the analysis goes on, degraded, and reopens.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 use serde::Serialize;
+
+pub use super::stream::{Capture, CaptureFlags, Kind};
 
 /// Samples the ring holds: 2 s at 48 kHz, so a slow analysis hop never loses audio.
 pub const RING_SAMPLES: usize = 96_000;
@@ -37,16 +39,6 @@ pub enum CaptureError {
     /// `device = "system"`: no sound server, or it has no output to capture.
     #[error("cannot capture what this machine plays (audio.device = \"system\"): {0}")]
     System(String),
-}
-
-/// What an entry of `list_devices` is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// A microphone, a line in: something that records.
-    Input,
-    /// What an output plays (a sound server's monitor of it).
-    Monitor,
 }
 
 /// An input device (or a sound server's source) as `list_devices` shows it.
@@ -136,46 +128,6 @@ pub fn list_everything() -> Result<Listing, CaptureError> {
         sound_server,
         system,
     })
-}
-
-/// What the callback and the analysis thread share.
-#[derive(Debug, Default)]
-pub struct CaptureFlags {
-    /// The first error the stream reported: the device is gone or broken.
-    pub error: OnceLock<String>,
-    /// Samples the ring had no room for.
-    pub overruns: AtomicU64,
-    /// Callbacks so far (a stalled device stops counting).
-    pub callbacks: AtomicU64,
-    /// What is captured now, when it changed under the same stream (the sound server moved
-    /// `device = "system"` to a new default output); the analysis thread takes it.
-    renamed: Mutex<Option<String>>,
-}
-
-impl CaptureFlags {
-    /// The capture now reads from what `shown` says (not from the audio callback).
-    pub fn rename(&self, shown: String) {
-        *crate::worker::lock(&self.renamed) = Some(shown);
-    }
-
-    /// A new name since the last look; never waits (the capture side may hold the lock).
-    pub fn renamed(&self) -> Option<String> {
-        self.renamed.try_lock().ok()?.take()
-    }
-}
-
-/// An open input stream. Dropping it stops capture (on the stream's own thread).
-pub struct Capture {
-    /// Dropped with the `Capture`: tells the stream's thread to close it.
-    pub(super) _close: mpsc::Sender<()>,
-    pub name: String,
-    /// How a person names it: `'USB Mic'`, or `what plays on 'HDMI'` for a monitor.
-    pub shown: String,
-    /// Whether it is what an output plays (a monitor) rather than an input.
-    pub monitor: bool,
-    pub rate: u32,
-    pub channels: u16,
-    pub flags: Arc<CaptureFlags>,
 }
 
 fn pick_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, CaptureError> {

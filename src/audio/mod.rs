@@ -25,6 +25,7 @@ pub mod pitch;
 pub mod pulse;
 mod setup;
 pub mod spectrum;
+pub mod stream;
 pub mod structure;
 pub mod synth;
 pub mod tempo;

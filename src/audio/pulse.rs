@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use libpulse_simple_binding as pulse_simple;
 
-use super::capture::{Capture, CaptureFlags, Kind};
+use super::stream::{Capture, CaptureFlags, Kind};
 
 /// Frames per read: half a hop, so a hop is never more than ~6 ms late for the read's sake.
 const READ_FRAMES: usize = super::HOP / 2;
@@ -210,9 +210,7 @@ impl Connection {
                     } else {
                         Kind::Input
                     },
-                    output: of.map(|sink| {
-                        sinks_here.borrow().get(&sink).cloned().unwrap_or(sink)
-                    }),
+                    output: of.map(|sink| sinks_here.borrow().get(&sink).cloned().unwrap_or(sink)),
                     default,
                     channels: s.sample_spec.channels,
                     rate: s.sample_spec.rate,
@@ -461,7 +459,12 @@ mod tests {
                     Some("Built-in Audio Analog Stereo"),
                     true,
                 ),
-                source("alsa_input.analog", "Built-in Audio Analog Stereo", None, true),
+                source(
+                    "alsa_input.analog",
+                    "Built-in Audio Analog Stereo",
+                    None,
+                    true,
+                ),
             ],
         }
     }

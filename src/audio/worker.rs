@@ -322,10 +322,8 @@ impl Analysis {
                 if let Some(l) = link.summary() {
                     tempo = format!("{tempo}, {l}");
                 }
-                self.status.set(
-                    Health::Ok,
-                    format!("{label} at {fps:.0} fps{tempo}"),
-                );
+                self.status
+                    .set(Health::Ok, format!("{label} at {fps:.0} fps{tempo}"));
                 self.shown = Some((label.to_string(), fps, frame.bpm, source, link_shown));
                 self.rate_off = 0;
             }
@@ -465,7 +463,11 @@ impl Analysis {
         analyzer: &mut Analyzer,
     ) -> Ended {
         let label = format!("'{}'", cap.name);
-        let verb = if cap.monitor { "capturing" } else { "analyzing" };
+        let verb = if cap.monitor {
+            "capturing"
+        } else {
+            "analyzing"
+        };
         let mut shown = format!("{verb} {}", cap.shown);
         let mut decimator = Decimator::new(cap.rate);
         let group = HOP * decimator.factor();

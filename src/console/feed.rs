@@ -466,4 +466,3 @@ async fn signals(tx: Out) {
     };
     let _ = tx.send(Update::Quit(name));
 }
-

@@ -92,7 +92,11 @@ mod tests {
         assert_eq!(next("default").as_deref(), Some("vjtest.monitor"));
         assert_eq!(next("vjtest.monitor").as_deref(), Some("system"), "round");
         let one = json!({"system": null, "devices": [{"name": "default"}]});
-        assert_eq!(next_after(&one, "default"), None, "nothing else to switch to");
+        assert_eq!(
+            next_after(&one, "default"),
+            None,
+            "nothing else to switch to"
+        );
         assert_eq!(next_after(&json!({}), ""), None);
     }
 }

@@ -56,7 +56,6 @@ pub fn input_of(detail: &str) -> Option<String> {
     Some(what.to_string())
 }
 
-
 fn lit_if(on: bool, color: Color) -> ratatui::style::Style {
     if on {
         ui::lit(color)
@@ -396,5 +395,4 @@ mod tests {
         );
         assert_eq!(input_of("starting"), None);
     }
-
 }
