@@ -439,7 +439,7 @@ fn list_devices_shows_monitors_and_a_description_picks_one_and_system_follows_th
     let pid = before["pid"].clone();
     pulse.pactl(&["set-default-sink", "hdmi"]);
     let after = a.wait_for(5, "following the new default output", |s| {
-        s["capturing"] == "what plays on 'HDMI Test'"
+        s["capturing"] == "what plays on 'HDMI Test'" && s["device"] == "hdmi.monitor"
     });
     assert_eq!(after["pid"], pid);
     let frames = after["frames"].as_u64().unwrap();
@@ -451,11 +451,18 @@ fn list_devices_shows_monitors_and_a_description_picks_one_and_system_follows_th
     });
 
     // Any source by a substring of its description, live.
+    let t = Instant::now();
     let ack = a.ask("set_config", json!({"device": "vj test out"}));
     assert_eq!(ack["success"], true, "{ack}");
     let s = a.wait_for(5, "capturing the named monitor", |s| {
         s["device"] == "vjtest.monitor" && s["source"] == "device"
     });
+    a.drain();
+    let first = a.receive(Duration::from_secs(1)).first().map(|(at, _)| *at);
+    println!(
+        "report: set_config device=…: the new monitor's first frame {} ms after the request",
+        first.map_or(-1, |f| (f - t).as_millis() as i64)
+    );
     assert_eq!(s["capturing"], "what plays on 'VJ Test Output'", "{s}");
     assert_eq!(s["pid"], pid);
 }

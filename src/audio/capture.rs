@@ -218,6 +218,12 @@ pub fn open(
     if wanted.eq_ignore_ascii_case(super::config::SYSTEM) {
         return open_system(ring, reader);
     }
+    // The sound server's own sources first: one short question to it (none when there is no
+    // server), where cpal would open every ALSA PCM to list them (about a second) and then
+    // reach the server's source through its ALSA plugin anyway.
+    if !wanted.is_empty() && server_has(wanted) {
+        return open_server_source(wanted, ring, reader);
+    }
     let (opened_tx, opened) = mpsc::channel();
     let wanted_here = wanted.to_string();
     let reader_here = reader.clone();
@@ -254,8 +260,7 @@ pub fn open(
     });
     match result {
         Ok(capture) => Ok(capture),
-        // A name cpal does not list may be a sound server's source (by its name or
-        // description), or an ALSA PCM of the user's (~/.asoundrc).
+        // A name cpal does not list may still be an ALSA PCM of the user's (~/.asoundrc).
         Err(Unopened {
             error: CaptureError::NoMatch { .. } | CaptureError::NoDevice,
             ring: Some(ring),
@@ -388,23 +393,48 @@ fn open_system(
     ))
 }
 
+/// Whether the sound server has a source `wanted` names.
+#[cfg(target_os = "linux")]
+fn server_has(wanted: &str) -> bool {
+    super::pulse::list().is_ok_and(|s| s.find(wanted).is_some())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn server_has(_wanted: &str) -> bool {
+    false
+}
+
+#[cfg(target_os = "linux")]
+fn open_server_source(
+    wanted: &str,
+    ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    let named = super::pulse::Wanted::Named(wanted.to_string());
+    super::pulse::open(named, ring, reader, OPEN_TIMEOUT).map_err(|message| CaptureError::Open {
+        device: wanted.to_string(),
+        message,
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_server_source(
+    wanted: &str,
+    _ring: rtrb::Producer<f32>,
+    _reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    Err(CaptureError::Open {
+        device: wanted.to_string(),
+        message: "no sound server on this system".into(),
+    })
+}
+
 #[cfg(target_os = "linux")]
 fn open_by_name(
     wanted: &str,
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
 ) -> Result<Capture, CaptureError> {
-    // Asked only when cpal knows no such input: one look at the server, none if it is absent.
-    let known = super::pulse::list().is_ok_and(|s| s.find(wanted).is_some());
-    if known {
-        let named = super::pulse::Wanted::Named(wanted.to_string());
-        return super::pulse::open(named, ring, reader, OPEN_TIMEOUT).map_err(|message| {
-            CaptureError::Open {
-                device: wanted.to_string(),
-                message,
-            }
-        });
-    }
     super::alsa_pcm::open(wanted, ring, reader, OPEN_TIMEOUT).map_err(|alsa| {
         CaptureError::NoMatch {
             wanted: wanted.to_string(),

@@ -407,7 +407,7 @@ pub fn open(
                                 Ok(s) => s,
                                 Err(e) => return fail(e),
                             };
-                            flags.rename(describe(&next));
+                            flags.rename(next.name.clone(), describe(&next));
                             source = next;
                         }
                     }

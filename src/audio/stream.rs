@@ -27,17 +27,19 @@ pub struct CaptureFlags {
     pub callbacks: AtomicU64,
     /// What is captured now, when it changed under the same stream (the sound server moved
     /// `device = "system"` to a new default output); the analysis thread takes it.
-    renamed: Mutex<Option<String>>,
+    renamed: Mutex<Option<(String, String)>>,
 }
 
 impl CaptureFlags {
-    /// The capture now reads from what `shown` says (not from the audio callback).
-    pub fn rename(&self, shown: String) {
-        *crate::worker::lock(&self.renamed) = Some(shown);
+    /// The capture now reads from `name`, which a person calls `shown` (not from the audio
+    /// callback).
+    pub fn rename(&self, name: String, shown: String) {
+        *crate::worker::lock(&self.renamed) = Some((name, shown));
     }
 
-    /// A new name since the last look; never waits (the capture side may hold the lock).
-    pub fn renamed(&self) -> Option<String> {
+    /// The new name and how it is shown, since the last look; never waits (the capture side
+    /// may hold the lock).
+    pub fn renamed(&self) -> Option<(String, String)> {
         self.renamed.try_lock().ok()?.take()
     }
 }

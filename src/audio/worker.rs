@@ -481,9 +481,11 @@ impl Analysis {
             if let Some(e) = self.check_config(analyzer) {
                 return e;
             }
-            if let Some(now) = cap.flags.renamed() {
+            if let Some((name, now)) = cap.flags.renamed() {
                 shown = format!("{verb} {now}");
-                self.shared.live().capturing = now;
+                let mut live = self.shared.live();
+                live.device = name;
+                live.capturing = now;
             }
             if let Some(e) = cap.flags.error.get() {
                 return Ended::Lost(format!("device {label} reported an error: {e}"));
