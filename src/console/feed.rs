@@ -22,7 +22,8 @@ use crate::status::{self, Report, RowHealth, UnitState};
 /// The workers are looked at this often when nothing happens…
 const CALM: Duration = Duration::from_secs(1);
 /// …or this often when each look runs `systemctl` (no user manager on a session bus): a
-/// process a second was a third of the console's CPU. A key still looks at once.
+/// process a second was a third of the console's CPU (docs/BENCHMARKS.md). A key still looks
+/// at once.
 const CALM_BY_PROCESS: Duration = Duration::from_secs(4);
 /// …and this often while a unit changes state, or for a while after a key or a lost connection.
 const BUSY: Duration = Duration::from_millis(150);
