@@ -77,7 +77,7 @@ Version: $version
 Architecture: $arch
 Maintainer: vj-suite developers <vj-suite@users.noreply.github.com>
 Installed-Size: $size
-Depends: libc6 (>= 2.34), libgcc-s1, libasound2 (>= 1.0.16)
+Depends: libc6 (>= 2.34), libgcc-s1, libasound2 (>= 1.0.16), libpulse0 (>= 14)
 Recommends: systemd
 Section: sound
 Priority: optional

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::pulse::Pulse;
 use common::{alsa_file_pcm, alsa_raw};
 use serde_json::{json, Map, Value};
 use vj::audio::synth::{self, Genre};
@@ -264,65 +265,6 @@ async fn a_device_that_stops_delivering_mid_stream_degrades_without_hanging_the_
     assert!(status.success(), "{status}");
     drop(quit);
     let _ = writer.join();
-}
-
-/// A private PulseAudio server whose default source is a sine, on a socket in `dir`: the
-/// sound server most Linux desktops route ALSA through (PipeWire answers the same protocol).
-struct Pulse {
-    child: Child,
-}
-
-impl Pulse {
-    fn start(dir: &Path) -> Pulse {
-        let socket = dir.join("native");
-        let _ = std::fs::remove_file(&socket);
-        std::fs::create_dir_all(dir.join("home")).unwrap();
-        let script = dir.join("default.pa");
-        std::fs::write(
-            &script,
-            format!(
-                "load-module module-native-protocol-unix auth-anonymous=1 socket={}\n\
-                 load-module module-sine-source rate=44100 frequency=440\n\
-                 set-default-source sine_input\n",
-                socket.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("pulseaudio")
-            .args([
-                "-n",
-                "--daemonize=no",
-                "--exit-idle-time=-1",
-                "--system=false",
-            ])
-            .arg("-F")
-            .arg(&script)
-            .env("HOME", dir.join("home"))
-            .env("XDG_RUNTIME_DIR", dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("pulseaudio (scripts/deps.sh --test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "pulseaudio never listened");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Pulse { child }
-    }
-
-    /// The server dies, as when the desktop's sound server crashes or restarts.
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Pulse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]

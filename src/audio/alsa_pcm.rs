@@ -10,7 +10,7 @@ use std::sync::{mpsc, Arc};
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
 
-use super::capture::{Capture, CaptureFlags};
+use super::stream::{Capture, CaptureFlags};
 
 /// Frames per read: about one analysis hop.
 const PERIOD: i64 = 512;
@@ -62,6 +62,8 @@ pub fn open(
             let flags = Arc::new(CaptureFlags::default());
             let capture = Capture {
                 _close: close,
+                shown: format!("'{pcm_name}'"),
+                monitor: false,
                 name: pcm_name,
                 rate,
                 channels,

@@ -6,13 +6,15 @@
 //! call can block opening it or cpal's teardown (which joins the stream's thread) for ever,
 //! and then only that thread waits; the analysis goes on, degraded, and reopens.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::{FromSample, SampleFormat, SizedSample};
 use serde::Serialize;
+
+pub use super::stream::{Capture, CaptureFlags, Kind};
 
 /// Samples the ring holds: 2 s at 48 kHz, so a slow analysis hop never loses audio.
 pub const RING_SAMPLES: usize = 96_000;
@@ -34,20 +36,33 @@ pub enum CaptureError {
     Devices(String),
     #[error("input device {device:?} cannot be opened: {message}")]
     Open { device: String, message: String },
+    /// `device = "system"`: no sound server, or it has no output to capture.
+    #[error("cannot capture what this machine plays (audio.device = \"system\"): {0}")]
+    System(String),
 }
 
-/// An input device as `list_devices` shows it.
+/// An input device (or a sound server's source) as `list_devices` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeviceInfo {
     pub name: String,
+    /// The sound server's description ("Monitor of Built-in Audio Analog Stereo").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub kind: Kind,
+    /// For a monitor: the output's description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
     pub default: bool,
     pub channels: u16,
     pub rate: u32,
+    /// Who offers it: cpal's host ("ALSA", "CoreAudio") or the sound server ("pulseaudio").
+    pub via: String,
 }
 
 /// The input devices of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
     let host = cpal::default_host();
+    let via = host.id().name().to_string();
     let default = host
         .default_input_device()
         .and_then(|d| d.name().ok())
@@ -62,32 +77,57 @@ pub fn list_devices() -> Result<Vec<DeviceInfo>, CaptureError> {
             Some(DeviceInfo {
                 default: name == default,
                 name,
+                description: None,
+                kind: Kind::Input,
+                output: None,
                 channels: config.channels(),
                 rate: config.sample_rate().0,
+                via: via.clone(),
             })
         })
         .collect())
 }
 
-/// What the callback and the analysis thread share.
-#[derive(Debug, Default)]
-pub struct CaptureFlags {
-    /// The first error the stream reported: the device is gone or broken.
-    pub error: OnceLock<String>,
-    /// Samples the ring had no room for.
-    pub overruns: AtomicU64,
-    /// Callbacks so far (a stalled device stops counting).
-    pub callbacks: AtomicU64,
+/// What `list_devices` answers: cpal's inputs, then the sound server's inputs and monitors
+/// (or why there is no server), and what `device = "system"` captures now.
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub devices: Vec<DeviceInfo>,
+    /// The sound server's name, or why none answered (not Linux: "none on this system").
+    pub sound_server: Result<String, String>,
+    /// What `device = "system"` captures now ("what plays on 'Built-in Audio…'").
+    pub system: Option<String>,
 }
 
-/// An open input stream. Dropping it stops capture (on the stream's own thread).
-pub struct Capture {
-    /// Dropped with the `Capture`: tells the stream's thread to close it.
-    pub(super) _close: mpsc::Sender<()>,
-    pub name: String,
-    pub rate: u32,
-    pub channels: u16,
-    pub flags: Arc<CaptureFlags>,
+/// Everything a user can name: cpal's inputs and the sound server's sources.
+pub fn list_everything() -> Result<Listing, CaptureError> {
+    let mut devices = list_devices()?;
+    #[cfg(target_os = "linux")]
+    let (sound_server, system) = match super::pulse::list() {
+        Ok(server) => {
+            let system = server.system().map(super::pulse::describe);
+            devices.extend(server.sources.into_iter().map(|s| DeviceInfo {
+                name: s.name,
+                description: Some(s.description),
+                kind: s.kind,
+                output: s.output,
+                default: s.default,
+                channels: s.channels.into(),
+                rate: s.rate,
+                via: server.name.clone(),
+            }));
+            (Ok(server.name), system)
+        }
+        Err(e) => (Err(e), None),
+    };
+    #[cfg(not(target_os = "linux"))]
+    let (sound_server, system) = (Err("none on this system".to_string()), None);
+    devices.dedup_by(|a, b| a.name == b.name && a.via == b.via);
+    Ok(Listing {
+        devices,
+        sound_server,
+        system,
+    })
 }
 
 fn pick_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, CaptureError> {
@@ -127,6 +167,10 @@ fn what_exists() -> String {
     let mut names: Vec<String> = list_devices()
         .map(|d| d.into_iter().map(|d| d.name).collect())
         .unwrap_or_default();
+    #[cfg(target_os = "linux")]
+    if let Ok(server) = super::pulse::list() {
+        names.extend(server.sources.into_iter().map(|s| s.description));
+    }
     for pcm in alsa_pcms() {
         if !names.contains(&pcm) {
             names.push(pcm);
@@ -171,6 +215,15 @@ pub fn open(
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
 ) -> Result<Capture, CaptureError> {
+    if wanted.eq_ignore_ascii_case(super::config::SYSTEM) {
+        return open_system(ring, reader);
+    }
+    // The sound server's own sources first: one short question to it (none when there is no
+    // server), where cpal would open every ALSA PCM to list them (about a second) and then
+    // reach the server's source through its ALSA plugin anyway.
+    if !wanted.is_empty() && server_has(wanted) {
+        return open_server_source(wanted, ring, reader);
+    }
     let (opened_tx, opened) = mpsc::channel();
     let wanted_here = wanted.to_string();
     let reader_here = reader.clone();
@@ -211,7 +264,7 @@ pub fn open(
         Err(Unopened {
             error: CaptureError::NoMatch { .. } | CaptureError::NoDevice,
             ring: Some(ring),
-        }) if !wanted.is_empty() => open_pcm_by_name(wanted, ring, reader),
+        }) if !wanted.is_empty() => open_by_name(wanted, ring, reader),
         Err(u) => Err(u.error),
     }
 }
@@ -263,6 +316,8 @@ fn open_here(
     stream.play().map_err(|e| open_err(e.to_string()))?;
     let capture = Capture {
         _close: close,
+        shown: format!("'{name}'"),
+        monitor: false,
         name,
         rate: config.sample_rate.0,
         channels: config.channels,
@@ -316,8 +371,66 @@ where
         .map_err(|e| e.to_string())
 }
 
+/// What the machine plays: the default output's monitor, through the sound server.
 #[cfg(target_os = "linux")]
-fn open_pcm_by_name(
+fn open_system(
+    ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    super::pulse::open(super::pulse::Wanted::System, ring, reader, OPEN_TIMEOUT)
+        .map_err(CaptureError::System)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_system(
+    _ring: rtrb::Producer<f32>,
+    _reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    Err(CaptureError::System(
+        "on macOS, route the output through a loopback device (BlackHole, Loopback) and name \
+         it: audio.device = \"BlackHole\""
+            .into(),
+    ))
+}
+
+/// Whether the sound server has a source `wanted` names.
+#[cfg(target_os = "linux")]
+fn server_has(wanted: &str) -> bool {
+    super::pulse::list().is_ok_and(|s| s.find(wanted).is_some())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn server_has(_wanted: &str) -> bool {
+    false
+}
+
+#[cfg(target_os = "linux")]
+fn open_server_source(
+    wanted: &str,
+    ring: rtrb::Producer<f32>,
+    reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    let named = super::pulse::Wanted::Named(wanted.to_string());
+    super::pulse::open(named, ring, reader, OPEN_TIMEOUT).map_err(|message| CaptureError::Open {
+        device: wanted.to_string(),
+        message,
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_server_source(
+    wanted: &str,
+    _ring: rtrb::Producer<f32>,
+    _reader: std::thread::Thread,
+) -> Result<Capture, CaptureError> {
+    Err(CaptureError::Open {
+        device: wanted.to_string(),
+        message: "no sound server on this system".into(),
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn open_by_name(
     wanted: &str,
     ring: rtrb::Producer<f32>,
     reader: std::thread::Thread,
@@ -332,7 +445,7 @@ fn open_pcm_by_name(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_pcm_by_name(
+fn open_by_name(
     wanted: &str,
     _ring: rtrb::Producer<f32>,
     _reader: std::thread::Thread,

@@ -76,7 +76,10 @@ pub struct LinkConfig {
 #[serde(deny_unknown_fields)]
 pub struct AudioConfig {
     pub source: AudioSource,
+    /// An input by name or description substring, an ALSA PCM, or [`SYSTEM`]; "" = default.
     pub device: String,
+    /// `source = "auto"` with no input: the system output's monitor before the demo loop.
+    pub prefer_system: bool,
     /// Feature toggles: which `/audio/*` messages are computed and sent.
     pub spectrum: bool,
     pub bpm: bool,
@@ -99,6 +102,9 @@ pub struct AudioConfig {
     pub band_edges: Vec<f64>,
 }
 
+/// `audio.device` for what the machine plays: the default output's monitor.
+pub const SYSTEM: &str = "system";
+
 impl Default for AudioConfig {
     /// `[audio]` of `etc/vj.toml`.
     fn default() -> Self {
@@ -107,6 +113,11 @@ impl Default for AudioConfig {
 }
 
 impl AudioConfig {
+    /// Whether the device named is what the machine plays.
+    pub fn wants_system(&self) -> bool {
+        self.device.eq_ignore_ascii_case(SYSTEM)
+    }
+
     /// Beats per Link quantum: `audio.link.quantum`, or (0) `beats_per_bar`.
     pub fn link_quantum(&self) -> f64 {
         if self.link.quantum == 0.0 {

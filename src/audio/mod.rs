@@ -21,15 +21,18 @@ pub mod meter;
 pub mod offline;
 pub mod onset;
 pub mod pitch;
+#[cfg(target_os = "linux")]
+pub mod pulse;
 mod setup;
 pub mod spectrum;
+pub mod stream;
 pub mod structure;
 pub mod synth;
 pub mod tempo;
 pub mod worker;
 
 pub use analyzer::{AnalysisSettings, Analyzer, AudioFrame, TempoSource};
-pub use config::{AudioConfig, AudioSource, LinkConfig, LinkMode};
+pub use config::{AudioConfig, AudioSource, LinkConfig, LinkMode, SYSTEM};
 pub use worker::AudioAnalyzer;
 
 /// Samples per analysis hop: at 44.1 kHz one frame every 11.6 ms (≈86 fps).

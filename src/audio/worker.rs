@@ -34,7 +34,7 @@ const REOPEN: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AudioCommand {
-    /// The capture devices cpal sees.
+    /// The inputs cpal sees and the sound server's inputs and monitors.
     ListDevices,
     /// A tap on the beat: three or more set tempo and phase, and the tracker refines them.
     Tap,
@@ -120,6 +120,9 @@ type LinkShown = (String, u64, i64);
 struct Live {
     source: String,
     device: String,
+    /// What is analysed, as a person says it: "what plays on 'Built-in Audio Analog Stereo'",
+    /// "'USB Mic'", "the demo loop".
+    capturing: String,
     rate: u32,
     /// The rate the analysis runs at: `rate`, or above 88 kHz a power of two below it.
     analysis_rate: u32,
@@ -196,6 +199,11 @@ struct Analysis {
     clock: StreamClock,
     /// The Ableton Link peer (none with `audio.link.mode = "off"`).
     link: Link,
+    /// The analysis of the last source, kept for the next one at the same rate: switching
+    /// inputs (`set_config device`) keeps the tempo, the grid and the bar.
+    kept: Option<Analyzer>,
+    /// The demo loop, once made.
+    demo_samples: Option<Arc<[f32]>>,
 }
 
 impl Analysis {
@@ -314,10 +322,8 @@ impl Analysis {
                 if let Some(l) = link.summary() {
                     tempo = format!("{tempo}, {l}");
                 }
-                self.status.set(
-                    Health::Ok,
-                    format!("analyzing {label} at {fps:.0} fps{tempo}"),
-                );
+                self.status
+                    .set(Health::Ok, format!("{label} at {fps:.0} fps{tempo}"));
                 self.shown = Some((label.to_string(), fps, frame.bpm, source, link_shown));
                 self.rate_off = 0;
             }
@@ -362,25 +368,58 @@ impl Analysis {
         }
     }
 
+    /// Runs `source` with the analyzer of the source before when it ran at the same `rate`
+    /// (else a new one), and keeps it for the next.
+    fn analysing(
+        &mut self,
+        rate: u32,
+        source: impl FnOnce(&mut Self, &mut Analyzer) -> Ended,
+    ) -> Ended {
+        let settings = AnalysisSettings::from_config(&self.config, rate);
+        let mut analyzer = match self.kept.take() {
+            Some(mut a) if a.settings().rate == rate => {
+                a.set_settings(settings);
+                a
+            }
+            _ => Analyzer::new(settings),
+        };
+        let ended = source(self, &mut analyzer);
+        self.kept = Some(analyzer);
+        ended
+    }
+
     /// Plays `samples` in a loop at real time (the demo loop, a file source): each hop is
     /// analysed once it has been "heard", at the start plus its end's time.
     fn run_generated(&mut self, samples: &[f32], rate: u32, label: &str, probe: bool) -> Ended {
         let (samples, rate) = Decimator::all(samples, rate);
+        if samples.len() < HOP {
+            return Ended::Lost(format!("{label} is shorter than one hop"));
+        }
+        self.analysing(rate, |this, analyzer| {
+            this.play(&samples, rate, label, probe, analyzer)
+        })
+    }
+
+    fn play(
+        &mut self,
+        samples: &[f32],
+        rate: u32,
+        label: &str,
+        probe: bool,
+        analyzer: &mut Analyzer,
+    ) -> Ended {
+        let shown = format!("analyzing {label}");
         let mut probed = Instant::now();
         let mut setup = SoundSetup::now();
-        let mut analyzer = Analyzer::new(AnalysisSettings::from_config(&self.config, rate));
         let hop_time = Duration::from_secs_f64(HOP as f64 / rate as f64);
         let mut next = Instant::now();
         let mut pos = 0usize;
         let mut buf = [0.0f32; HOP];
-        if samples.len() < HOP {
-            return Ended::Lost(format!("{label} is shorter than one hop"));
-        }
         loop {
             if self.stopping() {
                 return Ended::Stop;
             }
-            if let Some(e) = self.check_config(&mut analyzer) {
+            if let Some(e) = self.check_config(analyzer) {
                 return e;
             }
             if probe && probed.elapsed() > Duration::from_secs(30) {
@@ -390,7 +429,9 @@ impl Analysis {
                 let now = SoundSetup::now();
                 if now.is_none() || now != setup {
                     setup = now;
-                    if capture::list_devices().is_ok_and(|d| !d.is_empty()) {
+                    if capture::list_devices().is_ok_and(|d| !d.is_empty())
+                        || (self.config.prefer_system && system_plays())
+                    {
                         info!("a capture device appeared: leaving the demo loop");
                         return Ended::Reconfigure;
                     }
@@ -405,19 +446,31 @@ impl Analysis {
                 // Stalled (a suspended machine): go on from now.
                 next = Instant::now();
             }
-            self.hop(&mut analyzer, &buf, label, Some(next));
+            self.hop(analyzer, &buf, &shown, Some(next));
         }
     }
 
     /// Captures from a device until it fails, stalls, or the config changes.
-    fn run_device(&mut self, cap: capture::Capture, mut ring: rtrb::Consumer<f32>) -> Ended {
+    fn run_device(&mut self, cap: capture::Capture, ring: rtrb::Consumer<f32>) -> Ended {
+        let rate = decimate::analysis_rate(cap.rate);
+        self.analysing(rate, |this, analyzer| this.capture(cap, ring, analyzer))
+    }
+
+    fn capture(
+        &mut self,
+        cap: capture::Capture,
+        mut ring: rtrb::Consumer<f32>,
+        analyzer: &mut Analyzer,
+    ) -> Ended {
         let label = format!("'{}'", cap.name);
+        let verb = if cap.monitor {
+            "capturing"
+        } else {
+            "analyzing"
+        };
+        let mut shown = format!("{verb} {}", cap.shown);
         let mut decimator = Decimator::new(cap.rate);
         let group = HOP * decimator.factor();
-        let mut analyzer = Analyzer::new(AnalysisSettings::from_config(
-            &self.config,
-            decimate::analysis_rate(cap.rate),
-        ));
         let mut buf = Vec::with_capacity(HOP);
         let mut last_callbacks = 0u64;
         let mut last_progress = Instant::now();
@@ -425,8 +478,14 @@ impl Analysis {
             if self.stopping() {
                 return Ended::Stop;
             }
-            if let Some(e) = self.check_config(&mut analyzer) {
+            if let Some(e) = self.check_config(analyzer) {
                 return e;
+            }
+            if let Some((name, now)) = cap.flags.renamed() {
+                shown = format!("{verb} {now}");
+                let mut live = self.shared.live();
+                live.device = name;
+                live.capturing = now;
             }
             if let Some(e) = cap.flags.error.get() {
                 return Ended::Lost(format!("device {label} reported an error: {e}"));
@@ -454,11 +513,11 @@ impl Analysis {
                 decimator.process(a, &mut buf);
                 decimator.process(b, &mut buf);
                 chunk.commit_all();
-                self.hop(&mut analyzer, &buf, &label, None);
+                self.hop(analyzer, &buf, &shown, None);
                 worked = true;
             }
             if !worked {
-                self.serve_requests(&mut analyzer);
+                self.serve_requests(analyzer);
                 self.pet();
                 // Woken by the next callback; the timeout only bounds how late a stall, a stop
                 // or a config change is seen.
@@ -488,10 +547,11 @@ impl Analysis {
         }
     }
 
-    fn set_live(&self, source: &str, device: &str, rate: u32, channels: u16) {
+    fn set_live(&self, source: &str, device: &str, capturing: &str, rate: u32, channels: u16) {
         let mut live = self.shared.live();
         live.source = source.into();
         live.device = device.into();
+        live.capturing = capturing.into();
         live.rate = rate;
         live.analysis_rate = decimate::analysis_rate(rate);
         live.channels = channels;
@@ -510,30 +570,41 @@ impl Analysis {
                 AudioSource::Demo => self.demo("demo loop", false),
                 AudioSource::File(path) => match super::offline::read_wav(path) {
                     Ok(m) => {
-                        self.set_live("file", &path.display().to_string(), m.rate, 1);
                         let label = format!("file {}", path.display());
+                        self.set_live("file", &path.display().to_string(), &label, m.rate, 1);
                         self.run_generated(&m.samples, m.rate, &label, false)
                     }
                     Err(e) => Ended::Lost(e.to_string()),
                 },
                 AudioSource::Auto | AudioSource::Device => {
-                    let (producer, consumer) = rtrb::RingBuffer::new(RING_SAMPLES);
-                    match capture::open(&self.config.device, producer, std::thread::current()) {
-                        Ok(cap) => {
-                            info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing from '{}' at {} Hz, {} channel(s)", cap.name, cap.rate, cap.channels);
-                            self.set_live("device", &cap.name, cap.rate, cap.channels);
+                    match self.open_device(&self.config.device.clone()) {
+                        Ok((cap, ring)) => {
                             backoff.reset();
-                            self.run_device(cap, consumer)
+                            self.run_device(cap, ring)
                         }
                         // `auto` with nothing that opens as an input (no card at all, or only a
-                        // `default` PCM that leads nowhere): play the demo loop.
+                        // `default` PCM that leads nowhere): what the machine plays if
+                        // `prefer_system`, else the demo loop.
                         Err(e)
                             if source == AudioSource::Auto
                                 && (matches!(e, CaptureError::NoDevice)
                                     || capture::list_devices().is_ok_and(|d| d.is_empty())) =>
                         {
-                            info!(reason = %e, "no capture device ({e}): playing the demo loop");
-                            self.demo("demo loop (no capture device)", true)
+                            let system = if self.config.prefer_system {
+                                self.open_device(super::SYSTEM)
+                            } else {
+                                Err(e)
+                            };
+                            match system {
+                                Ok((cap, ring)) => {
+                                    backoff.reset();
+                                    self.run_device(cap, ring)
+                                }
+                                Err(e) => {
+                                    info!(reason = %e, "no capture device ({e}): playing the demo loop");
+                                    self.demo("demo loop (no capture device)", true)
+                                }
+                            }
                         }
                         Err(e) => Ended::Lost(e.to_string()),
                     }
@@ -568,14 +639,43 @@ impl Analysis {
         }
     }
 
+    /// Opens `device` (a name, or [`super::SYSTEM`]) and says what is captured.
+    fn open_device(
+        &self,
+        device: &str,
+    ) -> Result<(capture::Capture, rtrb::Consumer<f32>), CaptureError> {
+        let (producer, consumer) = rtrb::RingBuffer::new(RING_SAMPLES);
+        let cap = capture::open(device, producer, std::thread::current())?;
+        info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing {} ({}) at {} Hz, {} channel(s)", cap.shown, cap.name, cap.rate, cap.channels);
+        let source = if device.eq_ignore_ascii_case(super::SYSTEM) {
+            "system"
+        } else {
+            "device"
+        };
+        self.set_live(source, &cap.name, &cap.shown, cap.rate, cap.channels);
+        Ok((cap, consumer))
+    }
+
     /// Plays the demo loop; with `probe`, looks for a capture device every 30 s and
     /// switches to it when one appears.
     fn demo(&mut self, label: &str, probe: bool) -> Ended {
         let rate = super::DEFAULT_RATE;
-        self.set_live("demo", "", rate, 1);
-        let samples = synth::demo_loop(rate);
+        self.set_live("demo", "", "the demo loop", rate, 1);
+        // Made once: switching back to the demo is then as quick as leaving it.
+        let samples = self
+            .demo_samples
+            .get_or_insert_with(|| synth::demo_loop(rate).into())
+            .clone();
         self.run_generated(&samples, rate, label, probe)
     }
+}
+
+/// Whether a sound server answers with an output to capture (`prefer_system`).
+fn system_plays() -> bool {
+    #[cfg(target_os = "linux")]
+    return super::pulse::list().is_ok_and(|s| s.system().is_some());
+    #[cfg(not(target_os = "linux"))]
+    false
 }
 
 fn tempo_source_name(s: super::TempoSource) -> &'static str {
@@ -674,12 +774,22 @@ impl Handle for AudioHandle {
         let control = match cmd {
             AudioCommand::ListDevices => {
                 return match tokio::task::spawn_blocking(|| {
-                    capture::list_devices().map(|d| (d, capture::alsa_pcms()))
+                    capture::list_everything().map(|d| (d, capture::alsa_pcms()))
                 })
                 .await
                 {
-                    Ok(Ok((devices, pcms))) => {
-                        Outcome::ok(json!({ "devices": devices, "alsa_pcms": pcms }))
+                    Ok(Ok((listing, pcms))) => {
+                        let (server, server_error) = match listing.sound_server {
+                            Ok(name) => (Some(name), None),
+                            Err(e) => (None, Some(e)),
+                        };
+                        Outcome::ok(json!({
+                            "devices": listing.devices,
+                            "system": listing.system,
+                            "sound_server": server,
+                            "sound_server_error": server_error,
+                            "alsa_pcms": pcms,
+                        }))
                     }
                     Ok(Err(e)) => Outcome::fail(e.to_string()),
                     Err(e) => Outcome::fail(format!("list_devices failed: {e}")),
@@ -748,6 +858,8 @@ impl Worker for AudioAnalyzer {
             requests: requests_rx,
             clock: StreamClock::new(),
             link: Link::default(),
+            kept: None,
+            demo_samples: None,
         };
         Ok((AudioAnalyzer { analysis }, AudioHandle { shared, requests }))
     }

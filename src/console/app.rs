@@ -9,13 +9,14 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::feed::{Request, Update};
-use super::panels::audio::AudioPanel;
+use super::panels::audio::{input_of, AudioPanel};
 use super::panels::lyrics::LyricsPanel;
 use super::panels::osc::OscPanel;
 use super::panels::playing::PlayingPanel;
 use super::panels::workers::{self, WorkersPanel};
 use super::panels::{self};
 use super::telemetry::{seed_messages, Arrival, OscMsg};
+use crate::registry::AUDIO;
 
 /// A message in the footer stays this long.
 const MESSAGE_FOR: Duration = Duration::from_secs(8);
@@ -126,7 +127,11 @@ impl App {
 
     pub fn apply(&mut self, u: Update) {
         match u {
-            Update::Workers(r) => self.workers.report = Some(r),
+            Update::Workers(r) => {
+                let audio = r.workers.iter().find(|w| w.worker == AUDIO.bus_name);
+                self.audio.input = audio.and_then(|w| input_of(&w.detail));
+                self.workers.report = Some(r);
+            }
             Update::Subscribed(stats) => {
                 self.no_telemetry = None;
                 self.seed(&stats);

@@ -14,13 +14,17 @@ use tokio::sync::{mpsc, watch, Notify};
 use super::telemetry::OscMsg;
 use crate::bus::client::{self, Client, ClientError};
 use crate::config;
-use crate::registry::{WorkerInfo, OSC_DEBUGGER};
+use crate::registry::{WorkerInfo, AUDIO, OSC_DEBUGGER};
 use crate::status::supervisor::{self, Action, Supervisor};
 use crate::status::systemd::UserManager;
 use crate::status::{self, Report, RowHealth, UnitState};
 
 /// The workers are looked at this often when nothing happens…
 const CALM: Duration = Duration::from_secs(1);
+/// …or this often when each look runs `systemctl` (no user manager on a session bus): a
+/// process a second was a third of the console's CPU (docs/BENCHMARKS.md). A key still looks
+/// at once.
+const CALM_BY_PROCESS: Duration = Duration::from_secs(4);
 /// …and this often while a unit changes state, or for a while after a key or a lost connection.
 const BUSY: Duration = Duration::from_millis(150);
 const BUSY_FOR: Duration = Duration::from_secs(4);
@@ -54,6 +58,8 @@ pub enum Request {
         args: Map<String, Value>,
     },
     Logs(&'static WorkerInfo),
+    /// The analyzer's next input (`input::next`).
+    NextInput,
 }
 
 /// What the I/O side tells the screen.
@@ -205,6 +211,22 @@ async fn serve(bus_dir: PathBuf, tx: Out, mut requests: mpsc::Receiver<Request>)
                 Request::Logs(w) => {
                     Update::Logs(w, supervisor::last_lines(w, LOG_LINES, &sup).await)
                 }
+                Request::NextInput => {
+                    let running = latest
+                        .borrow()
+                        .as_ref()
+                        .is_some_and(|r| is_running(r, AUDIO.bus_name));
+                    let (text, ok) = if running {
+                        super::input::next(&bus_dir).await
+                    } else {
+                        (
+                            format!("{} is not running: s on its row starts it", AUDIO.bus_name),
+                            false,
+                        )
+                    };
+                    poke.notify_one();
+                    Update::Reply(text, ok)
+                }
             };
             let _ = deliver(&tx, update).await;
         });
@@ -283,6 +305,8 @@ async fn watch_workers(
         }
         let wait = if changing || Instant::now() < busy_until {
             BUSY
+        } else if manager.looks_by_process() {
+            CALM_BY_PROCESS
         } else {
             CALM
         };

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod feed;
+mod input;
 pub mod panels;
 pub mod screen;
 pub mod telemetry;

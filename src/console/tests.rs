@@ -279,3 +279,28 @@ fn seeded_stats_fill_now_playing_before_anything_is_pushed() {
     assert!(s.contains("86.1/s"), "{s}");
     assert!(s.contains("malformed 3"), "{s}");
 }
+
+#[test]
+fn the_audio_panel_says_what_the_analyzer_listens_to_and_i_asks_for_the_next_input() {
+    let mut app = playing_app();
+    let mut r = report(true);
+    let audio = r
+        .workers
+        .iter_mut()
+        .find(|w| w.worker == crate::registry::AUDIO.bus_name)
+        .unwrap();
+    audio.detail =
+        "capturing what plays on 'Built-in Audio' at 86 fps, 124 BPM (audio)".to_string();
+    app.apply(Update::Workers(r));
+    let s = screen(&app, 80, 24);
+    assert!(
+        s.iter()
+            .any(|l| l.contains("audio · capturing what plays on 'Built-in Audio'")),
+        "{s:#?}"
+    );
+    assert!(app.snapshot().contains("input capturing what plays on"));
+    assert!(matches!(
+        app.on_key(KeyEvent::from(KeyCode::Char('i'))),
+        Some(Request::NextInput)
+    ));
+}

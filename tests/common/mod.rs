@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod pulse;
 
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixStream;

@@ -2,7 +2,8 @@
 //! spectrum, a beat flash, BPM and confidence, beat-in-bar and bar-in-phrase, kick/snare/hat
 //! flashes, pitch, build-up and drop — and the tempo keys (`t` tap, `x` ×2, `/` ÷2, `n`/`N`
 //! nudge), which are commands to `audio_analyzer`. Musical time (`/audio/count`,
-//! `/audio/phase`, the drums) shows `—` until the analyzer sends it.
+//! `/audio/phase`, the drums) shows `—` until the analyzer sends it. The title says what the
+//! analyzer listens to (its status line), and `i` switches it to the next input.
 
 use std::time::{Duration, Instant};
 
@@ -44,6 +45,15 @@ pub struct AudioPanel {
     /// kick, snare, hat: the last onset, once the analyzer sends them at all.
     drums: [Option<Option<Instant>>; 3],
     last_frame: Option<Instant>,
+    /// What the analyzer listens to, from its status line ("capturing what plays on 'HDMI'").
+    pub input: Option<String>,
+}
+
+/// What the analyzer's status line says it listens to: the part before " at N fps".
+pub fn input_of(detail: &str) -> Option<String> {
+    let (what, _) = detail.split_once(" at ")?;
+    let what = what.strip_prefix("analyzing ").unwrap_or(what);
+    Some(what.to_string())
 }
 
 fn lit_if(on: bool, color: Color) -> ratatui::style::Style {
@@ -115,6 +125,7 @@ impl AudioPanel {
             KeyCode::Char('/') => send("tempo_half", json!({})),
             KeyCode::Char('n') => send("nudge", json!({ "ms": NUDGE_MS })),
             KeyCode::Char('N') => send("nudge", json!({ "ms": -NUDGE_MS })),
+            KeyCode::Char('i') => Some(Request::NextInput),
             _ => None,
         }
     }
@@ -206,6 +217,9 @@ impl AudioPanel {
             .last_frame
             .is_some_and(|t| now.saturating_duration_since(t) > STALE);
         let mut title = vec![Span::raw(" audio ")];
+        if let Some(input) = &self.input {
+            title.push(Span::styled(format!("· {input} "), ui::dim()));
+        }
         if stale {
             title.push(Span::styled("silent for a while ", ui::warn()));
         }
@@ -284,6 +298,7 @@ impl AudioPanel {
             .map(|(l, v)| format!("{l} {v:.2}"))
             .collect();
         [
+            format!("input {}", self.input.as_deref().unwrap_or("—")),
             self.tempo_text().trim().to_string(),
             self.counts_text(),
             drums.join(" "),
@@ -363,6 +378,21 @@ mod tests {
         assert_eq!(cmd(p.on_key(key('x'))).1, "tempo_double");
         assert_eq!(cmd(p.on_key(key('/'))).1, "tempo_half");
         assert_eq!(cmd(p.on_key(key('N'))).2, json!({"ms": -10}));
+        assert!(matches!(p.on_key(key('i')), Some(Request::NextInput)));
         assert!(p.on_key(key('q')).is_none());
+    }
+
+    #[test]
+    fn the_input_is_read_from_the_status_line() {
+        assert_eq!(
+            input_of("capturing what plays on 'Built-in Audio' at 86 fps, 120 BPM (audio)")
+                .as_deref(),
+            Some("capturing what plays on 'Built-in Audio'")
+        );
+        assert_eq!(
+            input_of("analyzing demo loop at 86 fps").as_deref(),
+            Some("demo loop")
+        );
+        assert_eq!(input_of("starting"), None);
     }
 }

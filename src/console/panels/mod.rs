@@ -47,6 +47,12 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "nudge",
         "nudge the beat grid 10 ms later / earlier: `nudge {ms}`",
     ),
+    (
+        "i",
+        "input",
+        "the analyzer's next input (the system output, the sound server's sources, the \
+         devices): `list_devices`, then `set_config device=…`",
+    ),
 ];
 
 /// The footer: the keys, or the last message while it is fresh.
