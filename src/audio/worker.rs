@@ -646,7 +646,18 @@ impl Analysis {
     ) -> Result<(capture::Capture, rtrb::Consumer<f32>), CaptureError> {
         let (producer, consumer) = rtrb::RingBuffer::new(RING_SAMPLES);
         let cap = capture::open(device, producer, std::thread::current())?;
-        info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing {} ({}) at {} Hz, {} channel(s)", cap.shown, cap.name, cap.rate, cap.channels);
+        // "capturing from 'default' at …", "capturing what plays on 'HDMI' (its monitor) at …"
+        let what = if cap.shown.starts_with('\'') {
+            format!("from {}", cap.shown)
+        } else {
+            cap.shown.clone()
+        };
+        let name = if cap.shown == format!("'{}'", cap.name) {
+            String::new()
+        } else {
+            format!(" ({})", cap.name)
+        };
+        info!(device = %cap.name, rate = cap.rate, channels = cap.channels, "capturing {what}{name} at {} Hz, {} channel(s)", cap.rate, cap.channels);
         let source = if device.eq_ignore_ascii_case(super::SYSTEM) {
             "system"
         } else {
