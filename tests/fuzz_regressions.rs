@@ -56,3 +56,8 @@ fn http_bodies() {
 fn set_config_values() {
     replay("set_config", targets::set_config);
 }
+
+#[test]
+fn show_recordings() {
+    replay("recording", targets::recording);
+}
