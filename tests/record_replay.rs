@@ -234,24 +234,43 @@ fn find_run(whole: &[OscMessage], part: &[OscMessage]) -> Option<usize> {
     (0..=whole.len().checked_sub(part.len())?).find(|&i| whole[i..i + part.len()] == *part)
 }
 
-/// The gaps between bundles at least `min` apart in the recording (the analysis frames), as
-/// (recorded gap, gap on arrival): arrivals are matched to bundles by position, every bundle's
-/// first message.
-fn frame_gaps(entries: &[Entry], got: &[(Instant, OscMessage)], min: f64) -> Vec<(f64, f64)> {
-    let mut firsts = Vec::new();
+/// Each bundle's timetag and when its first message arrived (arrivals matched to bundles by
+/// position: the replay sent the same messages in the same order).
+fn arrivals(entries: &[Entry], got: &[(Instant, OscMessage)]) -> Vec<(OscTime, Instant)> {
+    let mut out = Vec::new();
     let mut i = 0;
     for e in entries {
         if i >= got.len() {
             break;
         }
-        firsts.push((e.time, got[i].0));
+        out.push((e.time, got[i].0));
         i += e.messages.len();
     }
-    firsts
+    out
+}
+
+/// (recorded, on arrival) lengths of the gaps between consecutive bundles at least `min` s
+/// apart when recorded (the analysis frames).
+fn gaps(times: &[(OscTime, Instant)], min: f64) -> Vec<(f64, f64)> {
+    times
         .windows(2)
         .map(|w| (secs(w[1].0, w[0].0), (w[1].1 - w[0].1).as_secs_f64()))
         .filter(|(rec, _)| *rec >= min)
         .collect()
+}
+
+/// The same for stretches of at least `len` s of the recording, one after the other.
+fn stretches(times: &[(OscTime, Instant)], len: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::new();
+    let mut from = times[0];
+    for &t in &times[1..] {
+        let rec = secs(t.0, from.0);
+        if rec >= len {
+            out.push((rec, (t.1 - from.1).as_secs_f64()));
+            from = t;
+        }
+    }
+    out
 }
 
 fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
@@ -362,17 +381,20 @@ fn a_replay_sends_the_same_messages_in_the_same_order_with_their_timing() {
         sent == messages(&entries),
         "not the same messages in the same order"
     );
-    // Timing, measured and printed: each bundle's first message against its timetag, from the
-    // first. (Never asserted against the clock; docs/BENCHMARKS.md has the bench.)
+    // Timing, measured and printed: each bundle's first message against its timetag, less
+    // the median offset (when the replay began is no error). Never asserted against the clock:
+    // `make bench` measures it (docs/BENCHMARKS.md).
     let (t0, a0) = (entries[0].time, got[0].0);
     let mut i = 0;
-    let mut errors = Vec::new();
+    let mut offsets = Vec::new();
     for e in &entries {
         let want = secs(e.time, t0);
         let was = (got[i].0 - a0).as_secs_f64();
-        errors.push((was - want).abs() * 1000.0);
+        offsets.push((was - want) * 1000.0);
         i += e.messages.len();
     }
+    let median = quantile(offsets.clone(), 0.5);
+    let errors: Vec<f64> = offsets.iter().map(|o| (o - median).abs()).collect();
     eprintln!(
         "replay timing error over {} bundles: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
         errors.len(),
@@ -395,14 +417,25 @@ fn double_speed_halves_every_gap() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(got.len(), messages(&entries).len());
     // The analysis frames, 11.6 ms apart when recorded: each gap on arrival over the recorded.
-    let gaps = frame_gaps(&entries, &got, 0.005);
-    assert!(gaps.len() > 500, "{}", gaps.len());
-    let ratios: Vec<f64> = gaps.iter().map(|(rec, arr)| arr / rec).collect();
+    let times = arrivals(&entries, &got);
+    let frames = gaps(&times, 0.005);
+    assert!(frames.len() > 500, "{}", frames.len());
+    let ratios: Vec<f64> = frames.iter().map(|(rec, arr)| arr / rec).collect();
     let median = quantile(ratios.clone(), 0.5);
-    let (q10, q90) = (quantile(ratios.clone(), 0.1), quantile(ratios, 0.9));
-    eprintln!("2x: gap ratio median {median:.3}, 10% {q10:.3}, 90% {q90:.3}");
+    eprintln!(
+        "2x: frame gap ratio median {median:.3}, quartiles {:.3} {:.3}",
+        quantile(ratios.clone(), 0.25),
+        quantile(ratios, 0.75)
+    );
     assert!((0.45..0.55).contains(&median), "median gap ratio {median}");
-    assert!(q10 > 0.3 && q90 < 0.7, "{q10} {q90}");
+    // Single gaps move by a scheduler's milliseconds on a busy machine; every stretch of a
+    // second of the recording is halved all the same (at 1× they would all be near 1).
+    let seconds = stretches(&times, 1.0);
+    let ratios: Vec<f64> = seconds.iter().map(|(rec, arr)| arr / rec).collect();
+    eprintln!("2x: one-second stretches {ratios:.3?}");
+    assert!(ratios.len() >= 8, "{ratios:?}");
+    let off = ratios.iter().filter(|r| (*r - 0.5).abs() > 0.05).count();
+    assert!(off <= ratios.len() / 10, "{ratios:?}");
     // And the whole: half the recorded span.
     let rec = secs(entries.last().unwrap().time, entries[0].time);
     let arr = (got.last().unwrap().0 - got[0].0).as_secs_f64();

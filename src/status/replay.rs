@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rosc::{OscTime, OscType};
 use serde::Serialize;
 
-use crate::osc::recording::{self, Damage, Header, Reader};
+use crate::osc::recording::{self, Damage, Entry, Header, Reader};
 use crate::osc::OscOut;
 
 /// The speeds a replay may run at.
@@ -84,6 +84,8 @@ pub enum ReplayError {
     },
     #[error("{}: {damage}", path.display())]
     Unreadable { path: PathBuf, damage: Damage },
+    #[error("cannot start the thread that reads the recording: {source}")]
+    Thread { source: std::io::Error },
     #[error("{} holds nothing to replay after {}", path.display(), fmt_position(*from))]
     Nothing { path: PathBuf, from: Duration },
 }
@@ -159,6 +161,29 @@ fn open(plan: &ReplayPlan) -> Result<Reader<BufReader<File>>, ReplayError> {
     })
 }
 
+/// How many entries the reading thread decodes ahead of the sender: some seconds of a show.
+const AHEAD: usize = 8192;
+
+/// Reads and decodes the file on a thread of its own, ahead of the sender, so that no bundle
+/// waits for a zstd frame to be decompressed (and checked) or a packet to be parsed. The
+/// thread ends at the end of the file, at damage, or when the receiver is dropped.
+fn read_ahead(
+    reader: Reader<BufReader<File>>,
+) -> Result<std::sync::mpsc::Receiver<Result<Entry, Damage>>, ReplayError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(AHEAD);
+    std::thread::Builder::new()
+        .name("vj-replay-read".into())
+        .spawn(move || {
+            for entry in reader {
+                if tx.send(entry).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(|source| ReplayError::Thread { source })?;
+    Ok(rx)
+}
+
 /// Replays until the end (every pass, with `looped`) or until `stop` is set, sending through
 /// `out`. `note` hears what a person should know: the header, marks of missed messages, damage.
 pub fn replay(
@@ -171,14 +196,14 @@ pub fn replay(
     let mut late = Lateness::new();
     let mut damage: Option<Damage> = None;
     'passes: loop {
-        let reader = open(plan)?;
+        let ahead = read_ahead(open(plan)?)?;
         summary.passes += 1;
         let pass = summary.passes;
         // Time 0 of the recording: its header's, else its first bundle's.
         let mut origin: Option<OscTime> = None;
         let mut began: Option<Instant> = None;
         let mut sent_this_pass = 0u64;
-        for entry in reader {
+        for entry in ahead.iter() {
             let entry = match entry {
                 Ok(e) => e,
                 Err(d) => {
