@@ -250,7 +250,7 @@ pub fn replay(
                 continue;
             }
             let began = *began.get_or_insert_with(Instant::now);
-            let due = began + (at - plan.from).div_f64(plan.speed);
+            let due = began + at.saturating_sub(plan.from).div_f64(plan.speed);
             if !wait_until(due, plan.spin, stop) {
                 summary.stopped = true;
                 break 'passes;
