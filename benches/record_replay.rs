@@ -151,8 +151,11 @@ fn main() {
     let mut audio = spawn(env!("CARGO_BIN_EXE_vj-audio"));
     let socket = d.join("bus/osc_debugger.sock");
     assert!(common::wait_until(Duration::from_secs(20), || {
-        common::try_request(&socket, &serde_json::json!({"type": "command", "cmd": "get_stats"}))
-            .is_ok_and(|r| r["data"]["messages"].as_u64() > Some(1000))
+        common::try_request(
+            &socket,
+            &serde_json::json!({"type": "command", "cmd": "get_stats"}),
+        )
+        .is_ok_and(|r| r["data"]["messages"].as_u64() > Some(1000))
     }));
 
     // The debugger alone, then with the recorder subscribed.

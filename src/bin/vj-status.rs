@@ -322,10 +322,7 @@ async fn record_show(plan: record::RecordPlan, json: bool) -> anyhow::Result<u8>
     if json {
         print_json(&serde_json::to_value(&s)?);
     } else {
-        println!(
-            "recorded {} messages ({} bundles) in {:.1} s into {}: {} bytes ({} uncompressed), {} missed",
-            s.messages, s.bundles, s.seconds, s.file.display(), s.file_bytes, s.slip_bytes, s.missed
-        );
+        println!("{s}");
     }
     Ok(if s.missed > 0 { 1 } else { 0 })
 }
@@ -351,17 +348,7 @@ async fn replay_show(plan: replay::ReplayPlan, to: Vec<String>, json: bool) -> a
     if json {
         print_json(&serde_json::to_value(&summary)?);
     } else {
-        println!(
-            "replayed {} messages ({} bundles, {} pass{}) up to {}{}; sent late by p50 {:.2} ms, p99 {:.2} ms",
-            summary.messages,
-            summary.bundles,
-            summary.passes,
-            if summary.passes == 1 { "" } else { "es" },
-            replay::fmt_position(Duration::from_secs_f64(summary.reached)),
-            if summary.stopped { " (stopped)" } else { "" },
-            summary.late_p50_ms,
-            summary.late_p99_ms,
-        );
+        println!("{summary}");
     }
     if let Some(damage) = &summary.damage {
         eprintln!("vj-status: {damage}");

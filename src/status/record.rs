@@ -59,6 +59,23 @@ pub struct RecordSummary {
     pub resubscribed: u32,
 }
 
+impl std::fmt::Display for RecordSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "recorded {} messages ({} bundles) in {:.1} s into {}: {} bytes ({} uncompressed), \
+             {} missed",
+            self.messages,
+            self.bundles,
+            self.seconds,
+            self.file.display(),
+            self.file_bytes,
+            self.slip_bytes,
+            self.missed
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("{} already exists: record into a new file (a recording is never overwritten)", .0.display())]

@@ -75,6 +75,24 @@ pub struct ReplaySummary {
     pub damage: Option<String>,
 }
 
+impl std::fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replayed {} messages ({} bundles, {} pass{}) up to {}{}; sent late by p50 {:.2} ms, \
+             p99 {:.2} ms",
+            self.messages,
+            self.bundles,
+            self.passes,
+            if self.passes == 1 { "" } else { "es" },
+            fmt_position(Duration::from_secs_f64(self.reached)),
+            if self.stopped { " (stopped)" } else { "" },
+            self.late_p50_ms,
+            self.late_p99_ms,
+        )
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot open {}: {source}", path.display())]
