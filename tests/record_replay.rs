@@ -612,3 +612,63 @@ fn a_recorder_that_falls_behind_says_what_it_lost_and_marks_it() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn liblo_reads_a_replay_as_the_suite_sent_it() {
+    let s = show();
+    let (header, entries, _) = read(&s.file);
+    let start = header.unwrap().started;
+    let from = RECORD_SECS as f64 - 1.0;
+    let want: Vec<String> = entries
+        .iter()
+        .filter(|e| secs(e.time, start) >= from)
+        .flat_map(|e| &e.messages)
+        .map(|m| format!("{} {}", m.addr, vj::osc::type_tags(&m.args)))
+        .collect();
+    let _one = REPLAYS.lock().unwrap_or_else(|e| e.into_inner());
+    let port = common::free_udp_port();
+    let mut dump = Command::new("oscdump")
+        .args(["-L", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("oscdump (Debian package liblo-tools; make test installs it)");
+    let lines = dump.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(lines)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<String>>()
+    });
+    // oscdump binds, then the replay starts.
+    std::thread::sleep(Duration::from_millis(500));
+    let out = vj_status(&s.dir)
+        .arg("replay")
+        .arg(&s.file)
+        .args(["--to", &format!("127.0.0.1:{port}"), "--from"])
+        .arg(format!("{from}"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = dump.kill();
+    let _ = dump.wait();
+    // oscdump prints `<address> <types> <args…>`, possibly after a timestamp.
+    let got: Vec<String> = reader
+        .join()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let l = &l[l.find('/').unwrap_or(0)..];
+            l.splitn(3, ' ').take(2).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
+    assert!(!want.is_empty());
+    assert!(
+        got == want,
+        "{} lines from oscdump, {} messages sent",
+        got.len(),
+        want.len()
+    );
+}
