@@ -26,9 +26,10 @@ pub const HEADER_ADDRESS: &str = "/vj/recording";
 pub const MISSED_ADDRESS: &str = "/vj/recording/missed";
 /// The format version in the header.
 pub const FORMAT_VERSION: i32 = 1;
-/// zstd level: 3 (zstd's default) keeps a 3-hour show far under 1 GB at a few per mille of a
-/// core (docs/BENCHMARKS.md).
-pub const ZSTD_LEVEL: i32 = 3;
+/// zstd level 1, its fastest: on the demo loop's OSC (floats, little long-range repetition) it
+/// also compresses best of 1, 3, 9 and 19 (docs/BENCHMARKS.md), and a frame a second costs
+/// nothing against one frame for the whole file.
+pub const ZSTD_LEVEL: i32 = 1;
 
 const END: u8 = 0xC0;
 const ESC: u8 = 0xDB;
