@@ -758,6 +758,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_other_tools_wrote_reads_too() {
+        // Written by a few lines of Python (SLIP and OSC by hand), compressed by the zstd CLI as
+        // one frame: the header, 40 frames of /audio/levels and /audio/beat, a missed mark, a
+        // lyric line with bytes SLIP escapes.
+        let file = include_bytes!("../../fuzz/regressions/recording/recording.osc.zst");
+        let (header, read, damage) = read_all(file);
+        assert_eq!(damage, None);
+        assert_eq!(header.unwrap().prefixes, ["/audio/"]);
+        assert_eq!(read.len(), 42);
+        assert!(read[40].is_note());
+        assert_eq!(read[0].messages[0].addr, "/audio/levels");
+        assert_eq!(
+            read[41].messages[0].args[2],
+            OscType::String("\u{c0}\u{db} café".into())
+        );
+        assert_eq!(
+            offset(read[1].time, read[0].time),
+            Some(Duration::from_nanos(11_627_906))
+        );
+    }
+
+    #[test]
     fn offsets_are_exact_in_ntp_fixed_point() {
         let t0 = OscTime {
             seconds: 10,
