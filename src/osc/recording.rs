@@ -564,7 +564,7 @@ impl<R: Read> Iterator for Reader<R> {
             Err(d) => return Some(Err(d)),
         };
         let decoded = match rosc::decoder::decode_udp(&packet) {
-            Ok((rest, p)) if rest.is_empty() => p,
+            Ok(([], p)) => p,
             Ok((rest, _)) => {
                 return Some(Err(
                     self.damage(format!("{} stray bytes after an OSC packet", rest.len()))

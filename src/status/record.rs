@@ -444,15 +444,20 @@ mod tests {
     fn a_push_becomes_bundles_of_what_arrived_together() {
         let p = push(
             vec![
-                pushed(1765000000.000100, "/audio/levels", "ff", json!([0.5, 0.25])),
-                pushed(1765000000.000100, "/audio/beat", "if", json!([1, 0.75])),
                 pushed(
-                    1765000000.011700,
+                    1_765_000_000.000_1,
+                    "/audio/levels",
+                    "ff",
+                    json!([0.5, 0.25]),
+                ),
+                pushed(1_765_000_000.000_1, "/audio/beat", "if", json!([1, 0.75])),
+                pushed(
+                    1_765_000_000.011_7,
                     "/audio/levels",
                     "ff",
                     json!([0.5, 0.125]),
                 ),
-                pushed(1765000000.011900, "/karaoke/pos", "fi", json!([12.5, 1])),
+                pushed(1_765_000_000.011_9, "/karaoke/pos", "fi", json!([12.5, 1])),
             ],
             0,
         );
@@ -485,8 +490,8 @@ mod tests {
     fn what_the_debugger_missed_is_marked_and_bad_arguments_counted() {
         let p = push(
             vec![
-                pushed(1765000000.5, "/a", "i", json!(["not an int"])),
-                pushed(1765000000.5, "/b", "i", json!([2])),
+                pushed(1_765_000_000.5, "/a", "i", json!(["not an int"])),
+                pushed(1_765_000_000.5, "/b", "i", json!([2])),
             ],
             40,
         );
