@@ -310,13 +310,6 @@ async fn record_show(plan: record::RecordPlan, json: bool) -> anyhow::Result<u8>
         &config::configured_bus_dir(),
         registry::OSC_DEBUGGER.bus_name,
     );
-    let until = plan.duration.map_or("Ctrl-C".to_string(), |d| {
-        format!("{} s or Ctrl-C", d.as_secs_f64())
-    });
-    note(format!(
-        "recording into {} until {until}",
-        plan.file.display()
-    ));
     let stop = vj::service::signals::terminated();
     let s = record::record(&plan, &socket, header, &common.osc.targets, stop, note).await?;
     if json {

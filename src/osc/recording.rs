@@ -417,6 +417,14 @@ impl<R: Read> Reader<R> {
             .take(4)
             .read_to_end(&mut head)
             .map_err(|e| damage(format!("cannot read it: {e}")))?;
+        // Neither zstd nor a stream of OSC packets (END, or a bundle or message right away).
+        if !head.is_empty() && head != ZSTD_MAGIC && ![END, b'#', b'/'].contains(&head[0]) {
+            return Err(damage(
+                "not a show recording: it starts with neither zstd's magic number nor SLIP-framed \
+                 OSC"
+                .into(),
+            ));
+        }
         let (source, data) = if head == ZSTD_MAGIC {
             let unzstd = Unzstd::new(file, head)
                 .map_err(|e| damage(format!("cannot start the zstd decoder: {e}")))?;
@@ -645,7 +653,10 @@ mod tests {
     }
 
     fn read_all(bytes: &[u8]) -> (Option<Header>, Vec<Entry>, Option<Damage>) {
-        let mut r = Reader::new(bytes).unwrap();
+        let mut r = match Reader::new(bytes) {
+            Ok(r) => r,
+            Err(d) => return (None, Vec::new(), Some(d)),
+        };
         let mut entries = Vec::new();
         let mut damage = None;
         for e in &mut r {
@@ -806,10 +817,10 @@ mod tests {
             let (_, read, _) = read_all(bad);
             assert!(read.is_empty());
         }
-        assert!(read_all(&[0u8; MAX_PACKET + 10])
-            .2
-            .unwrap()
-            .reason
-            .contains("longer"));
+        let mut long = vec![0u8; MAX_PACKET + 10];
+        long[0] = END;
+        assert!(read_all(&long).2.unwrap().reason.contains("longer"));
+        let not = read_all(b"root:x:0:0:root:/root:/bin/bash\n").2.unwrap();
+        assert!(not.reason.contains("not a show recording"), "{not}");
     }
 }

@@ -80,10 +80,10 @@ impl std::fmt::Display for RecordSummary {
 pub enum RecordError {
     #[error("{} already exists: record into a new file (a recording is never overwritten)", .0.display())]
     Exists(PathBuf),
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}: {error}", path.display())]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("the suite's config cannot be read: {0}")]
     Config(#[from] ConfigError),
@@ -279,9 +279,9 @@ pub async fn record(
     mut note: impl FnMut(String),
 ) -> Result<RecordSummary, RecordError> {
     let path = plan.file.clone();
-    let write_err = |source| RecordError::Write {
+    let write_err = |error| RecordError::Write {
         path: path.clone(),
-        source,
+        error,
     };
     let (client, listen) = subscribe(socket, &plan.prefixes, None)
         .await
@@ -300,6 +300,18 @@ pub async fn record(
             std::io::ErrorKind::AlreadyExists => RecordError::Exists(plan.file.clone()),
             _ => write_err(e),
         })?;
+    let until = plan.duration.map_or("Ctrl-C".to_string(), |d| {
+        format!("{} s or Ctrl-C", d.as_secs_f64())
+    });
+    note(format!(
+        "recording {} into {} until {until}",
+        if plan.prefixes.is_empty() {
+            "every address".to_string()
+        } else {
+            plan.prefixes.join(" ")
+        },
+        plan.file.display()
+    ));
     let (tx, rx) = mpsc::channel::<Vec<Entry>>();
     let writer = std::thread::Builder::new()
         .name("vj-record-write".into())

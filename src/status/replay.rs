@@ -95,15 +95,15 @@ impl std::fmt::Display for ReplaySummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
-    #[error("cannot open {}: {source}", path.display())]
+    #[error("cannot open {}: {error}", path.display())]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {damage}", path.display())]
     Unreadable { path: PathBuf, damage: Damage },
-    #[error("cannot start the thread that reads the recording: {source}")]
-    Thread { source: std::io::Error },
+    #[error("cannot start the thread that reads the recording: {error}")]
+    Thread { error: std::io::Error },
     #[error("{} holds nothing to replay after {}", path.display(), fmt_position(*from))]
     Nothing { path: PathBuf, from: Duration },
 }
@@ -169,9 +169,9 @@ fn wait_until(due: Instant, spin: Duration, stop: &AtomicBool) -> bool {
 }
 
 fn open(plan: &ReplayPlan) -> Result<Reader<BufReader<File>>, ReplayError> {
-    let file = File::open(&plan.file).map_err(|source| ReplayError::Open {
+    let file = File::open(&plan.file).map_err(|error| ReplayError::Open {
         path: plan.file.clone(),
-        source,
+        error,
     })?;
     Reader::new(BufReader::new(file)).map_err(|damage| ReplayError::Unreadable {
         path: plan.file.clone(),
@@ -198,7 +198,7 @@ fn read_ahead(
                 }
             }
         })
-        .map_err(|source| ReplayError::Thread { source })?;
+        .map_err(|error| ReplayError::Thread { error })?;
     Ok(rx)
 }
 
