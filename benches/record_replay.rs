@@ -166,11 +166,11 @@ fn main() {
 
     let file = d.join("bench.osc.zst");
     let recorder = common::worker_command(env!("CARGO_BIN_EXE_vj-status"), d)
-        .args(["--json", "record"])
+        .args(["record", "--json"])
         .arg(&file)
         .args(["--for", &format!("{secs}s")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
@@ -178,7 +178,8 @@ fn main() {
     std::thread::sleep(Duration::from_secs(secs).saturating_sub(Duration::from_secs(1)));
     let (r1, d1, t1) = (cpu_of(recorder.id()), cpu_of(debugger.id()), Instant::now());
     let out = recorder.wait_with_output().unwrap();
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
     let span = (t1 - t0).as_secs_f64();
     let (bytes, slip, seconds) = (
         summary["file_bytes"].as_f64().unwrap(),
@@ -207,7 +208,7 @@ fn main() {
     for stall in [500u64, 1000, 2000, 4000] {
         let f = d.join(format!("stall-{stall}.osc.zst"));
         let r = common::worker_command(env!("CARGO_BIN_EXE_vj-status"), d)
-            .args(["--json", "record"])
+            .args(["record", "--json"])
             .arg(&f)
             .args(["--for", &format!("{}s", stall as f64 / 1000.0 + 3.0)])
             .stdout(Stdio::piped())
@@ -274,7 +275,7 @@ fn main() {
     for speed in ["1", "2"] {
         let l = Listener::bind();
         let out = common::worker_command(env!("CARGO_BIN_EXE_vj-status"), d)
-            .args(["--json", "replay"])
+            .args(["replay", "--json"])
             .arg(&file)
             .args(["--to", &l.addr, "--speed", speed])
             .stderr(Stdio::null())
