@@ -163,3 +163,22 @@ pub fn oscquery_request(data: &[u8]) {
     };
     let _ = vj::oscquery::http::answer(&q, &ns, &serde_json::json!({}));
 }
+
+/// A show recording as `vj-status replay` reads it (zstd-compressed or plain SLIP-framed OSC
+/// bundles): every entry up to the first damage, the header, the notes.
+pub fn recording(data: &[u8]) {
+    let Ok(reader) = vj::osc::recording::Reader::new(data) else {
+        return;
+    };
+    for entry in reader {
+        match entry {
+            Ok(e) => {
+                let _ = vj::osc::recording::Header::from_entry(&e);
+                let _ = e.is_note();
+            }
+            Err(damage) => {
+                let _ = damage.to_string();
+            }
+        }
+    }
+}

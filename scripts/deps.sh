@@ -12,10 +12,11 @@
 #           mDNS browser nobody here wrote, run with /usr/bin/python3),
 #           tmux (vj-console driven as a person would: send-keys, capture-pane),
 #           dbus-user-session (the user manager on a session bus, where vj-status and vj-console
-#           ask it over D-Bus; without one they fall back to systemctl)
+#           ask it over D-Bus; without one they fall back to systemctl),
+#           zstd (the CLI: a show recording opened by a tool that is not ours)
 set -eu
 want="pkg-config libasound2-dev cmake g++ libclang-dev libpulse-dev"
-if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins pulseaudio-utils python3-requests python3-websockets python3-zeroconf tmux dbus-user-session"; fi
+if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins pulseaudio-utils python3-requests python3-websockets python3-zeroconf tmux dbus-user-session zstd"; fi
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -422,6 +422,14 @@ fn view<S: Section>(
     Ok((common, own, table, elsewhere))
 }
 
+/// The whole config as tools see it (defaults, then the first config file found), every section
+/// checked: the merged table and the sections every worker shares.
+pub fn suite() -> Result<(Table, Common), ConfigError> {
+    let (table, _, origin) = read_table()?;
+    let common = check_all(&table, &origin)?;
+    Ok((table, common))
+}
+
 /// The config a worker runs with: defaults, then the first config file found, then the
 /// worker's persisted `set_config` overrides (`overrides` is a table of its section `name`).
 /// It fails on a mistake in its own section or a shared one; a mistake in another worker's

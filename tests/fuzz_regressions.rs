@@ -66,3 +66,8 @@ fn control_over_osc_datagrams() {
 fn oscquery_requests() {
     replay("oscquery_request", targets::oscquery_request);
 }
+
+#[test]
+fn show_recordings() {
+    replay("recording", targets::recording);
+}

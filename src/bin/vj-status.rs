@@ -1,6 +1,7 @@
 //! `vj-status`: the operator's view of vj-suite. Exit 0 all ok, 1 any degraded/failed, 2 nothing
 //! reachable.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use serde_json::{Map, Value};
 
 use vj::bus::client::Client;
 use vj::status::supervisor::{self, Action, Supervisor};
+use vj::status::{record, replay};
 use vj::worker::Health;
 use vj::{config, registry};
 
@@ -46,6 +48,34 @@ enum Cmd {
         count: u64,
         /// Only addresses starting with this (`/audio/`).
         prefix: Option<String>,
+    },
+    /// Record every OSC message the suite sends, with its send time, into FILE (zstd-compressed
+    /// SLIP-framed OSC bundles: see the README's "Rehearse") until Ctrl-C or --for.
+    Record {
+        file: PathBuf,
+        /// Only addresses starting with this (`/audio/`); may be given more than once.
+        #[arg(long = "prefix", value_name = "PREFIX")]
+        prefixes: Vec<String>,
+        /// Stop after this long: `10m`, `90s`, `1h30m`.
+        #[arg(long = "for", value_name = "DURATION", value_parser = record::parse_duration)]
+        duration: Option<Duration>,
+    },
+    /// Send a recording again with its timing, to the [osc] targets and routes (or --to) until
+    /// its end or Ctrl-C.
+    Replay {
+        file: PathBuf,
+        /// Send here instead of the [osc] targets and routes; may be given more than once.
+        #[arg(long = "to", value_name = "HOST:PORT")]
+        to: Vec<String>,
+        /// 0.5 to 4; 2 = twice as fast.
+        #[arg(long, default_value = "1", value_parser = replay::parse_speed)]
+        speed: f64,
+        /// Start again at the end (from --from), until Ctrl-C.
+        #[arg(long = "loop")]
+        looped: bool,
+        /// Start this far into the recording: MM:SS, H:MM:SS or seconds.
+        #[arg(long, value_name = "MM:SS", value_parser = replay::parse_position)]
+        from: Option<Duration>,
     },
     /// Start a worker (its sockets and the service), or `all`: systemctl --user / launchctl.
     Start { worker: String },
@@ -140,6 +170,37 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }),
             _,
         ) => osc(follow, count, prefix.unwrap_or_default(), cli.json).await,
+        (
+            Some(Cmd::Record {
+                file,
+                prefixes,
+                duration,
+            }),
+            _,
+        ) => {
+            let plan = record::RecordPlan {
+                file,
+                prefixes,
+                duration,
+            };
+            record_show(plan, cli.json).await
+        }
+        (
+            Some(Cmd::Replay {
+                file,
+                to,
+                speed,
+                looped,
+                from,
+            }),
+            _,
+        ) => {
+            let mut plan = replay::ReplayPlan::new(file);
+            plan.speed = speed;
+            plan.looped = looped;
+            plan.from = from.unwrap_or_default();
+            replay_show(plan, to, cli.json).await
+        }
         (Some(Cmd::Start { worker }), _) => act(Action::Start, &worker).await,
         (Some(Cmd::Stop { worker }), _) => act(Action::Stop, &worker).await,
         (Some(Cmd::Restart { worker }), _) => act(Action::Restart, &worker).await,
@@ -236,4 +297,55 @@ async fn osc(follow: bool, count: u64, prefix: String, json: bool) -> anyhow::Re
         count = 10_000;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+fn note(text: String) {
+    eprintln!("vj-status: {text}");
+}
+
+async fn record_show(plan: record::RecordPlan, json: bool) -> anyhow::Result<u8> {
+    let (_, common) = config::suite()?;
+    let header = record::header(&plan.prefixes)?;
+    let socket = config::socket_path(
+        &config::configured_bus_dir(),
+        registry::OSC_DEBUGGER.bus_name,
+    );
+    let stop = vj::service::signals::terminated();
+    let s = record::record(&plan, &socket, header, &common.osc.targets, stop, note).await?;
+    if json {
+        print_json(&serde_json::to_value(&s)?);
+    } else {
+        println!("{s}");
+    }
+    Ok(if s.missed > 0 { 1 } else { 0 })
+}
+
+async fn replay_show(plan: replay::ReplayPlan, to: Vec<String>, json: bool) -> anyhow::Result<u8> {
+    let osc = if to.is_empty() {
+        config::suite()?.1.osc
+    } else {
+        config::OscConfig {
+            targets: to.into_iter().map(config::OscTarget::plain).collect(),
+            routes: Vec::new(),
+        }
+    };
+    let out = vj::osc::OscOut::new(&osc)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    tokio::spawn(async move {
+        vj::service::signals::terminated().await;
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let summary =
+        tokio::task::spawn_blocking(move || replay::replay(&plan, &out, &stop, note)).await??;
+    if json {
+        print_json(&serde_json::to_value(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    if let Some(damage) = &summary.damage {
+        eprintln!("vj-status: {damage}");
+        return Ok(1);
+    }
+    Ok(0)
 }

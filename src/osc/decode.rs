@@ -117,6 +117,136 @@ pub fn arg_json(arg: &OscType) -> Value {
     }
 }
 
+/// The OSC arguments that `types` and their JSON form (as [`arg_json`] wrote them) describe: the
+/// inverse of `arg_json`, for a tool that re-sends what the debugger pushed (`vj-status record`).
+/// Exact for every type the suite sends (`f` goes through JSON's f64 and back unchanged).
+pub fn args_from_json(types: &str, args: &[Value]) -> Result<Vec<OscType>, String> {
+    let mut tags = types.chars();
+    let mut values = args.iter();
+    let out = args_from(&mut tags, &mut values, false)?;
+    if values.next().is_some() {
+        return Err(format!("more arguments than type tags {types:?}"));
+    }
+    Ok(out)
+}
+
+fn args_from<'a>(
+    tags: &mut std::str::Chars<'_>,
+    values: &mut impl Iterator<Item = &'a Value>,
+    in_array: bool,
+) -> Result<Vec<OscType>, String> {
+    let mut out = Vec::new();
+    while let Some(tag) = tags.next() {
+        if tag == ']' {
+            return if in_array {
+                Ok(out)
+            } else {
+                Err("a `]` without its `[`".into())
+            };
+        }
+        let v = values
+            .next()
+            .ok_or_else(|| format!("no argument for type tag `{tag}`"))?;
+        out.push(match tag {
+            '[' => {
+                let items: Vec<Value> = v.as_array().cloned().unwrap_or_default();
+                let mut inner = items.iter();
+                let content = args_from(tags, &mut inner, true)?;
+                OscType::Array(rosc::OscArray { content })
+            }
+            _ => arg_from(tag, v)?,
+        });
+    }
+    if in_array {
+        return Err("a `[` without its `]`".into());
+    }
+    Ok(out)
+}
+
+fn arg_from(tag: char, v: &Value) -> Result<OscType, String> {
+    let bad = || format!("type tag `{tag}` with the value {v}");
+    let float = || match v {
+        Value::String(s) => s.parse::<f64>().map_err(|_| bad()),
+        v => v.as_f64().ok_or_else(bad),
+    };
+    let field = |name: &str| v.get(name).ok_or_else(bad);
+    let bytes = |name: &str, n: usize| -> Result<Vec<u8>, String> {
+        let list = field(name)?.as_array().ok_or_else(bad)?;
+        let got: Option<Vec<u8>> = list
+            .iter()
+            .map(|x| x.as_u64().and_then(|x| u8::try_from(x).ok()))
+            .collect();
+        got.filter(|b| b.len() == n).ok_or_else(bad)
+    };
+    Ok(match tag {
+        'i' => OscType::Int(
+            v.as_i64()
+                .and_then(|i| i32::try_from(i).ok())
+                .ok_or_else(bad)?,
+        ),
+        'f' => OscType::Float(float()? as f32),
+        'd' => OscType::Double(float()?),
+        'h' => OscType::Long(v.as_i64().ok_or_else(bad)?),
+        's' => OscType::String(v.as_str().ok_or_else(bad)?.to_string()),
+        'c' => OscType::Char(v.as_str().and_then(|s| s.chars().next()).ok_or_else(bad)?),
+        'b' => {
+            let hex = field("blob")?.as_str().ok_or_else(bad)?;
+            OscType::Blob(from_hex(hex).ok_or_else(bad)?)
+        }
+        't' => OscType::Time(match field("time")? {
+            Value::Null => OscTime {
+                seconds: 0,
+                fractional: 1,
+            },
+            t => ntp_time(t.as_f64().ok_or_else(bad)?),
+        }),
+        'r' => {
+            let [red, green, blue, alpha] =
+                <[u8; 4]>::try_from(bytes("rgba", 4)?).map_err(|_| bad())?;
+            OscType::Color(rosc::OscColor {
+                red,
+                green,
+                blue,
+                alpha,
+            })
+        }
+        'm' => {
+            let [port, status, data1, data2] =
+                <[u8; 4]>::try_from(bytes("midi", 4)?).map_err(|_| bad())?;
+            OscType::Midi(rosc::OscMidiMessage {
+                port,
+                status,
+                data1,
+                data2,
+            })
+        }
+        'T' => OscType::Bool(true),
+        'F' => OscType::Bool(false),
+        'N' => OscType::Nil,
+        'I' => OscType::Inf,
+        _ => return Err(format!("unknown type tag `{tag}`")),
+    })
+}
+
+/// Seconds since 1970 as an NTP timetag.
+fn ntp_time(unix: f64) -> OscTime {
+    let ntp = (unix + NTP_TO_UNIX).max(0.0);
+    OscTime {
+        seconds: ntp as u32,
+        fractional: (ntp.fract() * 4_294_967_296.0) as u32,
+    }
+}
+
+fn from_hex(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 /// Lower-case hex, for blobs and samples of malformed packets.
 pub fn hex_string(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -183,6 +313,64 @@ mod tests {
         assert_eq!(got[0].args[5], json!(1_u64 << 40));
         assert_eq!(got[0].args[12], Value::Null);
         assert_eq!(got[0].args[14], json!([1, 2.0]));
+    }
+
+    #[test]
+    fn json_arguments_turn_back_into_the_same_osc() {
+        let args = vec![
+            OscType::Int(-3),
+            OscType::Float(0.1),
+            OscType::Float(f32::NAN),
+            OscType::Float(f32::NEG_INFINITY),
+            OscType::String("hé".into()),
+            OscType::Blob(vec![1, 255]),
+            OscType::Long(1 << 40),
+            OscType::Double(2.25),
+            OscType::Char('x'),
+            OscType::Color(OscColor {
+                red: 1,
+                green: 2,
+                blue: 3,
+                alpha: 4,
+            }),
+            OscType::Midi(OscMidiMessage {
+                port: 0,
+                status: 0x90,
+                data1: 60,
+                data2: 127,
+            }),
+            OscType::Bool(true),
+            OscType::Bool(false),
+            OscType::Nil,
+            OscType::Inf,
+            OscType::Array(OscArray {
+                content: vec![OscType::Int(1), OscType::Float(2.5)],
+            }),
+            OscType::Float(0.333_333_34),
+        ];
+        let msg = OscMessage {
+            addr: "/all".into(),
+            args: args.clone(),
+        };
+        let got = &decode(&encode(&OscPacket::Message(msg))).unwrap()[0];
+        let json: Vec<Value> =
+            serde_json::from_str(&serde_json::to_string(&got.args).unwrap()).unwrap();
+        let back = args_from_json(&got.types, &json).unwrap();
+        assert_eq!(back.len(), args.len());
+        for (b, a) in back.iter().zip(&args) {
+            match (b, a) {
+                (OscType::Float(x), OscType::Float(y)) if y.is_nan() => assert!(x.is_nan()),
+                _ => assert_eq!(b, a),
+            }
+        }
+        assert!(args_from_json("i", &[json!("x")])
+            .unwrap_err()
+            .contains("`i`"));
+        assert!(args_from_json("ii", &[json!(1)]).is_err());
+        assert!(args_from_json("i", &[json!(1), json!(2)]).is_err());
+        assert!(args_from_json("[i", &[json!([1])]).is_err());
+        assert!(args_from_json("]", &[json!(1)]).is_err());
+        assert!(args_from_json("b", &[json!({"blob": "0g"})]).is_err());
     }
 
     #[test]

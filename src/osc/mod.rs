@@ -1,10 +1,14 @@
 //! OSC out and in: the sender that fans messages out to every configured target and route, and
-//! the decoder the debugger and the lyrics fetcher use. The wire codec itself is `rosc`'s.
+//! the decoder the debugger and the lyrics fetcher use, and `recording`, the show recording
+//! format of `vj-status record` and `replay`. The wire codec itself is `rosc`'s.
 
 mod decode;
+pub mod recording;
 mod send;
 
-pub use decode::{arg_json, decode, decode_messages, hex_string, CapturedMessage, DecodeError};
+pub use decode::{
+    arg_json, args_from_json, decode, decode_messages, hex_string, CapturedMessage, DecodeError,
+};
 pub use send::{OscOut, SendStats, TargetHealth, TargetState};
 
 use rosc::OscType;

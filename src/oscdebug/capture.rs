@@ -21,7 +21,8 @@ const SAMPLE_BYTES: usize = 256;
 pub struct Received {
     /// Arrival number, from 1; `get_messages {since}` asks for what came after one.
     pub seq: u64,
-    /// Wall-clock arrival time, seconds since 1970.
+    /// Wall-clock arrival time, seconds since 1970, to the microsecond (a recording's timetags
+    /// come from it).
     pub time: f64,
     #[serde(flatten)]
     pub message: CapturedMessage,
@@ -274,7 +275,7 @@ fn unix_now() -> f64 {
     let t = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    (t.as_secs_f64() * 1000.0).round() / 1000.0
+    (t.as_secs_f64() * 1e6).round() / 1e6
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! `vj-status`'s view of the suite: which workers exist, what systemd says of their units, and
 //! what the running ones say of themselves — without waking a worker that is not running.
-//! `supervisor` starts, stops and restarts them and reads their logs.
+//! `supervisor` starts, stops and restarts them and reads their logs; `record` and `replay`
+//! keep a show's OSC in a file and send it again.
 
+pub mod record;
+pub mod replay;
 pub mod supervisor;
 pub mod systemd;
 

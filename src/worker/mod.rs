@@ -10,7 +10,7 @@ mod runtime;
 mod status;
 
 pub use crate::service::stop::Stop;
-pub use runtime::{main, serve};
+pub use runtime::{load_overrides, main, serve};
 pub use status::{Health, Status, StatusLine};
 
 use std::collections::HashMap;

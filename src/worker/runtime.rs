@@ -77,7 +77,9 @@ fn overrides_path(bus_name: &str) -> PathBuf {
     config::state_dir().join(format!("{bus_name}.json"))
 }
 
-fn load_overrides(bus_name: &str) -> Option<toml::Table> {
+/// The `set_config` changes a worker saved (a table of its own section), if any: the runtime
+/// applies them at start, and `vj-status record` writes the config in effect with them.
+pub fn load_overrides(bus_name: &str) -> Option<toml::Table> {
     let path = overrides_path(bus_name);
     let bytes = std::fs::read(&path).ok()?;
     match serde_json::from_slice(&bytes) {
