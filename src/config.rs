@@ -422,11 +422,20 @@ fn view<S: Section>(
     Ok((common, own, table, elsewhere))
 }
 
-/// The whole config as tools see it (defaults, then the first config file found), every section
-/// checked: the merged table and the sections every worker shares.
+/// The whole config as tools see it (defaults, then the first config file found): the merged
+/// table and the sections every worker shares. A mistake in a shared section fails; one in a
+/// worker's own section is that worker's to fail on, and its section reads as the defaults.
 pub fn suite() -> Result<(Table, Common), ConfigError> {
-    let (table, _, origin) = read_table()?;
-    let common = check_all(&table, &origin)?;
+    let Read {
+        table,
+        origin,
+        unmerged,
+        ..
+    } = read_table()?;
+    if let Some((_, error)) = unmerged.into_iter().find(|(s, _)| !is_a_workers(s)) {
+        return Err(error);
+    }
+    let (common, table, _) = check_for(&table, "", &origin)?;
     Ok((table, common))
 }
 
