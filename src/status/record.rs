@@ -5,8 +5,9 @@
 //! messages (1000 by default: 0.8 s of every /audio address), so a subscriber that stops reading
 //! longer than that (plus what the socket buffers hold) loses messages, which the push counts as
 //! `missed`. So the subscription is read on its own task and never waits for the disk or the
-//! compressor: they run on a thread of their own behind an unbounded queue. Lost messages are
-//! still possible (a recorder stopped with SIGSTOP); they are said at once, marked in the file
+//! compressor: they run on a thread of their own behind a queue of a minute's pushes (bounded:
+//! a disk that stalls for longer costs messages, not memory). Lost messages are still possible
+//! (a recorder stopped with SIGSTOP, a stalled disk); they are said at once, marked in the file
 //! (`/vj/recording/missed`) and counted in the summary.
 
 use std::fs::File;
@@ -24,6 +25,9 @@ use crate::osc::args_from_json;
 use crate::osc::recording::{self, Entry, Header, Writer};
 use crate::registry::{OSC_DEBUGGER, WORKERS};
 
+/// Pushes the writer may fall behind by before messages are dropped (and marked as missed): a
+/// minute of the suite's output at one push every PUSH_EVERY_MS (about 50 MB at 863 messages/s).
+const BACKLOG_PUSHES: usize = 3000;
 /// How often the debugger pushes to the recorder: well inside its ring's 0.8 s, and a push of
 /// one frame's worth of messages at most every other frame.
 const PUSH_EVERY_MS: u64 = 20;
@@ -140,13 +144,7 @@ fn entries(push: &Push, prefixes: &[String], unreadable: &mut u64) -> Vec<Entry>
             || recording::osc_time(SystemTime::now()),
             |m| time_of(m.time),
         );
-        out.push(Entry {
-            time: at,
-            messages: vec![OscMessage {
-                addr: recording::MISSED_ADDRESS.into(),
-                args: vec![OscType::Int(i32::try_from(push.missed).unwrap_or(i32::MAX))],
-            }],
-        });
+        out.push(missed_entry(at, push.missed));
     }
     for m in &push.messages {
         if !prefixes.is_empty() && !prefixes.iter().any(|p| m.address.starts_with(p.as_str())) {
@@ -170,6 +168,17 @@ fn entries(push: &Push, prefixes: &[String], unreadable: &mut u64) -> Vec<Entry>
         }
     }
     out
+}
+
+/// The file's mark that `n` messages were lost at `at`.
+fn missed_entry(at: OscTime, n: u64) -> Entry {
+    Entry {
+        time: at,
+        messages: vec![OscMessage {
+            addr: recording::MISSED_ADDRESS.into(),
+            args: vec![OscType::Int(i32::try_from(n).unwrap_or(i32::MAX))],
+        }],
+    }
 }
 
 /// The debugger's arrival time (seconds since 1970) as a timetag.
@@ -312,7 +321,9 @@ pub async fn record(
         },
         plan.file.display()
     ));
-    let (tx, rx) = mpsc::channel::<Vec<Entry>>();
+    let (tx, rx) = mpsc::sync_channel::<Vec<Entry>>(BACKLOG_PUSHES);
+    // Messages dropped because the writer is a minute behind, not yet marked in the file.
+    let mut dropped = 0u64;
     let writer = std::thread::Builder::new()
         .name("vj-record-write".into())
         .spawn(move || write_loop(file, &header, rx))
@@ -367,14 +378,35 @@ pub async fn record(
                                 push.missed
                             ));
                         }
-                        let batch = entries(&push, &plan.prefixes, &mut unreadable);
-                        for e in batch.iter().filter(|e| !e.is_note()) {
-                            summary.bundles += 1;
-                            summary.messages += e.messages.len() as u64;
+                        let mut batch = entries(&push, &plan.prefixes, &mut unreadable);
+                        if dropped > 0 {
+                            if let Some(at) = batch.first().map(|e| e.time) {
+                                batch.insert(0, missed_entry(at, dropped));
+                            }
                         }
-                        if tx.send(batch).is_err() {
+                        let (bundles, messages) = batch
+                            .iter()
+                            .filter(|e| !e.is_note())
+                            .fold((0, 0), |(b, m), e| (b + 1, m + e.messages.len() as u64));
+                        match tx.try_send(batch) {
+                            Ok(()) => {
+                                dropped = 0;
+                                summary.bundles += bundles;
+                                summary.messages += messages;
+                            }
+                            Err(mpsc::TrySendError::Full(_)) => {
+                                if dropped == 0 {
+                                    note(format!(
+                                        "the file is written {} s behind: messages are dropped \
+                                         (and marked as missed) until the disk catches up",
+                                        BACKLOG_PUSHES as u64 * PUSH_EVERY_MS / 1000
+                                    ));
+                                }
+                                dropped += messages;
+                                summary.missed += messages;
+                            }
                             // The writer stopped: its error is told below.
-                            break 'recording;
+                            Err(mpsc::TrySendError::Disconnected(_)) => break 'recording,
                         }
                     }
                     Ok(None) => {
