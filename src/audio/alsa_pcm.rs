@@ -5,12 +5,12 @@
 //! the same ring the same way.
 
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
 
-use super::stream::{Capture, CaptureFlags};
+use super::stream::Capture;
 
 /// Frames per read: about one analysis hop.
 const PERIOD: i64 = 512;
@@ -58,17 +58,9 @@ pub fn open(
                     return;
                 }
             };
-            let (close, closed) = mpsc::channel::<()>();
-            let flags = Arc::new(CaptureFlags::default());
-            let capture = Capture {
-                _close: close,
-                shown: format!("'{pcm_name}'"),
-                monitor: false,
-                name: pcm_name,
-                rate,
-                channels,
-                flags: flags.clone(),
-            };
+            let shown = format!("'{pcm_name}'");
+            let (capture, closed, flags) =
+                Capture::fed_by_thread(pcm_name, shown, false, rate, channels);
             if opened_tx.send(Ok(capture)).is_err() {
                 return;
             }

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use libpulse_binding as pulse;
@@ -30,7 +30,7 @@ use serde::Serialize;
 
 use libpulse_simple_binding as pulse_simple;
 
-use super::stream::{Capture, CaptureFlags, Kind};
+use super::stream::{Capture, Kind};
 
 /// Frames per read: half a hop, so a hop is never more than ~6 ms late for the read's sake.
 const READ_FRAMES: usize = super::HOP / 2;
@@ -352,17 +352,13 @@ pub fn open(
                     return;
                 }
             };
-            let (close, closed) = mpsc::channel::<()>();
-            let flags = Arc::new(CaptureFlags::default());
-            let capture = Capture {
-                _close: close,
-                name: source.name.clone(),
-                shown: describe(&source),
-                monitor: source.kind == Kind::Monitor,
-                rate: super::DEFAULT_RATE,
-                channels: source.channels.into(),
-                flags: flags.clone(),
-            };
+            let (capture, closed, flags) = Capture::fed_by_thread(
+                source.name.clone(),
+                describe(&source),
+                source.kind == Kind::Monitor,
+                super::DEFAULT_RATE,
+                source.channels.into(),
+            );
             if opened_tx.send(Ok(capture)).is_err() {
                 return;
             }

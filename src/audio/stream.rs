@@ -57,3 +57,28 @@ pub struct Capture {
     pub channels: u16,
     pub flags: Arc<CaptureFlags>,
 }
+
+impl Capture {
+    /// A capture fed by a thread of its own (an ALSA PCM, the sound server): the capture, the
+    /// receiver that tells that thread the capture was dropped, and the flags it raises.
+    pub(super) fn fed_by_thread(
+        name: String,
+        shown: String,
+        monitor: bool,
+        rate: u32,
+        channels: u16,
+    ) -> (Capture, mpsc::Receiver<()>, Arc<CaptureFlags>) {
+        let (close, closed) = mpsc::channel::<()>();
+        let flags = Arc::new(CaptureFlags::default());
+        let capture = Capture {
+            _close: close,
+            name,
+            shown,
+            monitor,
+            rate,
+            channels,
+            flags: flags.clone(),
+        };
+        (capture, closed, flags)
+    }
+}
