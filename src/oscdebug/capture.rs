@@ -15,6 +15,9 @@ const RATE_WINDOW: Duration = Duration::from_secs(1);
 const RATE_STALE: Duration = Duration::from_secs(2);
 /// Malformed samples are cut to this many bytes (the hex is twice as long).
 const SAMPLE_BYTES: usize = 256;
+/// Per-address figures kept at most (any local sender can invent addresses); past it the
+/// addresses heard from longest ago are forgotten and counted.
+pub const MAX_ADDRESSES: usize = 4096;
 
 /// One received message, numbered in arrival order.
 #[derive(Debug, Clone, Serialize)]
@@ -91,6 +94,8 @@ pub struct OscCapture {
     capacity: usize,
     ring: VecDeque<Received>,
     addresses: HashMap<String, AddressStats>,
+    /// Addresses forgotten to keep at most [`MAX_ADDRESSES`].
+    addresses_dropped: u64,
     next_seq: u64,
     packets: u64,
     bytes: u64,
@@ -104,6 +109,7 @@ impl OscCapture {
             capacity: capacity.max(1),
             ring: VecDeque::with_capacity(capacity.clamp(1, 4096)),
             addresses: HashMap::new(),
+            addresses_dropped: 0,
             next_seq: 1,
             packets: 0,
             bytes: 0,
@@ -136,6 +142,9 @@ impl OscCapture {
                     match self.addresses.get_mut(&message.address) {
                         Some(stats) => stats.record(&message, now),
                         None => {
+                            if self.addresses.len() >= MAX_ADDRESSES {
+                                self.forget_stalest_addresses();
+                            }
                             let mut stats = AddressStats::new(now);
                             stats.record(&message, now);
                             self.addresses.insert(message.address.clone(), stats);
@@ -163,6 +172,23 @@ impl OscCapture {
                 }));
             }
         }
+    }
+
+    /// Forgets the eighth of the addresses heard from longest ago: one scan per
+    /// `MAX_ADDRESSES / 8` new addresses, so a flood of invented ones stays cheap.
+    fn forget_stalest_addresses(&mut self) {
+        let mut by_age: Vec<(Instant, &String)> = self
+            .addresses
+            .iter()
+            .map(|(a, s)| (s.last_seen, a))
+            .collect();
+        let n = (by_age.len() / 8).max(1);
+        by_age.select_nth_unstable(n - 1);
+        let stale: Vec<String> = by_age[..n].iter().map(|(_, a)| (*a).clone()).collect();
+        for a in stale {
+            self.addresses.remove(&a);
+        }
+        self.addresses_dropped += n as u64;
     }
 
     /// The newest `count` messages (oldest first) whose address starts with `prefix` and that
@@ -242,6 +268,7 @@ impl OscCapture {
             "malformed": self.malformed,
             "malformed_sample": self.malformed_sample,
             "addresses": per_address,
+            "addresses_dropped": self.addresses_dropped,
         })
     }
 
@@ -252,6 +279,7 @@ impl OscCapture {
             "messages": self.next_seq - 1,
             "malformed": self.malformed,
             "addresses": self.addresses.len(),
+            "addresses_dropped": self.addresses_dropped,
         })
     }
 
@@ -259,6 +287,7 @@ impl OscCapture {
     pub fn clear(&mut self) {
         self.ring.clear();
         self.addresses.clear();
+        self.addresses_dropped = 0;
         self.packets = 0;
         self.bytes = 0;
         self.malformed = 0;
@@ -289,6 +318,33 @@ mod tests {
             args,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn invented_addresses_are_bounded_and_the_stalest_forgotten() {
+        let mut c = OscCapture::new(10);
+        let t0 = Instant::now();
+        c.record(&packet("/audio/beat", vec![OscType::Int(1)]), t0);
+        for i in 0..MAX_ADDRESSES + 1000 {
+            let now = t0 + Duration::from_micros(i as u64 + 1);
+            c.record(&packet(&format!("/junk/{i}"), vec![]), now);
+            if i % 100 == 0 {
+                // A live address keeps being heard from, so it is never the stalest.
+                c.record(&packet("/audio/beat", vec![OscType::Int(1)]), now);
+            }
+        }
+        let counters = c.counters();
+        let (kept, dropped) = (
+            counters["addresses"].as_u64().unwrap(),
+            counters["addresses_dropped"].as_u64().unwrap(),
+        );
+        assert!(kept <= MAX_ADDRESSES as u64, "{counters}");
+        assert_eq!(kept + dropped, MAX_ADDRESSES as u64 + 1001, "{counters}");
+        let stats = c.stats(t0);
+        let kept = stats["addresses"].as_object().unwrap();
+        assert!(kept.contains_key("/audio/beat"));
+        assert!(kept.contains_key(&format!("/junk/{}", MAX_ADDRESSES + 999)));
+        assert!(!kept.contains_key("/junk/0"));
     }
 
     #[test]
