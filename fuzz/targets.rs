@@ -58,7 +58,7 @@ pub fn config(data: &[u8]) {
     };
     let mut table = vj::config::defaults();
     if vj::config::merge(&mut table, user, "").is_ok() {
-        let _ = vj::config::check_all(&table, "fuzz");
+        let _ = vj::config::check_all(&table, "fuzz", &vj::registry::owners());
     }
 }
 
@@ -120,7 +120,7 @@ pub fn control_osc(data: &[u8]) {
         .commands;
     for msg in &messages {
         let Ok(vj::oscquery::control::Parsed::Call { bus, cmd, args }) =
-            vj::oscquery::control::parse(msg)
+            vj::oscquery::control::parse(msg, &vj::registry::WORKERS)
         else {
             continue;
         };

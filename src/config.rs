@@ -257,15 +257,30 @@ pub fn section<S: Section>(table: &Table, name: &str, origin: &str) -> Result<S,
     Ok(parsed)
 }
 
+/// A worker's own section as the registry describes it to config, which names no worker: the
+/// section, the binary that fails on it, and how to check it.
+#[derive(Debug, Clone, Copy)]
+pub struct Owner {
+    pub section: &'static str,
+    pub binary: &'static str,
+    /// `(table, section, origin)`: whether `table`'s `section` is a valid one.
+    pub check: fn(&Table, &str, &str) -> Result<(), ConfigError>,
+}
+
+/// The `check` of a worker whose section is `S`.
+pub fn check<S: Section>(table: &Table, name: &str, origin: &str) -> Result<(), ConfigError> {
+    section::<S>(table, name, origin).map(drop)
+}
+
 /// Checks every section the suite knows (the common ones and each worker's), all alike: a
 /// mistake anywhere fails. A worker starts with [`check_for`], which fails only on its own.
-pub fn check_all(table: &Table, origin: &str) -> Result<Common, ConfigError> {
+pub fn check_all(table: &Table, origin: &str, owners: &[Owner]) -> Result<Common, ConfigError> {
     let common = Common {
         bus: section(table, "bus", origin)?,
         osc: section(table, "osc", origin)?,
     };
-    for w in crate::registry::WORKERS {
-        (w.check_config)(table, w.config_section, origin)?;
+    for w in owners {
+        (w.check)(table, w.section, origin)?;
     }
     Ok(common)
 }
@@ -278,55 +293,53 @@ pub fn check_for(
     table: &Table,
     own: &str,
     origin: &str,
+    owners: &[Owner],
 ) -> Result<(Common, Table, Vec<Elsewhere>), ConfigError> {
     let mut table = table.clone();
     let mut elsewhere = Vec::new();
     let defaults = defaults();
-    for w in crate::registry::WORKERS {
-        if w.config_section == own {
+    for w in owners {
+        if w.section == own {
             continue;
         }
-        if let Err(error) = (w.check_config)(&table, w.config_section, origin) {
+        if let Err(error) = (w.check)(&table, w.section, origin) {
             elsewhere.push(Elsewhere {
-                section: w.config_section.to_string(),
+                section: w.section.to_string(),
+                binary: w.binary,
                 error,
             });
-            if let Some(d) = defaults.get(w.config_section) {
-                table.insert(w.config_section.to_string(), d.clone());
+            if let Some(d) = defaults.get(w.section) {
+                table.insert(w.section.to_string(), d.clone());
             }
         }
     }
-    let common = check_all(&table, origin)?;
+    let common = check_all(&table, origin, owners)?;
     Ok((common, table, elsewhere))
 }
 
-/// A mistake in a section another worker reads: the section, and the error naming the key.
+/// A mistake in a section another worker reads: the section, that worker's binary, and the
+/// error naming the key.
 #[derive(Debug)]
 pub struct Elsewhere {
     pub section: String,
+    pub binary: &'static str,
     pub error: ConfigError,
 }
 
 impl std::fmt::Display for Elsewhere {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let whose = crate::registry::WORKERS
-            .iter()
-            .find(|w| w.config_section == self.section)
-            .map_or("its worker", |w| w.binary);
         write!(
             f,
-            "[{}] is wrong, so {whose} will not start until it is fixed: {}",
-            self.section, self.error
+            "[{}] is wrong, so {} will not start until it is fixed: {}",
+            self.section, self.binary, self.error
         )
     }
 }
 
-/// Whether `section` is one worker's own (the others — `[bus]`, `[osc]`, a name no worker
-/// has — every worker reads, or may have meant).
-fn is_a_workers(section: &str) -> bool {
-    crate::registry::WORKERS
-        .iter()
-        .any(|w| w.config_section == section)
+/// The worker whose own section is `section` (none for `[bus]`, `[osc]`, or a name no worker
+/// has — every worker reads those, or may have meant them).
+fn owner_of<'a>(section: &str, owners: &'a [Owner]) -> Option<&'a Owner> {
+    owners.iter().find(|w| w.section == section)
 }
 
 /// The config a worker runs with, and where it came from.
@@ -385,7 +398,7 @@ fn read_table() -> Result<Read, ConfigError> {
 
 /// Lays `user` onto `table` a top-level section at a time: a section that does not merge is
 /// left as it was, and comes back with its error.
-fn merge_sections(table: &mut Table, user: Table) -> Vec<(String, ConfigError)> {
+pub(crate) fn merge_sections(table: &mut Table, user: Table) -> Vec<(String, ConfigError)> {
     let mut unmerged = Vec::new();
     for (name, value) in user {
         let mut one = Table::new();
@@ -403,20 +416,25 @@ fn merge_sections(table: &mut Table, user: Table) -> Vec<(String, ConfigError)> 
 /// Worker `name`'s view of a merged table: the shared sections, its own, the table it runs
 /// with, and the mistakes that are other workers'. Fails on a mistake in its own section or a
 /// shared one (including a section no worker has: a typo of any of them).
-fn view<S: Section>(
+pub(crate) fn view<S: Section>(
     table: &Table,
     unmerged: Vec<(String, ConfigError)>,
     name: &str,
     origin: &str,
+    owners: &[Owner],
 ) -> Result<(Common, S, Table, Vec<Elsewhere>), ConfigError> {
     let mut elsewhere = Vec::new();
     for (section, error) in unmerged {
-        if section == name || !is_a_workers(&section) {
-            return Err(error);
+        match owner_of(&section, owners) {
+            Some(w) if section != name => elsewhere.push(Elsewhere {
+                section,
+                binary: w.binary,
+                error,
+            }),
+            _ => return Err(error),
         }
-        elsewhere.push(Elsewhere { section, error });
     }
-    let (common, table, others) = check_for(table, name, origin)?;
+    let (common, table, others) = check_for(table, name, origin, owners)?;
     elsewhere.extend(others);
     let own: S = section(&table, name, origin)?;
     Ok((common, own, table, elsewhere))
@@ -425,17 +443,20 @@ fn view<S: Section>(
 /// The whole config as tools see it (defaults, then the first config file found): the merged
 /// table and the sections every worker shares. A mistake in a shared section fails; one in a
 /// worker's own section is that worker's to fail on, and its section reads as the defaults.
-pub fn suite() -> Result<(Table, Common), ConfigError> {
+pub fn suite(owners: &[Owner]) -> Result<(Table, Common), ConfigError> {
     let Read {
         table,
         origin,
         unmerged,
         ..
     } = read_table()?;
-    if let Some((_, error)) = unmerged.into_iter().find(|(s, _)| !is_a_workers(s)) {
+    if let Some((_, error)) = unmerged
+        .into_iter()
+        .find(|(s, _)| owner_of(s, owners).is_none())
+    {
         return Err(error);
     }
-    let (common, table, _) = check_for(&table, "", &origin)?;
+    let (common, table, _) = check_for(&table, "", &origin, owners)?;
     Ok((table, common))
 }
 
@@ -443,14 +464,18 @@ pub fn suite() -> Result<(Table, Common), ConfigError> {
 /// worker's persisted `set_config` overrides (`overrides` is a table of its section `name`).
 /// It fails on a mistake in its own section or a shared one; a mistake in another worker's
 /// section is that worker's to fail on, and comes back in [`Loaded::elsewhere`].
-pub fn load<S: Section>(name: &str, overrides: Option<Table>) -> Result<Loaded<S>, ConfigError> {
+pub fn load<S: Section>(
+    name: &str,
+    overrides: Option<Table>,
+    owners: &[Owner],
+) -> Result<Loaded<S>, ConfigError> {
     let Read {
         table,
         file,
         origin,
         unmerged,
     } = read_table()?;
-    let (common, base, table, elsewhere) = view::<S>(&table, unmerged, name, &origin)?;
+    let (common, base, table, elsewhere) = view::<S>(&table, unmerged, name, &origin, owners)?;
     let Some(overrides) = overrides else {
         return Ok(Loaded {
             common,
@@ -568,7 +593,7 @@ mod tests {
 
     #[test]
     fn the_defaults_are_exactly_etc_vj_toml() {
-        let common = check_all(&defaults(), "built-in defaults").unwrap();
+        let common = check_all(&defaults(), "built-in defaults", &[]).unwrap();
         assert_eq!(common.osc.targets.len(), 3);
         assert_eq!(common.osc.targets[1].addr(), "127.0.0.1:9001");
         assert_eq!(common.osc.routes[0].prefix, "/karaoke/");
@@ -594,14 +619,14 @@ mod tests {
     #[test]
     fn an_unknown_key_in_a_route_is_named() {
         let t = merged("[[osc.routes]]\nprefix = '/a/'\ntargetz = []");
-        let err = check_all(&t, "test").unwrap_err().to_string();
+        let err = check_all(&t, "test", &[]).unwrap_err().to_string();
         assert!(err.contains("targetz"), "{err}");
     }
 
     #[test]
     fn a_file_overrides_only_what_it_names() {
         let t = merged("[osc]\ntargets = [{ addr = '127.0.0.1:7000', bundle = true }]");
-        let c = check_all(&t, "test").unwrap();
+        let c = check_all(&t, "test", &[]).unwrap();
         assert!(c.osc.targets[0].bundle());
         assert_eq!(c.osc.routes.len(), 1, "routes keep their default");
     }
@@ -632,55 +657,10 @@ mod tests {
         );
     }
 
-    /// Worker `name`'s view of the defaults with `user` laid on.
-    fn view_of<S: Section>(name: &str, user: &str) -> Result<(S, Vec<Elsewhere>), String> {
-        let mut t = defaults();
-        let unmerged = merge_sections(&mut t, user.parse().unwrap());
-        view::<S>(&t, unmerged, name, "test")
-            .map(|(_, own, _, elsewhere)| (own, elsewhere))
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn a_mistake_in_another_workers_section_is_a_warning_naming_it() {
-        use crate::audio::AudioConfig;
-        use crate::lyrics::LyricsConfig;
-        // An unknown key (the merge) and a wrong value (the section's own check) in [lyrics].
-        for user in [
-            "[audio]\nlatency_ms = 20\n[lyrics]\nlrclib_ulr = 'x'",
-            "[audio]\nlatency_ms = 20\n[lyrics]\nlrclib_url = 'not a url'",
-        ] {
-            let (audio, elsewhere) = view_of::<AudioConfig>("audio", user).unwrap();
-            assert_eq!(audio.latency_ms, 20.0, "its own section still applies");
-            assert_eq!(elsewhere.len(), 1, "{user}");
-            let said = elsewhere[0].to_string();
-            assert!(
-                said.starts_with("[lyrics] is wrong, so vj-lyrics will not start"),
-                "{said}"
-            );
-            assert!(said.contains("lyrics.lrclib_u"), "the key: {said}");
-            // The worker whose section it is fails on it.
-            let err = view_of::<LyricsConfig>("lyrics", user).unwrap_err();
-            assert!(err.contains("lyrics.lrclib_u"), "{err}");
-        }
-    }
-
-    #[test]
-    fn a_mistake_in_a_shared_section_or_an_unknown_one_fails_every_worker() {
-        use crate::audio::AudioConfig;
-        for user in ["[osc]\ntargetz = []", "[bus]\ndir = 3", "[lyrcs]\nx = 1"] {
-            let err = view_of::<AudioConfig>("audio", user).unwrap_err();
-            assert!(
-                err.contains("targetz") || err.contains("bus.dir") || err.contains("lyrcs"),
-                "{user}: {err}"
-            );
-        }
-    }
-
     #[test]
     fn a_bad_route_prefix_is_refused() {
         let t = merged("[[osc.routes]]\nprefix = 'karaoke'\ntargets = []");
-        let err = check_all(&t, "set_config").unwrap_err().to_string();
+        let err = check_all(&t, "set_config", &[]).unwrap_err().to_string();
         assert!(err.contains("must start with '/'"), "{err}");
     }
 }

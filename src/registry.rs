@@ -1,177 +1,18 @@
-//! The one table of the suite's workers: bus name, binary, units, config section and the OSC
-//! port each receives on. The runtime, `vj-status` and the tests read it; `tests/registry.rs`
-//! checks `units/`, `launchd/` and `etc/vj.toml` against it, so a name or port changed in one
-//! place only fails `make test`.
+//! The one list of the suite's workers, in the order `vj-status` shows them. Each worker module
+//! declares its own entry (bus name, binary, units, config section, OSC port); this module
+//! lists them, finds one by any of its names and tells config which sections are whose. The
+//! tools (`vj-status`, `vj-console`), the binaries and the tests read it; no worker does.
+//! `tests/registry.rs` checks `units/`, `launchd/` and `etc/vj.toml` against it, so a name or
+//! port changed in one place only fails `make test`.
 
-use crate::config::{self, ConfigError};
-
-/// One worker of the suite.
-#[derive(Debug)]
-pub struct WorkerInfo {
-    /// Its name on the bus: socket file, state file, heartbeats (`osc_debugger`).
-    pub bus_name: &'static str,
-    /// Binary and unit name: `vj-oscdebug` runs as `vj-oscdebug.service`, its control socket is
-    /// `vj-oscdebug.socket`, its launchd agent `net.vjsuite.oscdebug`.
-    pub binary: &'static str,
-    /// The `vj.toml` section it reads and `set_config` edits.
-    pub config_section: &'static str,
-    /// The OSC it receives on its own socket unit, `<binary>-osc.socket` (fd name `osc`).
-    pub osc_in: Option<OscIn>,
-    /// The TCP port it serves HTTP on from its own socket unit, `<binary>-http.socket` (fd
-    /// name `http`, `ListenStream=127.0.0.1:<port>`); its section's `listen` key names it, and
-    /// its OSC input's key is then `osc_listen`.
-    pub http_port: Option<u16>,
-    /// Started with `vj.target` rather than on first contact, because it emits on its own.
-    pub starts_with_target: bool,
-    /// Checks its section of a merged config table: `(table, section, origin)`, see
-    /// [`config::check_all`].
-    pub check_config: fn(&toml::Table, &str, &str) -> Result<(), ConfigError>,
-}
-
-/// A worker's OSC input: a UDP port on 127.0.0.1 that `[osc]` sends to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OscIn {
-    pub port: u16,
-    /// The `[[osc.routes]]` prefix that feeds it; `None` = it is an `[osc] targets` entry and
-    /// receives everything.
-    pub route: Option<&'static str>,
-}
-
-impl WorkerInfo {
-    pub fn service(&self) -> String {
-        format!("{}.service", self.binary)
-    }
-
-    /// The control socket's unit.
-    pub fn control_socket(&self) -> String {
-        format!("{}.socket", self.binary)
-    }
-
-    /// The OSC input's socket unit, if it has one.
-    pub fn osc_socket(&self) -> Option<String> {
-        self.osc_in.map(|_| format!("{}-osc.socket", self.binary))
-    }
-
-    /// The HTTP listener's socket unit, if it has one.
-    pub fn http_socket(&self) -> Option<String> {
-        self.http_port
-            .map(|_| format!("{}-http.socket", self.binary))
-    }
-
-    /// The key of its section that names its OSC input when not socket-activated.
-    pub fn osc_listen_key(&self) -> &'static str {
-        if self.http_port.is_some() {
-            "osc_listen"
-        } else {
-            "listen"
-        }
-    }
-
-    /// Every socket unit it has: control, then OSC and HTTP if it has them.
-    pub fn sockets(&self) -> Vec<String> {
-        let mut s = vec![self.control_socket()];
-        s.extend(self.osc_socket());
-        s.extend(self.http_socket());
-        s
-    }
-
-    /// Its name without the `vj-` prefix (`oscdebug`).
-    pub fn short_name(&self) -> &'static str {
-        self.binary.strip_prefix("vj-").unwrap_or(self.binary)
-    }
-
-    pub fn launchd_label(&self) -> String {
-        format!("net.vjsuite.{}", self.short_name())
-    }
-
-    /// Matches the bus name (`osc_debugger`), the unit (`vj-oscdebug`, `vj-oscdebug.service`)
-    /// or the short name (`oscdebug`).
-    pub fn is_called(&self, name: &str) -> bool {
-        let name = name.trim_end_matches(".service");
-        name == self.bus_name || name == self.binary || name == self.short_name()
-    }
-}
-
-/// The `check_config` of a worker whose section is `S`.
-pub fn check<S: config::Section>(
-    table: &toml::Table,
-    name: &str,
-    origin: &str,
-) -> Result<(), ConfigError> {
-    config::section::<S>(table, name, origin).map(drop)
-}
-
-pub const AUDIO: WorkerInfo = WorkerInfo {
-    bus_name: "audio_analyzer",
-    binary: "vj-audio",
-    config_section: "audio",
-    osc_in: None,
-    http_port: None,
-    starts_with_target: true,
-    check_config: check::<crate::audio::AudioConfig>,
-};
-
-pub const SPOTIFY: WorkerInfo = WorkerInfo {
-    bus_name: "spotify_monitor",
-    binary: "vj-spotify",
-    config_section: "spotify",
-    osc_in: None,
-    http_port: None,
-    starts_with_target: true,
-    check_config: check::<crate::playback::spotify::SpotifyConfig>,
-};
-
-pub const VIRTUALDJ: WorkerInfo = WorkerInfo {
-    bus_name: "virtualdj_monitor",
-    binary: "vj-virtualdj",
-    config_section: "virtualdj",
-    osc_in: None,
-    http_port: None,
-    starts_with_target: true,
-    check_config: check::<crate::playback::virtualdj::VirtualDjConfig>,
-};
-
-pub const LYRICS: WorkerInfo = WorkerInfo {
-    bus_name: "lyrics_fetcher",
-    binary: "vj-lyrics",
-    config_section: "lyrics",
-    osc_in: Some(OscIn {
-        port: 9002,
-        route: Some("/karaoke/"),
-    }),
-    http_port: None,
-    starts_with_target: false,
-    check_config: check::<crate::lyrics::LyricsConfig>,
-};
-
-pub const OSC_DEBUGGER: WorkerInfo = WorkerInfo {
-    bus_name: "osc_debugger",
-    binary: "vj-oscdebug",
-    config_section: "osc_debugger",
-    osc_in: Some(OscIn {
-        port: 9001,
-        route: None,
-    }),
-    http_port: None,
-    starts_with_target: false,
-    check_config: check::<crate::oscdebug::OscDebuggerConfig>,
-};
-
-/// The OSCQuery server: it receives everything the suite sends (an `[osc] targets` entry),
-/// serves the namespace over HTTP, and runs the control-over-OSC input. Started with the
-/// target: mDNS must answer before anyone has connected.
-pub const OSCQUERY: WorkerInfo = WorkerInfo {
-    bus_name: "oscquery_server",
-    binary: "vj-oscquery",
-    config_section: "oscquery",
-    osc_in: Some(OscIn {
-        port: 9003,
-        route: None,
-    }),
-    http_port: Some(9010),
-    starts_with_target: true,
-    check_config: check::<crate::oscquery::OscQueryConfig>,
-};
+pub use crate::audio::worker::AUDIO;
+use crate::config;
+pub use crate::lyrics::LYRICS;
+pub use crate::oscdebug::OSC_DEBUGGER;
+pub use crate::oscquery::OSCQUERY;
+pub use crate::playback::spotify::worker::SPOTIFY;
+pub use crate::playback::virtualdj::worker::VIRTUALDJ;
+pub use crate::service::unit::{OscIn, WorkerInfo};
 
 /// Every worker of the suite, in the order `vj-status` shows them.
 pub const WORKERS: [&WorkerInfo; 6] = [
@@ -183,6 +24,11 @@ pub const WORKERS: [&WorkerInfo; 6] = [
     &OSCQUERY,
 ];
 
+/// Every worker's section, for config to check them all.
+pub fn owners() -> Vec<config::Owner> {
+    WORKERS.iter().map(|w| w.owner()).collect()
+}
+
 /// The worker called `name` (any of the names [`WorkerInfo::is_called`] takes).
 pub fn find(name: &str) -> Option<&'static WorkerInfo> {
     WORKERS.into_iter().find(|w| w.is_called(name))
@@ -191,6 +37,54 @@ pub fn find(name: &str) -> Option<&'static WorkerInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Worker `name`'s view of the defaults with `user` laid on.
+    fn view_of<S: config::Section>(
+        name: &str,
+        user: &str,
+    ) -> Result<(S, Vec<config::Elsewhere>), String> {
+        let mut t = config::defaults();
+        let unmerged = config::merge_sections(&mut t, user.parse().unwrap());
+        config::view::<S>(&t, unmerged, name, "test", &owners())
+            .map(|(_, own, _, elsewhere)| (own, elsewhere))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_mistake_in_another_workers_section_is_a_warning_naming_it() {
+        use crate::audio::AudioConfig;
+        use crate::lyrics::LyricsConfig;
+        // An unknown key (the merge) and a wrong value (the section's own check) in [lyrics].
+        for user in [
+            "[audio]\nlatency_ms = 20\n[lyrics]\nlrclib_ulr = 'x'",
+            "[audio]\nlatency_ms = 20\n[lyrics]\nlrclib_url = 'not a url'",
+        ] {
+            let (audio, elsewhere) = view_of::<AudioConfig>("audio", user).unwrap();
+            assert_eq!(audio.latency_ms, 20.0, "its own section still applies");
+            assert_eq!(elsewhere.len(), 1, "{user}");
+            let said = elsewhere[0].to_string();
+            assert!(
+                said.starts_with("[lyrics] is wrong, so vj-lyrics will not start"),
+                "{said}"
+            );
+            assert!(said.contains("lyrics.lrclib_u"), "the key: {said}");
+            // The worker whose section it is fails on it.
+            let err = view_of::<LyricsConfig>("lyrics", user).unwrap_err();
+            assert!(err.contains("lyrics.lrclib_u"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_mistake_in_a_shared_section_or_an_unknown_one_fails_every_worker() {
+        use crate::audio::AudioConfig;
+        for user in ["[osc]\ntargetz = []", "[bus]\ndir = 3", "[lyrcs]\nx = 1"] {
+            let err = view_of::<AudioConfig>("audio", user).unwrap_err();
+            assert!(
+                err.contains("targetz") || err.contains("bus.dir") || err.contains("lyrcs"),
+                "{user}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn workers_are_found_by_any_of_their_names() {

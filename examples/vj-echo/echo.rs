@@ -11,11 +11,11 @@ use serde_json::json;
 use vj::bus::Outcome;
 use vj::config::NoSettings;
 use vj::osc::OscOut;
-use vj::registry::{self, WorkerInfo};
+use vj::service::unit::WorkerInfo;
 use vj::worker::{Context, Handle, Health, Worker};
 
-/// Its registry row. A suite worker's row lives in src/registry.rs; this one is outside the
-/// suite, so its row is here.
+/// Its entry: every worker declares its own beside its `impl Worker` (a suite worker's is then
+/// listed in src/registry.rs; this one is outside the suite).
 pub const ECHO: WorkerInfo = WorkerInfo {
     bus_name: "echo",
     binary: "vj-echo",
@@ -23,7 +23,7 @@ pub const ECHO: WorkerInfo = WorkerInfo {
     osc_in: None,
     http_port: None,
     starts_with_target: false,
-    check_config: registry::check::<NoSettings>,
+    check_config: vj::config::check::<NoSettings>,
 };
 
 /// Its commands: one variant per `cmd`, the arguments as fields.

@@ -3,5 +3,6 @@
 mod echo;
 
 fn main() -> std::process::ExitCode {
-    vj::worker::main::<echo::Echo>()
+    // The suite's workers, whose sections config checks beside its own.
+    vj::worker::main::<echo::Echo>(&vj::registry::WORKERS)
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::{Mutex, Once};
 
-use crate::worker::lock;
+use crate::service::lock;
 
 extern "C" {
     fn vj_route_library_messages() -> c_int;

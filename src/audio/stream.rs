@@ -34,7 +34,7 @@ impl CaptureFlags {
     /// The capture now reads from `name`, which a person calls `shown` (not from the audio
     /// callback).
     pub fn rename(&self, name: String, shown: String) {
-        *crate::worker::lock(&self.renamed) = Some((name, shown));
+        *crate::service::lock(&self.renamed) = Some((name, shown));
     }
 
     /// The new name and how it is shown, since the last look; never waits (the capture side

@@ -20,10 +20,11 @@ use super::setup::SoundSetup;
 use super::{synth, HOP};
 use crate::bus::Outcome;
 use crate::osc::OscOut;
-use crate::registry::{WorkerInfo, AUDIO};
 use crate::service::backoff::Backoff;
+use crate::service::lock;
 use crate::service::notify::Watchdog;
-use crate::worker::{lock, Context, Handle, Health, Status, Stop, Worker};
+use crate::service::unit::WorkerInfo;
+use crate::worker::{Context, Handle, Health, Status, Stop, Worker};
 
 /// A live device that delivers nothing for this long is treated as gone.
 const STALL: Duration = Duration::from_secs(3);
@@ -839,6 +840,17 @@ impl Handle for AudioHandle {
         }
     }
 }
+
+/// Its entry in the registry.
+pub const AUDIO: WorkerInfo = WorkerInfo {
+    bus_name: "audio_analyzer",
+    binary: "vj-audio",
+    config_section: "audio",
+    osc_in: None,
+    http_port: None,
+    starts_with_target: true,
+    check_config: crate::config::check::<crate::audio::AudioConfig>,
+};
 
 impl Worker for AudioAnalyzer {
     const INFO: &'static WorkerInfo = &AUDIO;

@@ -54,7 +54,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(cmd) = cli.command else {
-        return vj::worker::main::<vj::audio::AudioAnalyzer>();
+        return vj::worker::main::<vj::audio::AudioAnalyzer>(&vj::registry::WORKERS);
     };
     match tool(cmd) {
         Ok(()) => ExitCode::SUCCESS,

@@ -26,7 +26,7 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        None => vj::worker::main::<SpotifyMonitor>(),
+        None => vj::worker::main::<SpotifyMonitor>(&vj::registry::WORKERS),
         Some(Cmd::Login { port }) => match run_login(port) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -38,7 +38,8 @@ fn main() -> ExitCode {
 }
 
 fn run_login(port: u16) -> anyhow::Result<()> {
-    let config = vj::config::load::<SpotifyConfig>("spotify", None)?.section;
+    let config =
+        vj::config::load::<SpotifyConfig>("spotify", None, &vj::registry::owners())?.section;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

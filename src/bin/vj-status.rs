@@ -304,7 +304,7 @@ fn note(text: String) {
 }
 
 async fn record_show(plan: record::RecordPlan, json: bool) -> anyhow::Result<u8> {
-    let (_, common) = config::suite()?;
+    let (_, common) = config::suite(&vj::registry::owners())?;
     let header = record::header(&plan.prefixes)?;
     let socket = config::socket_path(
         &config::configured_bus_dir(),
@@ -322,7 +322,7 @@ async fn record_show(plan: record::RecordPlan, json: bool) -> anyhow::Result<u8>
 
 async fn replay_show(plan: replay::ReplayPlan, to: Vec<String>, json: bool) -> anyhow::Result<u8> {
     let osc = if to.is_empty() {
-        config::suite()?.1.osc
+        config::suite(&vj::registry::owners())?.1.osc
     } else {
         config::OscConfig {
             targets: to.into_iter().map(config::OscTarget::plain).collect(),

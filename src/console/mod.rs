@@ -44,7 +44,7 @@ pub struct Cli {
 
 /// Where the suite sends, from the config the workers read.
 fn targets() -> Vec<String> {
-    match config::load::<BusConfig>("bus", None) {
+    match config::load::<BusConfig>("bus", None, &crate::registry::owners()) {
         Ok(l) => panels::osc::describe_targets(&l.common.osc),
         Err(e) => {
             let mut t = panels::osc::describe_targets(&config::builtin("osc"));

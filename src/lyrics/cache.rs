@@ -93,7 +93,7 @@ fn unix_now() -> u64 {
 /// reports them (albums and durations differ between players, so they are not in the key).
 pub fn key(artist: &str, title: &str) -> String {
     let digest = Sha256::digest(format!("{}\n{}", normalise(artist), normalise(title)));
-    crate::osc::hex_string(&digest[..16])
+    crate::service::files::hex_string(&digest[..16])
 }
 
 impl LyricsCache {

@@ -12,7 +12,7 @@ use super::worker::Shared;
 use super::{find_lyrics, Found, LrclibClient, RetryPolicy, Song, TrackQuery};
 use crate::karaoke::NowPlaying;
 use crate::service::credentials;
-use crate::worker::lock;
+use crate::service::lock;
 
 /// Per-request back-off inside a lookup (the loop retries whole lookups more slowly).
 const REQUEST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(500);

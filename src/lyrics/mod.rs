@@ -20,7 +20,7 @@ pub use follower::LineFollower;
 pub use lrc::{LyricLine, Lyrics};
 pub use lrclib::{Lookup, LrclibClient, LrclibError, RetryPolicy, TrackQuery};
 pub use song::Song;
-pub use worker::{LyricsCommand, LyricsFetcher};
+pub use worker::{LyricsCommand, LyricsFetcher, LYRICS};
 
 /// Where a song's lyrics came from.
 #[derive(Debug, Clone, PartialEq)]

@@ -19,9 +19,10 @@ use super::{find_lyrics, LrclibClient, LyricsCache, Song};
 use crate::bus::Outcome;
 use crate::karaoke::{self, NowPlaying};
 use crate::playback::clock::sleep_until_some;
-use crate::registry::{WorkerInfo, LYRICS};
 use crate::service::activation;
-use crate::worker::{lock, Context, Handle, Worker};
+use crate::service::lock;
+use crate::service::unit::{OscIn, WorkerInfo};
+use crate::worker::{Context, Handle, Worker};
 
 const MAX_DATAGRAM: usize = 65_536;
 
@@ -165,6 +166,20 @@ fn apply_config(stage: &mut Stage, shared: &Shared, old: &LyricsConfig, new: &Ly
     }
     stage.set_offset(new.offset_ms);
 }
+
+/// Its entry in the registry.
+pub const LYRICS: WorkerInfo = WorkerInfo {
+    bus_name: "lyrics_fetcher",
+    binary: "vj-lyrics",
+    config_section: "lyrics",
+    osc_in: Some(OscIn {
+        port: 9002,
+        route: Some("/karaoke/"),
+    }),
+    http_port: None,
+    starts_with_target: false,
+    check_config: crate::config::check::<crate::lyrics::LyricsConfig>,
+};
 
 impl Worker for LyricsFetcher {
     const INFO: &'static WorkerInfo = &LYRICS;

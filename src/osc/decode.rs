@@ -1,6 +1,7 @@
 //! Turns received datagrams into messages a person can read: address, type tags, arguments as
 //! JSON, and the timetag of the bundle that carried them (bundles nest; they are flattened).
 
+use crate::service::files::hex_string;
 use rosc::{OscPacket, OscTime, OscType};
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -245,17 +246,6 @@ fn from_hex(hex: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
         .collect()
-}
-
-/// Lower-case hex, for blobs and samples of malformed packets.
-pub fn hex_string(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

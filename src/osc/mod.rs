@@ -6,9 +6,7 @@ mod decode;
 pub mod recording;
 mod send;
 
-pub use decode::{
-    arg_json, args_from_json, decode, decode_messages, hex_string, CapturedMessage, DecodeError,
-};
+pub use decode::{arg_json, args_from_json, decode, decode_messages, CapturedMessage, DecodeError};
 pub use send::{OscOut, SendStats, TargetHealth, TargetState};
 
 use rosc::OscType;

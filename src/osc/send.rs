@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::config::{OscConfig, OscTarget};
 use crate::service::backoff::Backoff;
-use crate::worker::lock;
+use crate::service::lock;
 
 /// A failed target is tried again after 1 s, doubling to 30 s.
 const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));

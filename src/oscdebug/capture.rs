@@ -7,7 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::osc::{decode, hex_string, CapturedMessage};
+use crate::osc::{decode, CapturedMessage};
+use crate::service::files::hex_string;
 
 /// Rates are counted over windows of this length.
 const RATE_WINDOW: Duration = Duration::from_secs(1);

@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::bus::Outcome;
-use crate::registry::{WorkerInfo, OSC_DEBUGGER};
 use crate::service::activation;
-use crate::worker::{lock, Context, Handle, Health, Stop, Worker};
+use crate::service::lock;
+use crate::service::unit::{OscIn, WorkerInfo};
+use crate::worker::{Context, Handle, Health, Stop, Worker};
 
 /// Largest datagram UDP can carry; anything OSC fits.
 const MAX_DATAGRAM: usize = 65_536;
@@ -218,6 +219,20 @@ async fn subscription(
         }
     }
 }
+
+/// Its entry in the registry.
+pub const OSC_DEBUGGER: WorkerInfo = WorkerInfo {
+    bus_name: "osc_debugger",
+    binary: "vj-oscdebug",
+    config_section: "osc_debugger",
+    osc_in: Some(OscIn {
+        port: 9001,
+        route: None,
+    }),
+    http_port: None,
+    starts_with_target: false,
+    check_config: crate::config::check::<crate::oscdebug::OscDebuggerConfig>,
+};
 
 impl Worker for OscDebugger {
     const INFO: &'static WorkerInfo = &OSC_DEBUGGER;

@@ -29,6 +29,7 @@ use super::policy;
 use super::tally::{Tally, TallyState};
 use crate::bus::client;
 use crate::bus::command::POSITIONAL;
+use crate::service::unit::WorkerInfo;
 
 /// Replies are cut below this: one datagram, well under a 1500-byte MTU.
 const MAX_REPLY_DATA: usize = 1000;
@@ -74,8 +75,8 @@ fn is_release(args: &[OscType]) -> bool {
         || matches!(args, [OscType::Double(d)] if *d == 0.0)
 }
 
-/// Reads `/vj/<bus name>/<command> args…`.
-pub fn parse(msg: &OscMessage) -> Result<Parsed, String> {
+/// Reads `/vj/<bus name>/<command> args…`, for a worker of `suite`.
+pub fn parse(msg: &OscMessage, suite: &[&'static WorkerInfo]) -> Result<Parsed, String> {
     let mut parts = msg.addr.split('/');
     let (Some(""), Some("vj"), Some(bus), Some(cmd), None) = (
         parts.next(),
@@ -89,7 +90,9 @@ pub fn parse(msg: &OscMessage) -> Result<Parsed, String> {
             msg.addr
         ));
     };
-    let worker = crate::registry::find(bus)
+    let worker = suite
+        .iter()
+        .find(|w| w.is_called(bus))
         .ok_or_else(|| format!("{}: no worker called {bus:?}", msg.addr))?;
     if cmd.is_empty() {
         return Err(format!("{}: no command", msg.addr));
@@ -178,6 +181,8 @@ pub struct ControlInput {
     pub config: ControlOscConfig,
     pub bus_dir: PathBuf,
     pub stats: Arc<ControlStats>,
+    /// The workers it may forward to.
+    suite: &'static [&'static WorkerInfo],
     forwards: Arc<Semaphore>,
 }
 
@@ -221,9 +226,11 @@ impl ControlInput {
         config: ControlOscConfig,
         bus_dir: PathBuf,
         stats: Arc<ControlStats>,
+        suite: &'static [&'static WorkerInfo],
     ) -> ControlInput {
         ControlInput {
             socket,
+            suite,
             allow: config.networks(),
             config,
             bus_dir,
@@ -267,7 +274,7 @@ impl ControlInput {
         };
         for msg in msgs {
             let reply = self.reply_to(peer);
-            match parse(&msg) {
+            match parse(&msg, self.suite) {
                 Ok(Parsed::Release) => {}
                 Ok(Parsed::Call { bus, cmd, args }) => {
                     if let Err(refusal) = policy::check(&self.config.commands, bus, &cmd, &args) {
@@ -332,7 +339,7 @@ mod tests {
     }
 
     fn call(addr: &str, args: Vec<OscType>) -> (String, String, Value) {
-        match parse(&msg(addr, args)).unwrap() {
+        match parse(&msg(addr, args), &crate::registry::WORKERS).unwrap() {
             Parsed::Call { bus, cmd, args } => (bus.to_string(), cmd, Value::Object(args)),
             Parsed::Release => panic!("a release"),
         }
@@ -369,14 +376,23 @@ mod tests {
             json!({ POSITIONAL: [1.0] })
         );
         assert_eq!(
-            parse(&msg("/vj/audio_analyzer/tap", vec![OscType::Float(0.0)])),
+            parse(
+                &msg("/vj/audio_analyzer/tap", vec![OscType::Float(0.0)]),
+                &crate::registry::WORKERS
+            ),
             Ok(Parsed::Release)
         );
-        assert!(parse(&msg("/vj/nobody/tap", vec![]))
-            .unwrap_err()
-            .contains("no worker called \"nobody\""));
-        assert!(parse(&msg("/audio/bpm", vec![])).is_err());
-        assert!(parse(&msg("/vj/audio_analyzer/tap/x", vec![])).is_err());
+        assert!(
+            parse(&msg("/vj/nobody/tap", vec![]), &crate::registry::WORKERS)
+                .unwrap_err()
+                .contains("no worker called \"nobody\"")
+        );
+        assert!(parse(&msg("/audio/bpm", vec![]), &crate::registry::WORKERS).is_err());
+        assert!(parse(
+            &msg("/vj/audio_analyzer/tap/x", vec![]),
+            &crate::registry::WORKERS
+        )
+        .is_err());
     }
 
     #[test]

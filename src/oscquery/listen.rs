@@ -22,7 +22,7 @@ use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
 use super::Shared;
-use crate::worker::lock;
+use crate::service::lock;
 
 /// The largest WebSocket message or frame read (a client only sends short JSON commands).
 pub const MAX_MESSAGE: usize = 64 * 1024;

@@ -29,10 +29,11 @@ use tokio::sync::{broadcast, Semaphore};
 use tracing::{debug, warn};
 
 use crate::bus::Outcome;
-use crate::registry::{WorkerInfo, OSCQUERY};
 use crate::service::activation;
+use crate::service::lock;
 use crate::service::stop::Stop;
-use crate::worker::{lock, Context, Handle, Health, NoCommand, Worker};
+use crate::service::unit::{OscIn, WorkerInfo};
+use crate::worker::{Context, Handle, Health, NoCommand, Worker};
 use listen::Update;
 use namespace::Namespace;
 
@@ -237,8 +238,25 @@ fn control_input(
         c,
         crate::config::bus_dir(&ctx.common.bus),
         stats,
+        ctx.suite,
     )))
 }
+
+/// The OSCQuery server: it receives everything the suite sends (an `[osc] targets` entry),
+/// serves the namespace over HTTP, and runs the control-over-OSC input. Started with the
+/// target: mDNS must answer before anyone has connected.
+pub const OSCQUERY: WorkerInfo = WorkerInfo {
+    bus_name: "oscquery_server",
+    binary: "vj-oscquery",
+    config_section: "oscquery",
+    osc_in: Some(OscIn {
+        port: 9003,
+        route: None,
+    }),
+    http_port: Some(9010),
+    starts_with_target: true,
+    check_config: crate::config::check::<crate::oscquery::OscQueryConfig>,
+};
 
 impl Worker for OscQueryServer {
     const INFO: &'static WorkerInfo = &OSCQUERY;

@@ -27,8 +27,8 @@ use super::gate::{Gate, Refused};
 use super::http::{self, Query};
 use super::listen;
 use super::Shared;
+use crate::service::lock;
 use crate::service::stop::Stop;
-use crate::worker::lock;
 
 /// HTTP connections and WebSockets open at once. At the cap a new connection evicts the one
 /// idle the longest; only when every one is busy is it refused.

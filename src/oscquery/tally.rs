@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use crate::worker::lock;
+use crate::service::lock;
 
 /// Sources remembered one by one.
 pub const MAX_SOURCES: usize = 256;

@@ -22,7 +22,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         ".{}.{}.{}.tmp",
         name.to_string_lossy(),
         std::process::id(),
-        crate::osc::hex_string(&nonce)
+        hex_string(&nonce)
     );
     let tmp = dir.map_or_else(|| tmp_name.clone().into(), |d| d.join(&tmp_name));
     let result = (|| {
@@ -48,6 +48,17 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+/// Lower-case hex: OSC blobs, malformed samples, nonces in file names, cache keys.
+pub fn hex_string(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -53,9 +53,7 @@ fn signal_name(n: i32) -> String {
     }
 }
 
-/// The worker's own exit status for a config error (sysexits.h `EX_CONFIG`): the units carry
-/// `RestartPreventExitStatus=78`, so systemd does not retry what cannot work.
-pub const EX_CONFIG: i32 = 78;
+pub use crate::service::EX_CONFIG;
 
 impl UnitState {
     /// Why a failed unit is down, in words: how its last run ended, with its last `STATUS=`

@@ -98,7 +98,7 @@ pub enum RecordError {
 /// The header of a recording made now: this build's version, the prefixes, and the config in
 /// effect — the config files over the defaults, with each worker's saved `set_config` changes.
 pub fn header(prefixes: &[String]) -> Result<Header, ConfigError> {
-    let (mut table, _) = config::suite()?;
+    let (mut table, _) = config::suite(&crate::registry::owners())?;
     for w in WORKERS {
         if let Some(saved) = crate::worker::load_overrides(w.bus_name) {
             // A saved change that no longer fits is one the worker ignores too.

@@ -16,7 +16,7 @@ pub use status::{Health, Status, StatusLine};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{TcpListener, UdpSocket};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -25,9 +25,10 @@ use tokio::sync::watch;
 use crate::bus::Outcome;
 use crate::config::{Common, Section};
 use crate::osc::OscOut;
-use crate::registry::WorkerInfo;
 use crate::service::activation::Activated;
+use crate::service::lock;
 use crate::service::notify::Watchdog;
+use crate::service::unit::WorkerInfo;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -89,6 +90,9 @@ pub struct Context<C> {
     /// The whole merged config table as loaded at start: a section only one worker serves
     /// (`[control]`, read by vj-oscquery) is read from it by that worker.
     pub table: Arc<toml::Table>,
+    /// Every worker of the suite (`registry::WORKERS`, handed down by the binary): the one that
+    /// forwards commands to the others finds them here.
+    pub suite: &'static [&'static WorkerInfo],
     /// Pet it from the work loop (see [`Watchdog::ticker`]).
     pub watchdog: Watchdog,
     pub status: Arc<Status>,
@@ -103,6 +107,7 @@ impl<C> Clone for Context<C> {
             osc: self.osc.clone(),
             common: self.common.clone(),
             table: self.table.clone(),
+            suite: self.suite,
             watchdog: self.watchdog.clone(),
             status: self.status.clone(),
             stop: self.stop.clone(),
@@ -167,10 +172,4 @@ struct Sockets {
     activated: Activated,
     udp: HashMap<String, UdpSocket>,
     tcp: HashMap<String, TcpListener>,
-}
-
-/// Locks `m`, also after a thread panicked holding it: every value the suite keeps under a
-/// lock is whole at every instant, so a panic elsewhere must not take the control plane down.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -14,14 +14,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use super::{lock, Context, Handle, Sockets, Status, Stop, Worker, VERSION};
+use super::{Context, Handle, Sockets, Status, Stop, Worker, VERSION};
 use crate::bus::command::{self, Rejected};
 use crate::bus::message::{self, Command, Outcome};
 use crate::bus::server::{self, Handler, Reply};
 use crate::config;
 use crate::osc::OscOut;
 use crate::service::activation::{self, Activated};
+use crate::service::lock;
 use crate::service::notify::{self, Watchdog};
+use crate::service::unit::WorkerInfo;
 use crate::service::{files, logging, signals};
 
 /// SIGTERM to exit: systemd is told `STOPPING=1` and the process is gone well within 2 s.
@@ -261,8 +263,10 @@ impl<W: Worker> Handler for Runtime<W> {
     }
 }
 
-/// Runs worker `W` as a service process: the whole of a worker binary's `main`.
-pub fn main<W: Worker>() -> ExitCode {
+/// Runs worker `W` as a service process: the whole of a worker binary's `main`. `suite` is every
+/// worker of the suite (`registry::WORKERS`): whose sections config checks, and whom
+/// [`Context::suite`] names.
+pub fn main<W: Worker>(suite: &'static [&'static WorkerInfo]) -> ExitCode {
     logging::init(W::INFO.binary);
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -274,7 +278,7 @@ pub fn main<W: Worker>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(serve::<W>()) {
+    match rt.block_on(serve::<W>(suite)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{} failed: {e:#}", W::INFO.binary);
@@ -287,7 +291,7 @@ pub fn main<W: Worker>() -> ExitCode {
                 // instead of looping on a config that cannot work. (Untested: no macOS here.)
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(crate::status::EX_CONFIG as u8)
+                ExitCode::from(crate::service::EX_CONFIG as u8)
             }
         }
     }
@@ -299,11 +303,13 @@ fn launchd_job() -> bool {
 }
 
 /// Serves worker `W` until SIGTERM/SIGINT.
-pub async fn serve<W: Worker>() -> anyhow::Result<()> {
+pub async fn serve<W: Worker>(suite: &'static [&'static WorkerInfo]) -> anyhow::Result<()> {
     let started = Instant::now();
     let info = W::INFO;
     let mut activated = Activated::from_env();
-    let loaded = config::load::<W::Config>(info.config_section, load_overrides(info.bus_name))?;
+    let owners: Vec<config::Owner> = suite.iter().map(|w| w.owner()).collect();
+    let loaded =
+        config::load::<W::Config>(info.config_section, load_overrides(info.bus_name), &owners)?;
     if let Some(e) = &loaded.overrides_rejected {
         warn!(error = %e, "the saved set_config no longer applies ({e}); running without it");
     }
@@ -347,6 +353,7 @@ pub async fn serve<W: Worker>() -> anyhow::Result<()> {
             osc,
             common: Arc::new(loaded.common.clone()),
             table: loaded_table,
+            suite,
             watchdog: Watchdog::from_env(),
             status: Arc::new(Status::default()),
             stop: stop.clone(),
@@ -420,7 +427,15 @@ mod tests {
     }
 
     impl Worker for Stubborn {
-        const INFO: &'static crate::registry::WorkerInfo = crate::registry::WORKERS[0];
+        const INFO: &'static WorkerInfo = &WorkerInfo {
+            bus_name: "stubborn",
+            binary: "vj-stubborn",
+            config_section: "stubborn",
+            osc_in: None,
+            http_port: None,
+            starts_with_target: false,
+            check_config: crate::config::check::<NoSettings>,
+        };
         type Config = NoSettings;
         type Handle = StubbornHandle;
         async fn start(_: &Context<NoSettings>) -> anyhow::Result<(Self, StubbornHandle)> {
@@ -459,6 +474,7 @@ mod tests {
                     osc,
                 }),
                 table: Arc::new(toml::Table::new()),
+                suite: &[],
                 watchdog: Watchdog::from_env(),
                 status: Arc::new(Status::default()),
                 stop,

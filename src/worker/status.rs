@@ -77,7 +77,7 @@ impl Status {
 
     pub fn set_line(&self, new: StatusLine) {
         let health = new.health;
-        let mut cur = super::lock(&self.inner);
+        let mut cur = crate::service::lock(&self.inner);
         if *cur == new {
             return;
         }
@@ -91,7 +91,7 @@ impl Status {
     }
 
     pub fn get(&self) -> StatusLine {
-        super::lock(&self.inner).clone()
+        crate::service::lock(&self.inner).clone()
     }
 }
 

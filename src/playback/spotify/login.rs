@@ -102,7 +102,7 @@ pub async fn login(
     let (verifier, challenge) = pkce_pair();
     let mut nonce = [0u8; 16];
     getrandom::fill(&mut nonce).expect("the OS random source works");
-    let state = crate::osc::hex_string(&nonce);
+    let state = crate::service::files::hex_string(&nonce);
     let url = authorize_url(
         &c.accounts_url,
         client_id,

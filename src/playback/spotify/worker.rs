@@ -16,9 +16,10 @@ use super::{Report, SourceKind};
 use crate::bus::Outcome;
 use crate::karaoke::{NowPlaying, Position};
 use crate::playback::clock::{sleep_until_some, Announced, Announcer, PlaybackClock};
-use crate::registry::{WorkerInfo, SPOTIFY};
 use crate::service::backoff::Backoff;
-use crate::worker::{lock, Context, Handle, Health, NoCommand, Status, Worker};
+use crate::service::lock;
+use crate::service::unit::WorkerInfo;
+use crate::worker::{Context, Handle, Health, NoCommand, Status, Worker};
 
 /// Back-off after a network failure or 5xx: 1 s, doubling up to 60 s.
 const BACKOFF: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -179,6 +180,17 @@ impl SpotifyMonitor {
         }
     }
 }
+
+/// Its entry in the registry.
+pub const SPOTIFY: WorkerInfo = WorkerInfo {
+    bus_name: "spotify_monitor",
+    binary: "vj-spotify",
+    config_section: "spotify",
+    osc_in: None,
+    http_port: None,
+    starts_with_target: true,
+    check_config: crate::config::check::<crate::playback::spotify::SpotifyConfig>,
+};
 
 impl Worker for SpotifyMonitor {
     const INFO: &'static WorkerInfo = &SPOTIFY;

@@ -18,8 +18,9 @@ use tracing::{debug, info, warn};
 use super::config::VirtualDjConfig;
 use crate::bus::Outcome;
 use crate::karaoke::NowPlaying;
-use crate::registry::{WorkerInfo, VIRTUALDJ};
-use crate::worker::{lock, Context, Handle, Health, NoCommand, Worker};
+use crate::service::lock;
+use crate::service::unit::WorkerInfo;
+use crate::worker::{Context, Handle, Health, NoCommand, Worker};
 
 use super::locate::{locate, Located};
 use super::parse::{drop_partial_first_line, parse_played, PlayedEntry, PlayedFile};
@@ -292,6 +293,17 @@ impl VirtualDjMonitor {
         });
     }
 }
+
+/// Its entry in the registry.
+pub const VIRTUALDJ: WorkerInfo = WorkerInfo {
+    bus_name: "virtualdj_monitor",
+    binary: "vj-virtualdj",
+    config_section: "virtualdj",
+    osc_in: None,
+    http_port: None,
+    starts_with_target: true,
+    check_config: crate::config::check::<crate::playback::virtualdj::VirtualDjConfig>,
+};
 
 impl Worker for VirtualDjMonitor {
     const INFO: &'static WorkerInfo = &VIRTUALDJ;
