@@ -663,224 +663,9 @@ fn render(genre: Genre, seed: u64, rate: u32, secs: f64, hard: bool) -> Clip {
     };
     let grid = beat_grid(bpm0, bpm1, secs, origin);
     let mut mix = Mix::starting(rate, secs, origin.min(0.0) - if hard { 0.5 } else { 0.0 });
-    let swing = match genre {
-        Genre::HipHop if hard => xr.range(0.54, 0.70),
-        Genre::HipHop => rng.range(0.58, 0.66),
-        _ => 0.5,
-    };
-    let swing16 = real.as_ref().is_some_and(|r| r.swing16);
-    let humanize = match genre {
-        Genre::HipHop => 0.008,
-        Genre::Breakbeat => 0.004,
-        _ => 0.001,
-    };
-    let root = 36.0 + (rng.range(0.0, 12.0)).floor() as f32;
-    // A minor-ish progression of four chords, one per bar.
-    let prog: [f32; 4] = [0.0, [3.0, 5.0, 8.0][rng.next_u64() as usize % 3], 7.0, 10.0];
-    let kick_tone = rng.range(42.0, 55.0) as f32;
-    let bars = grid.len() / 4;
-    // Breakdown: drums out for 8 bars from a third of the clip (beats keep coming).
-    let (bd_start, bd_end) = if genre == Genre::Breakdown {
-        let s = bars / 3;
-        (s, s + 8)
-    } else {
-        (usize::MAX, usize::MAX)
-    };
-    let hit = |rng: &mut Rng, pos: f64| -> Option<f64> {
-        let p = if swing16 {
-            // Swing of the 16ths: the second 16th of each 8th is late.
-            let eighths = pos * 2.0;
-            (eighths.floor() + swung(eighths.fract(), swing)) / 2.0
-        } else {
-            pos.floor() + swung(pos.fract(), swing)
-        };
-        time_of(&grid, p).map(|t| {
-            let t = t + humanize * rng.range(-1.0, 1.0);
-            if hard {
-                t
-            } else {
-                t.max(0.0)
-            }
-        })
-    };
-    let kit = real.as_ref().map_or(Kit::default(), |r| r.kit);
-    let laid_back = real.as_ref().map_or(0.0, |r| r.laid_back);
-    // Per-genre drum pattern over one bar in 16th steps: kick, snare/clap, closed hat, open hat.
-    let (kicks, snares, hats, open): (Vec<u32>, Vec<u32>, Vec<u32>, Vec<u32>) = match genre {
-        Genre::House | Genre::TempoRamp => (
-            vec![0, 4, 8, 12],
-            vec![4, 12],
-            (0..16).filter(|s| s % 2 == 0 || rng.chance(0.5)).collect(),
-            vec![2, 6, 10, 14],
-        ),
-        Genre::Techno | Genre::Breakdown => (
-            vec![0, 4, 8, 12],
-            if rng.chance(0.5) { vec![4, 12] } else { vec![] },
-            (0..16).collect(),
-            vec![2, 6, 10, 14],
-        ),
-        Genre::DrumAndBass => (
-            if rng.chance(0.5) {
-                vec![0, 10]
-            } else {
-                vec![0, 7, 10]
-            },
-            vec![4, 12],
-            (0..16).filter(|s| s % 2 == 0).collect(),
-            vec![],
-        ),
-        Genre::HipHop => (
-            [vec![0, 7, 10], vec![0, 3, 8, 10], vec![0, 8, 11]][rng.next_u64() as usize % 3]
-                .clone(),
-            vec![4, 12],
-            (0..16).filter(|s| s % 2 == 0).collect(),
-            vec![],
-        ),
-        Genre::Breakbeat => (
-            vec![0, 6, 10],
-            vec![4, 12],
-            (0..16).filter(|s| s % 2 == 0).collect(),
-            vec![14],
-        ),
-        Genre::HalfTime => (
-            vec![0, 3],
-            vec![8],
-            (0..16).filter(|s| s % 2 == 0 || rng.chance(0.35)).collect(),
-            vec![],
-        ),
-    };
-    let clap = matches!(
-        genre,
-        Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown
-    );
-    for bar in 0..bars {
-        let b0 = (bar * 4) as f64;
-        let drums = !(bd_start..bd_end).contains(&bar);
-        let fill = bar % 8 == 7;
-        let chord: Vec<f32> = [0.0, 3.0, 7.0, 10.0]
-            .iter()
-            .map(|i| midi(root + 24.0 + prog[bar % 4] + i))
-            .collect();
-        if drums {
-            for &s in &kicks {
-                // A fill drops the last kicks and rolls the snare instead.
-                if fill && s >= 12 && genre != Genre::HalfTime {
-                    continue;
-                }
-                if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    mix.kick_kind(t + laid_back, 0.9, kick_tone, kit, &mut rng);
-                }
-            }
-            for &s in &snares {
-                if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    if clap && kit.snare != 2 {
-                        mix.clap(t, 0.5, &mut rng);
-                    } else {
-                        mix.snare_kind(t, 0.6, 0.12, kit, &mut rng);
-                    }
-                }
-            }
-            // Ghost snares in the broken styles.
-            if matches!(genre, Genre::HipHop | Genre::Breakbeat | Genre::DrumAndBass) {
-                for s in [5u32, 9, 14, 15] {
-                    if rng.chance(0.25) {
-                        if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                            mix.snare_kind(t, 0.15, 0.06, kit, &mut rng);
-                        }
-                    }
-                }
-            }
-            // Hip-hop in the harder corpus: ghost snares and hats on the swung 16ths.
-            if hard && genre == Genre::HipHop {
-                for s in [1u32, 3, 7, 9, 11, 13, 15] {
-                    if xr.chance(0.3) {
-                        if let Some(t) = hit(&mut xr, b0 + s as f64 / 4.0) {
-                            mix.snare_kind(t, 0.1 + 0.08 * xr.unit() as f32, 0.05, kit, &mut xr);
-                        }
-                    }
-                    if xr.chance(0.5) {
-                        if let Some(t) = hit(&mut xr, b0 + s as f64 / 4.0) {
-                            mix.hat_kind(t, 0.07 + 0.05 * xr.unit() as f32, false, kit, &mut xr);
-                        }
-                    }
-                }
-            }
-            for &s in &hats {
-                if fill && s >= 12 {
-                    continue;
-                }
-                let accent = if s % 4 == 2 { 0.22 } else { 0.14 };
-                if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    mix.hat_kind(t, accent, false, kit, &mut rng);
-                }
-            }
-            for &s in &open {
-                if let Some(t) = hit(&mut rng, b0 + s as f64 / 4.0) {
-                    mix.hat_kind(t, 0.18, true, kit, &mut rng);
-                }
-            }
-            if fill {
-                // A snare roll over the last beat, in 16ths (32nds in D&B and half-time).
-                let n = if matches!(genre, Genre::DrumAndBass | Genre::HalfTime) {
-                    8
-                } else {
-                    4
-                };
-                for k in 0..n {
-                    let pos = b0 + 3.0 + k as f64 / n as f64;
-                    if let Some(t) = hit(&mut rng, pos) {
-                        mix.snare_kind(t, 0.25 + 0.1 * k as f32 / n as f32, 0.08, kit, &mut rng);
-                    }
-                }
-            }
-            // Bass line on the genre's groove.
-            let bass_steps: &[u32] = match genre {
-                Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown => {
-                    &[2, 6, 10, 14]
-                }
-                Genre::HalfTime => &[0],
-                _ => &[0, 6, 10],
-            };
-            for &s in bass_steps {
-                let pos = b0 + s as f64 / 4.0;
-                if let (Some(t), Some(t2)) = (hit(&mut rng, pos), time_of(&grid, pos + 0.45)) {
-                    let sub = matches!(genre, Genre::HalfTime | Genre::DrumAndBass);
-                    let dur = if genre == Genre::HalfTime {
-                        1.6 * (t2 - t) * 4.0
-                    } else {
-                        t2 - t
-                    };
-                    mix.bass(t, dur, midi(root + prog[bar % 4]), 0.45, sub);
-                }
-            }
-            // Chord stabs (house) or a held chord.
-            if let (Some(t), Some(t_end)) = (time_of(&grid, b0), time_of(&grid, b0 + 4.0)) {
-                let keys = real.as_ref().map_or(0, |r| r.keys);
-                if matches!(genre, Genre::House | Genre::TempoRamp) {
-                    for s in [3u32, 6, 11] {
-                        if let Some(ts) = time_of(&grid, b0 + s as f64 / 4.0) {
-                            if keys == 0 {
-                                mix.chord(ts, 0.12, &chord, 0.16, 0.004, 2500.0);
-                            } else {
-                                mix.keys(ts, 0.15, &chord, 0.16, keys);
-                            }
-                        }
-                    }
-                } else if keys == 0 {
-                    mix.chord(t, t_end - t, &chord, 0.08, 0.3, 1200.0);
-                } else {
-                    mix.keys(t, t_end - t, &chord, 0.1, keys);
-                }
-            }
-        } else if let (Some(t), Some(t_end)) = (time_of(&grid, b0), time_of(&grid, b0 + 4.0)) {
-            // Breakdown: pads and, in its second half, a riser.
-            mix.chord(t, t_end - t, &chord, 0.22, 0.8, 1800.0);
-            if bar == bd_start + 4 {
-                if let Some(te) = time_of(&grid, (bd_end * 4) as f64) {
-                    mix.riser(t, te - t, 0.25, &mut rng);
-                }
-            }
-        }
+    let song = Arrangement::draw(genre, hard, grid, real.as_ref(), &mut rng, &mut xr);
+    for bar in 0..song.bars {
+        song.play_bar(bar, &mut mix, &mut rng, &mut xr);
     }
     let pump = if genre.four_on_the_floor() || genre == Genre::Breakdown {
         0.6
@@ -906,10 +691,11 @@ fn render(genre: Genre, seed: u64, rate: u32, secs: f64, hard: bool) -> Clip {
         }
     };
     // The truth: the beats from time 0, each with its place in the bar (grid beat 0 is a "1").
+    let grid = song.grid;
     let first = grid.iter().position(|&t| t >= 0.0).unwrap_or(grid.len());
     let positions = (first..grid.len()).map(|i| (i % 4) as u32 + 1).collect();
     let drop = (genre == Genre::Breakdown)
-        .then(|| grid.get(bd_end * 4).copied())
+        .then(|| grid.get(song.breakdown.end * 4).copied())
         .flatten();
     Clip {
         name: format!("{}-{:02}", genre.name(), seed),
@@ -922,6 +708,314 @@ fn render(genre: Genre, seed: u64, rate: u32, secs: f64, hard: bool) -> Clip {
         hits,
         stereo,
         tempo: bpm1,
+    }
+}
+
+/// A genre's drum pattern over one bar, in 16th steps.
+struct Pattern {
+    kicks: Vec<u32>,
+    /// Snares or claps.
+    snares: Vec<u32>,
+    /// Closed hats.
+    hats: Vec<u32>,
+    open: Vec<u32>,
+}
+
+impl Pattern {
+    fn draw(genre: Genre, rng: &mut Rng) -> Self {
+        let (kicks, snares, hats, open) = match genre {
+            Genre::House | Genre::TempoRamp => (
+                vec![0, 4, 8, 12],
+                vec![4, 12],
+                (0..16).filter(|s| s % 2 == 0 || rng.chance(0.5)).collect(),
+                vec![2, 6, 10, 14],
+            ),
+            Genre::Techno | Genre::Breakdown => (
+                vec![0, 4, 8, 12],
+                if rng.chance(0.5) { vec![4, 12] } else { vec![] },
+                (0..16).collect(),
+                vec![2, 6, 10, 14],
+            ),
+            Genre::DrumAndBass => (
+                if rng.chance(0.5) {
+                    vec![0, 10]
+                } else {
+                    vec![0, 7, 10]
+                },
+                vec![4, 12],
+                (0..16).filter(|s| s % 2 == 0).collect(),
+                vec![],
+            ),
+            Genre::HipHop => (
+                [vec![0, 7, 10], vec![0, 3, 8, 10], vec![0, 8, 11]][rng.next_u64() as usize % 3]
+                    .clone(),
+                vec![4, 12],
+                (0..16).filter(|s| s % 2 == 0).collect(),
+                vec![],
+            ),
+            Genre::Breakbeat => (
+                vec![0, 6, 10],
+                vec![4, 12],
+                (0..16).filter(|s| s % 2 == 0).collect(),
+                vec![14],
+            ),
+            Genre::HalfTime => (
+                vec![0, 3],
+                vec![8],
+                (0..16).filter(|s| s % 2 == 0 || rng.chance(0.35)).collect(),
+                vec![],
+            ),
+        };
+        Pattern {
+            kicks,
+            snares,
+            hats,
+            open,
+        }
+    }
+}
+
+/// Everything about a clip that is settled before its bars are played: the grid and its feel,
+/// harmony, kit and pattern. Drawn in a fixed order, so a seed always gives the same clip.
+struct Arrangement {
+    genre: Genre,
+    hard: bool,
+    /// Beat times; beat 0 is a "1".
+    grid: Vec<f64>,
+    bars: usize,
+    swing: f64,
+    swing16: bool,
+    /// Seconds of random timing error per hit.
+    humanize: f64,
+    root: f32,
+    /// A minor-ish progression of four chords, one per bar.
+    prog: [f32; 4],
+    kick_tone: f32,
+    kit: Kit,
+    laid_back: f64,
+    keys: u32,
+    pattern: Pattern,
+    clap: bool,
+    /// Breakdown: drums out for these bars (beats keep coming).
+    breakdown: std::ops::Range<usize>,
+}
+
+impl Arrangement {
+    fn draw(
+        genre: Genre,
+        hard: bool,
+        grid: Vec<f64>,
+        real: Option<&Realism>,
+        rng: &mut Rng,
+        xr: &mut Rng,
+    ) -> Self {
+        let swing = match genre {
+            Genre::HipHop if hard => xr.range(0.54, 0.70),
+            Genre::HipHop => rng.range(0.58, 0.66),
+            _ => 0.5,
+        };
+        let humanize = match genre {
+            Genre::HipHop => 0.008,
+            Genre::Breakbeat => 0.004,
+            _ => 0.001,
+        };
+        let root = 36.0 + (rng.range(0.0, 12.0)).floor() as f32;
+        let prog: [f32; 4] = [0.0, [3.0, 5.0, 8.0][rng.next_u64() as usize % 3], 7.0, 10.0];
+        let kick_tone = rng.range(42.0, 55.0) as f32;
+        let bars = grid.len() / 4;
+        let breakdown = if genre == Genre::Breakdown {
+            let s = bars / 3;
+            s..s + 8
+        } else {
+            usize::MAX..usize::MAX
+        };
+        Arrangement {
+            genre,
+            hard,
+            grid,
+            bars,
+            swing,
+            swing16: real.is_some_and(|r| r.swing16),
+            humanize,
+            root,
+            prog,
+            kick_tone,
+            kit: real.map_or(Kit::default(), |r| r.kit),
+            laid_back: real.map_or(0.0, |r| r.laid_back),
+            keys: real.map_or(0, |r| r.keys),
+            pattern: Pattern::draw(genre, rng),
+            clap: matches!(
+                genre,
+                Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown
+            ),
+            breakdown,
+        }
+    }
+
+    /// The time of a hit at beat position `pos`, swung and humanised.
+    fn hit(&self, rng: &mut Rng, pos: f64) -> Option<f64> {
+        let p = if self.swing16 {
+            // Swing of the 16ths: the second 16th of each 8th is late.
+            let eighths = pos * 2.0;
+            (eighths.floor() + swung(eighths.fract(), self.swing)) / 2.0
+        } else {
+            pos.floor() + swung(pos.fract(), self.swing)
+        };
+        time_of(&self.grid, p).map(|t| {
+            let t = t + self.humanize * rng.range(-1.0, 1.0);
+            if self.hard {
+                t
+            } else {
+                t.max(0.0)
+            }
+        })
+    }
+
+    fn play_bar(&self, bar: usize, mix: &mut Mix, rng: &mut Rng, xr: &mut Rng) {
+        let b0 = (bar * 4) as f64;
+        let chord: Vec<f32> = [0.0, 3.0, 7.0, 10.0]
+            .iter()
+            .map(|i| midi(self.root + 24.0 + self.prog[bar % 4] + i))
+            .collect();
+        if !self.breakdown.contains(&bar) {
+            self.drums(bar, mix, rng, xr);
+            self.bass(bar, mix, rng);
+            self.keys(b0, &chord, mix);
+        } else if let (Some(t), Some(t_end)) =
+            (time_of(&self.grid, b0), time_of(&self.grid, b0 + 4.0))
+        {
+            // Breakdown: pads and, in its second half, a riser.
+            mix.chord(t, t_end - t, &chord, 0.22, 0.8, 1800.0);
+            if bar == self.breakdown.start + 4 {
+                if let Some(te) = time_of(&self.grid, (self.breakdown.end * 4) as f64) {
+                    mix.riser(t, te - t, 0.25, rng);
+                }
+            }
+        }
+    }
+
+    fn drums(&self, bar: usize, mix: &mut Mix, rng: &mut Rng, xr: &mut Rng) {
+        let (genre, kit, p) = (self.genre, self.kit, &self.pattern);
+        let b0 = (bar * 4) as f64;
+        let fill = bar % 8 == 7;
+        for &s in &p.kicks {
+            // A fill drops the last kicks and rolls the snare instead.
+            if fill && s >= 12 && genre != Genre::HalfTime {
+                continue;
+            }
+            if let Some(t) = self.hit(rng, b0 + s as f64 / 4.0) {
+                mix.kick_kind(t + self.laid_back, 0.9, self.kick_tone, kit, rng);
+            }
+        }
+        for &s in &p.snares {
+            if let Some(t) = self.hit(rng, b0 + s as f64 / 4.0) {
+                if self.clap && kit.snare != 2 {
+                    mix.clap(t, 0.5, rng);
+                } else {
+                    mix.snare_kind(t, 0.6, 0.12, kit, rng);
+                }
+            }
+        }
+        // Ghost snares in the broken styles.
+        if matches!(genre, Genre::HipHop | Genre::Breakbeat | Genre::DrumAndBass) {
+            for s in [5u32, 9, 14, 15] {
+                if rng.chance(0.25) {
+                    if let Some(t) = self.hit(rng, b0 + s as f64 / 4.0) {
+                        mix.snare_kind(t, 0.15, 0.06, kit, rng);
+                    }
+                }
+            }
+        }
+        // Hip-hop in the harder corpus: ghost snares and hats on the swung 16ths.
+        if self.hard && genre == Genre::HipHop {
+            for s in [1u32, 3, 7, 9, 11, 13, 15] {
+                if xr.chance(0.3) {
+                    if let Some(t) = self.hit(xr, b0 + s as f64 / 4.0) {
+                        mix.snare_kind(t, 0.1 + 0.08 * xr.unit() as f32, 0.05, kit, xr);
+                    }
+                }
+                if xr.chance(0.5) {
+                    if let Some(t) = self.hit(xr, b0 + s as f64 / 4.0) {
+                        mix.hat_kind(t, 0.07 + 0.05 * xr.unit() as f32, false, kit, xr);
+                    }
+                }
+            }
+        }
+        for &s in &p.hats {
+            if fill && s >= 12 {
+                continue;
+            }
+            let accent = if s % 4 == 2 { 0.22 } else { 0.14 };
+            if let Some(t) = self.hit(rng, b0 + s as f64 / 4.0) {
+                mix.hat_kind(t, accent, false, kit, rng);
+            }
+        }
+        for &s in &p.open {
+            if let Some(t) = self.hit(rng, b0 + s as f64 / 4.0) {
+                mix.hat_kind(t, 0.18, true, kit, rng);
+            }
+        }
+        if fill {
+            // A snare roll over the last beat, in 16ths (32nds in D&B and half-time).
+            let n = if matches!(genre, Genre::DrumAndBass | Genre::HalfTime) {
+                8
+            } else {
+                4
+            };
+            for k in 0..n {
+                let pos = b0 + 3.0 + k as f64 / n as f64;
+                if let Some(t) = self.hit(rng, pos) {
+                    mix.snare_kind(t, 0.25 + 0.1 * k as f32 / n as f32, 0.08, kit, rng);
+                }
+            }
+        }
+    }
+
+    /// The bass line on the genre's groove.
+    fn bass(&self, bar: usize, mix: &mut Mix, rng: &mut Rng) {
+        let genre = self.genre;
+        let b0 = (bar * 4) as f64;
+        let steps: &[u32] = match genre {
+            Genre::House | Genre::TempoRamp | Genre::Techno | Genre::Breakdown => &[2, 6, 10, 14],
+            Genre::HalfTime => &[0],
+            _ => &[0, 6, 10],
+        };
+        for &s in steps {
+            let pos = b0 + s as f64 / 4.0;
+            if let (Some(t), Some(t2)) = (self.hit(rng, pos), time_of(&self.grid, pos + 0.45)) {
+                let sub = matches!(genre, Genre::HalfTime | Genre::DrumAndBass);
+                let dur = if genre == Genre::HalfTime {
+                    1.6 * (t2 - t) * 4.0
+                } else {
+                    t2 - t
+                };
+                mix.bass(t, dur, midi(self.root + self.prog[bar % 4]), 0.45, sub);
+            }
+        }
+    }
+
+    /// Chord stabs (house) or a held chord over the bar from beat `b0`.
+    fn keys(&self, b0: f64, chord: &[f32], mix: &mut Mix) {
+        let (Some(t), Some(t_end)) = (time_of(&self.grid, b0), time_of(&self.grid, b0 + 4.0))
+        else {
+            return;
+        };
+        let keys = self.keys;
+        if matches!(self.genre, Genre::House | Genre::TempoRamp) {
+            for s in [3u32, 6, 11] {
+                if let Some(ts) = time_of(&self.grid, b0 + s as f64 / 4.0) {
+                    if keys == 0 {
+                        mix.chord(ts, 0.12, chord, 0.16, 0.004, 2500.0);
+                    } else {
+                        mix.keys(ts, 0.15, chord, 0.16, keys);
+                    }
+                }
+            }
+        } else if keys == 0 {
+            mix.chord(t, t_end - t, chord, 0.08, 0.3, 1200.0);
+        } else {
+            mix.keys(t, t_end - t, chord, 0.1, keys);
+        }
     }
 }
 
