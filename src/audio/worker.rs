@@ -62,7 +62,7 @@ enum Control {
 }
 
 /// A command on its way to the analysis thread, and where its answer goes.
-struct Request {
+struct Pending {
     control: Control,
     at: Instant,
     reply: tokio::sync::oneshot::Sender<Outcome>,
@@ -145,7 +145,7 @@ struct Live {
 
 /// What the control plane reads while the analysis thread runs.
 #[derive(Default)]
-struct Shared {
+struct Readout {
     live: Mutex<Live>,
     frames: AtomicU64,
     overruns: AtomicU64,
@@ -153,7 +153,7 @@ struct Shared {
     thread: Mutex<Option<std::thread::Thread>>,
 }
 
-impl Shared {
+impl Readout {
     fn live(&self) -> std::sync::MutexGuard<'_, Live> {
         lock(&self.live)
     }
@@ -166,8 +166,8 @@ pub struct AudioAnalyzer {
 
 /// The control plane's window on the analysis.
 pub struct AudioHandle {
-    shared: Arc<Shared>,
-    requests: std::sync::mpsc::Sender<Request>,
+    shared: Arc<Readout>,
+    requests: std::sync::mpsc::Sender<Pending>,
 }
 
 /// Why a source stopped running.
@@ -180,7 +180,7 @@ enum Ended {
 
 /// Everything the analysis thread owns.
 struct Analysis {
-    shared: Arc<Shared>,
+    shared: Arc<Readout>,
     osc: Arc<OscOut>,
     watchdog: Watchdog,
     status: Arc<Status>,
@@ -196,7 +196,7 @@ struct Analysis {
     /// mode, peers and whole BPM; and for how many seconds running the rate or tempo has been off it.
     shown: Option<(String, f32, f32, super::TempoSource, LinkShown)>,
     rate_off: u32,
-    requests: std::sync::mpsc::Receiver<Request>,
+    requests: std::sync::mpsc::Receiver<Pending>,
     clock: StreamClock,
     /// The Ableton Link peer (none with `audio.link.mode = "off"`).
     link: Link,
@@ -828,7 +828,7 @@ impl Handle for AudioHandle {
             }
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
-        if self.requests.send(Request { control, at, reply }).is_err() {
+        if self.requests.send(Pending { control, at, reply }).is_err() {
             return Outcome::fail("the analysis thread is not running");
         }
         if let Some(t) = lock(&self.shared.thread).as_ref() {
@@ -861,7 +861,7 @@ impl Worker for AudioAnalyzer {
         // Before any device is opened: ALSA and JACK speak through our log, once per message.
         #[cfg(target_os = "linux")]
         super::library_log::route();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Readout::default());
         let mut config_rx = ctx.config.clone();
         let config = config_rx.borrow_and_update().clone();
         let (requests, requests_rx) = std::sync::mpsc::channel();

@@ -77,16 +77,16 @@ impl Rejected {
 
 /// Decodes `cmd` with `args` into `C`, an enum.
 pub fn decode<C: DeserializeOwned>(cmd: &str, args: &Map<String, Value>) -> Result<C, Rejected> {
-    C::deserialize(Request { cmd, args })
+    C::deserialize(AsEnum { cmd, args })
 }
 
 /// The request as a deserializer that only knows how to be an enum.
-struct Request<'a> {
+struct AsEnum<'a> {
     cmd: &'a str,
     args: &'a Map<String, Value>,
 }
 
-impl<'de> de::Deserializer<'de> for Request<'de> {
+impl<'de> de::Deserializer<'de> for AsEnum<'de> {
     type Error = Rejected;
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -114,7 +114,7 @@ impl<'de> de::Deserializer<'de> for Request<'de> {
     }
 }
 
-impl<'de> EnumAccess<'de> for Request<'de> {
+impl<'de> EnumAccess<'de> for AsEnum<'de> {
     type Error = Rejected;
     type Variant = Args<'de>;
 

@@ -100,7 +100,7 @@ type Replies = mpsc::UnboundedSender<Outgoing>;
 
 /// Sends a subscription's values after its ack, each once the one before is on the socket,
 /// until the subscription ends (then a last `done` push) or the connection closes.
-async fn forward(Pushes(mut pushes): Pushes, msg_id: Value, tx: Replies, mut closed: Stop) {
+async fn push_subscription(Pushes(mut pushes): Pushes, msg_id: Value, tx: Replies, mut closed: Stop) {
     loop {
         let next = tokio::select! {
             next = pushes.recv() => next,
@@ -151,7 +151,7 @@ async fn connection<H: Handler>(stream: UnixStream, handler: Arc<H>, mut stop: S
                             let pushes = outcome.pushes.take();
                             let _ = tx.send(message::ack_json(&outcome, &msg_id).into());
                             if let Some(pushes) = pushes {
-                                forward(pushes, msg_id, tx, closed).await;
+                                push_subscription(pushes, msg_id, tx, closed).await;
                             }
                         });
                     }

@@ -44,7 +44,7 @@ pub enum TargetHealth {
 
 /// The changing part of a destination, behind one lock.
 #[derive(Debug)]
-struct Link {
+struct Reach {
     addr: Option<SocketAddr>,
     /// A multicast group's own socket, set up for its ttl and interface.
     socket: Option<UdpSocket>,
@@ -71,7 +71,7 @@ struct Destination {
     /// otherwise pour the lyrics fetcher's own burst back into its input and crowd out the
     /// next track change). Set once, when the worker binds the socket.
     own: AtomicBool,
-    link: Mutex<Link>,
+    reach: Mutex<Reach>,
     sent: AtomicU64,
     dropped: AtomicU64,
 }
@@ -119,7 +119,7 @@ impl SendStats {
 }
 
 #[derive(Debug)]
-struct Shared {
+struct Outputs {
     /// IPv4 unicast.
     socket: UdpSocket,
     /// IPv6 unicast, opened on first use (a host without IPv6 degrades only those targets).
@@ -133,7 +133,7 @@ struct Shared {
 /// The suite's OSC output: every target and route from the config.
 #[derive(Debug)]
 pub struct OscOut {
-    shared: Arc<Shared>,
+    shared: Arc<Outputs>,
 }
 
 /// The OSC output could not be set up at all (a bad target only degrades that target).
@@ -168,7 +168,7 @@ impl Destination {
             interface: target.interface().map(str::to_string),
             named: ip.is_none(),
             own: AtomicBool::new(false),
-            link: Mutex::new(Link::new()),
+            reach: Mutex::new(Reach::new()),
             sent: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         };
@@ -179,7 +179,7 @@ impl Destination {
     }
 
     /// Records the outcome of a lookup (or of parsing a literal).
-    fn settle(&self, link: &mut Link, found: Result<SocketAddr, String>, now: Instant) {
+    fn settle(&self, reach: &mut Reach, found: Result<SocketAddr, String>, now: Instant) {
         let found = found.and_then(|addr| {
             let socket = if addr.ip().is_multicast() {
                 Some(
@@ -193,70 +193,70 @@ impl Destination {
         });
         match found {
             Ok((addr, socket)) => {
-                link.refresh_at = self.named.then(|| now + REFRESH);
+                reach.refresh_at = self.named.then(|| now + REFRESH);
                 // The same address that could not be reached: its retry time stands.
-                let still = link.addr == Some(addr) && link.health == TargetHealth::Unreachable;
-                link.addr = Some(addr);
-                link.socket = socket;
+                let still = reach.addr == Some(addr) && reach.health == TargetHealth::Unreachable;
+                reach.addr = Some(addr);
+                reach.socket = socket;
                 if still {
                     return;
                 }
-                if link.health != TargetHealth::Ok && link.health != TargetHealth::Resolving {
+                if reach.health != TargetHealth::Ok && reach.health != TargetHealth::Resolving {
                     info!(target = %self.text, %addr, "osc target usable again");
                 }
-                link.health = TargetHealth::Ok;
-                link.error = None;
-                link.retry_at = None;
-                link.backoff.reset();
+                reach.health = TargetHealth::Ok;
+                reach.error = None;
+                reach.retry_at = None;
+                reach.backoff.reset();
             }
             Err(e) => {
-                let wait = link.backoff.next_wait();
-                if link.health == TargetHealth::Ok || link.health == TargetHealth::Resolving {
+                let wait = reach.backoff.next_wait();
+                if reach.health == TargetHealth::Ok || reach.health == TargetHealth::Resolving {
                     warn!(target = %self.text, error = %e, "osc target degraded; retrying");
                 }
                 // An address that resolved before keeps being used while a refresh fails.
-                if link.addr.is_none() || !self.named {
-                    link.health = if self.named && !e.starts_with("cannot set up") {
+                if reach.addr.is_none() || !self.named {
+                    reach.health = if self.named && !e.starts_with("cannot set up") {
                         TargetHealth::Unresolved
                     } else {
                         TargetHealth::Unreachable
                     };
-                    link.error = Some(e);
-                    link.retry_at = Some(now + wait);
+                    reach.error = Some(e);
+                    reach.retry_at = Some(now + wait);
                 } else {
-                    link.refresh_at = Some(now + wait);
+                    reach.refresh_at = Some(now + wait);
                 }
             }
         }
     }
 
     /// A failed send: skipped until the retry time, looked up again then if it is a name.
-    fn unreachable(&self, link: &mut Link, e: &io::Error, now: Instant) {
-        let wait = link.backoff.next_wait();
-        if link.health == TargetHealth::Ok {
+    fn unreachable(&self, reach: &mut Reach, e: &io::Error, now: Instant) {
+        let wait = reach.backoff.next_wait();
+        if reach.health == TargetHealth::Ok {
             warn!(target = %self.text, error = %e, "osc target unreachable; retrying");
         }
-        link.health = TargetHealth::Unreachable;
-        link.error = Some(format!("send failed: {e}"));
-        link.retry_at = Some(now + wait);
+        reach.health = TargetHealth::Unreachable;
+        reach.error = Some(format!("send failed: {e}"));
+        reach.retry_at = Some(now + wait);
         if self.named {
-            link.refresh_at = Some(now + wait);
+            reach.refresh_at = Some(now + wait);
         }
     }
 
     /// Is a lookup (or, for a literal, setting its socket up again) due now?
     fn lookup_due(&self, now: Instant) -> bool {
-        let link = lock(&self.link);
-        match (link.health, link.addr) {
+        let reach = lock(&self.reach);
+        match (reach.health, reach.addr) {
             (TargetHealth::Resolving, _) => true,
-            (_, None) => link.retry_at.is_none_or(|t| now >= t),
-            _ => self.named && link.refresh_at.is_some_and(|t| now >= t),
+            (_, None) => reach.retry_at.is_none_or(|t| now >= t),
+            _ => self.named && reach.refresh_at.is_some_and(|t| now >= t),
         }
     }
 
     /// Needs the resolver thread: a name, or a group whose socket could not be set up.
     fn needs_lookups(&self) -> bool {
-        self.named || lock(&self.link).addr.is_none()
+        self.named || lock(&self.reach).addr.is_none()
     }
 
     fn lookup(&self) {
@@ -269,19 +269,19 @@ impl Destination {
                 a.next()
                     .ok_or_else(|| format!("{:?} resolves to no address", self.text))
             });
-        let mut link = lock(&self.link);
-        self.settle(&mut link, found, Instant::now());
+        let mut reach = lock(&self.reach);
+        self.settle(&mut reach, found, Instant::now());
     }
 
     fn state(&self, route: Option<&str>, now: Instant) -> TargetState {
-        let link = lock(&self.link);
+        let reach = lock(&self.reach);
         TargetState {
             addr: self.text.clone(),
             route: route.map(str::to_string),
-            health: link.health,
-            resolved: link.addr.filter(|_| self.named).map(|a| a.to_string()),
-            error: link.error.clone(),
-            retry_in_ms: link
+            health: reach.health,
+            resolved: reach.addr.filter(|_| self.named).map(|a| a.to_string()),
+            error: reach.error.clone(),
+            retry_in_ms: reach
                 .retry_at
                 .map(|t| t.saturating_duration_since(now).as_millis() as u64),
             sent: self.sent.load(Ordering::Relaxed),
@@ -290,9 +290,9 @@ impl Destination {
     }
 }
 
-impl Link {
-    fn new() -> Link {
-        Link {
+impl Reach {
+    fn new() -> Reach {
+        Reach {
             addr: None,
             socket: None,
             health: TargetHealth::Resolving,
@@ -406,7 +406,7 @@ impl OscOut {
             .collect::<Result<Vec<_>, TargetError>>()?;
         let socket = UdpSocket::bind("0.0.0.0:0").map_err(TargetError::Socket)?;
         socket.set_nonblocking(true).map_err(TargetError::Socket)?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Outputs {
             socket,
             socket_v6: std::sync::OnceLock::new(),
             targets,
@@ -430,7 +430,7 @@ impl OscOut {
     /// `local`, or to the unspecified address and reached over loopback): nothing goes there.
     pub fn exclude_own(&self, local: SocketAddr) {
         for d in self.shared.all() {
-            let Some(to) = lock(&d.link).addr else {
+            let Some(to) = lock(&d.reach).addr else {
                 continue;
             };
             if to.port() == local.port()
@@ -460,10 +460,10 @@ impl OscOut {
 
     fn send_bytes(&self, bytes: &[u8], d: &Destination) {
         let now = Instant::now();
-        let mut link = lock(&d.link);
-        let due = link.retry_at.is_none_or(|t| now >= t);
-        let result = match link.addr {
-            Some(addr) if due => match &link.socket {
+        let mut reach = lock(&d.reach);
+        let due = reach.retry_at.is_none_or(|t| now >= t);
+        let result = match reach.addr {
+            Some(addr) if due => match &reach.socket {
                 Some(own) => own.send_to(bytes, addr),
                 None => self
                     .shared
@@ -475,11 +475,11 @@ impl OscOut {
         };
         match result {
             Ok(_) => {
-                if link.retry_at.take().is_some() {
+                if reach.retry_at.take().is_some() {
                     info!(target = %d.text, "osc target reachable again");
-                    link.health = TargetHealth::Ok;
-                    link.error = None;
-                    link.backoff.reset();
+                    reach.health = TargetHealth::Ok;
+                    reach.error = None;
+                    reach.backoff.reset();
                 }
                 d.sent.fetch_add(1, Ordering::Relaxed);
                 self.shared.sent.fetch_add(1, Ordering::Relaxed);
@@ -488,7 +488,7 @@ impl OscOut {
                 // A full buffer: the next frame comes 11 ms later. No route, no interface, a
                 // refused broadcast: that target waits for its retry, the others carry on.
                 if e.kind() != io::ErrorKind::WouldBlock {
-                    d.unreachable(&mut link, &e, now);
+                    d.unreachable(&mut reach, &e, now);
                 }
                 d.dropped.fetch_add(1, Ordering::Relaxed);
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
@@ -561,7 +561,7 @@ impl OscOut {
     }
 }
 
-impl Shared {
+impl Outputs {
     /// The unicast socket of `to`'s family.
     fn unicast(&self, to: SocketAddr) -> io::Result<&UdpSocket> {
         if to.is_ipv4() {
@@ -585,7 +585,7 @@ impl Shared {
 
 /// Looks host names up, off the senders' threads, until the output is dropped. `first` hears
 /// when the first round is done.
-fn resolver(shared: Weak<Shared>, first: std::sync::mpsc::Sender<()>) {
+fn resolver(shared: Weak<Outputs>, first: std::sync::mpsc::Sender<()>) {
     let mut first = Some(first);
     loop {
         let Some(s) = shared.upgrade() else { return };
@@ -759,13 +759,13 @@ mod tests {
             routes: vec![],
         })
         .unwrap();
-        let link = lock(&out.shared.targets[0].link);
-        let socket = link
+        let reach = lock(&out.shared.targets[0].reach);
+        let socket = reach
             .socket
             .as_ref()
             .expect("a group has a socket of its own");
         assert_eq!(socket.multicast_ttl_v4().unwrap(), 3);
-        drop(link);
+        drop(reach);
         out.send(&msg("/audio/beat"));
         assert_eq!(drain(&good).len(), 1);
         let stats = out.stats();

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::{Message, Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 use tracing::debug;
 
-use super::Shared;
+use super::Served;
 use crate::service::lock;
 
 /// The largest WebSocket message or frame read (a client only sends short JSON commands).
@@ -58,7 +58,7 @@ pub fn config() -> WebSocketConfig {
 }
 
 /// Applies one text message to the paths a client listens to.
-fn apply(shared: &Shared, paths: &mut HashSet<String>, text: &str) {
+fn apply(shared: &Served, paths: &mut HashSet<String>, text: &str) {
     let c = match serde_json::from_str::<ClientCommand>(text) {
         Ok(c) => c,
         Err(e) => {
@@ -81,7 +81,7 @@ fn apply(shared: &Shared, paths: &mut HashSet<String>, text: &str) {
 }
 
 /// Serves one upgraded WebSocket client until it closes, goes quiet, or a write fails.
-pub async fn session<S>(stream: S, shared: Arc<Shared>)
+pub async fn session<S>(stream: S, shared: Arc<Served>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -160,7 +160,7 @@ where
 }
 
 /// Closes a session's WebSocket (briefly: a dead client gets no more time).
-async fn end<S>(mut ws: WebSocketStream<S>, shared: &Shared)
+async fn end<S>(mut ws: WebSocketStream<S>, shared: &Served)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {

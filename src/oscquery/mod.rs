@@ -66,7 +66,7 @@ pub struct Counters {
 }
 
 /// What the receive loop, the HTTP side and the control plane share.
-pub struct Shared {
+pub struct Served {
     pub namespace: Mutex<Namespace>,
     pub updates: broadcast::Sender<Arc<Update>>,
     pub counters: Counters,
@@ -111,12 +111,12 @@ pub struct OscQueryServer {
     osc_in: UdpSocket,
     control: Option<Arc<control::ControlInput>>,
     site: Arc<server::Site>,
-    shared: Arc<Shared>,
+    shared: Arc<Served>,
     _mdns: Option<mdns::Advertiser>,
 }
 
 pub struct OscQueryHandle {
-    shared: Arc<Shared>,
+    shared: Arc<Served>,
     site: Arc<server::Site>,
 }
 
@@ -138,7 +138,7 @@ struct State {
     counters: Value,
 }
 
-impl Shared {
+impl Served {
     fn counters(&self) -> Value {
         let c = &self.counters;
         let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -290,7 +290,7 @@ impl Worker for OscQueryServer {
             }
         };
         let (updates, _) = broadcast::channel(STREAM_QUEUE);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Served {
             namespace: Mutex::new(Namespace::default()),
             updates,
             counters: Counters::default(),
@@ -402,7 +402,7 @@ async fn recv_control(
     }
 }
 
-impl Shared {
+impl Served {
     /// One datagram of the suite's OSC: values recorded, and passed to listening clients.
     pub fn receive(&self, datagram: &[u8]) {
         let msgs = match crate::osc::decode_messages(datagram) {

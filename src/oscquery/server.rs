@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 use super::gate::{Gate, Refused};
 use super::http::{self, Query};
 use super::listen;
-use super::Shared;
+use super::Served;
 use crate::service::lock;
 use crate::service::stop::Stop;
 
@@ -119,7 +119,7 @@ impl Connections {
 
 /// What every connection shares.
 pub struct Site {
-    pub shared: Arc<Shared>,
+    pub shared: Arc<Served>,
     pub gate: Gate,
     pub connections: Mutex<Connections>,
     pub websockets: Arc<Semaphore>,
