@@ -93,14 +93,12 @@ pub fn set_config(data: &[u8]) {
     else {
         return;
     };
-    let Ok(over) = toml::Table::try_from(serde_json::Value::Object(args)) else {
-        return;
-    };
+    let table = vj::config::defaults();
     for w in vj::registry::WORKERS {
-        let mut table = vj::config::defaults();
-        if vj::config::merge_section(&mut table, w.config_section, over.clone()).is_ok() {
-            let _ = (w.check_config)(&table, w.config_section, "fuzz");
-        }
+        let section = w.config_section;
+        let _ = vj::config::set_config(&table, section, args.clone(), |t| {
+            (w.check_config)(t, section, "fuzz")
+        });
     }
 }
 

@@ -140,12 +140,9 @@ impl OscTarget {
 
     fn validate(&self) -> Result<(), String> {
         let addr = self.addr();
-        let Some((host, port)) = addr.rsplit_once(':') else {
-            return Err(format!("osc target {addr:?} is not host:port"));
-        };
-        if host.is_empty() || port.parse::<u16>().is_err() {
+        if host_port(addr).is_none() {
             return Err(format!(
-                "osc target {addr:?} is not host:port (a port is 1..=65535)"
+                "osc target {addr:?} is not host:port (a port is 0..=65535; IPv6 in brackets)"
             ));
         }
         if let Some(ttl) = self.ttl() {
@@ -195,9 +192,35 @@ pub fn builtin<S: Section>(name: &str) -> S {
     section(&defaults(), name, "built-in defaults").expect("etc/vj.toml is a valid config (tested)")
 }
 
+/// `host:port` split at its last colon, the host without IPv6 brackets (`[::1]:9000`); `None`
+/// when either part is missing, an IPv6 host is not in brackets, or the port is not a number up
+/// to 65535.
+pub fn host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let host = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6,
+        // An IPv6 address without brackets is ambiguous (`::1` is not `:` port 1).
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then_some((host, port))
+}
+
 /// Lays `over` onto `base`. A key `base` does not have is an error naming its dotted path;
 /// tables merge key by key, anything else (values, arrays) is replaced whole.
 pub fn merge(base: &mut Table, over: Table, path: &str) -> Result<(), ConfigError> {
+    lay(base, over, path, true)
+}
+
+/// Lays `over` onto `base` as [`merge`] does, but without checking keys or types: a key `base`
+/// lacks is added (a worker's saved `set_config` keys, each checked when it was set).
+pub fn overlay(base: &mut Table, over: Table) {
+    let unchecked = lay(base, over, "", false);
+    debug_assert!(unchecked.is_ok());
+}
+
+fn lay(base: &mut Table, over: Table, path: &str, checked: bool) -> Result<(), ConfigError> {
     for (key, value) in over {
         let dotted = if path.is_empty() {
             key.clone()
@@ -205,8 +228,11 @@ pub fn merge(base: &mut Table, over: Table, path: &str) -> Result<(), ConfigErro
             format!("{path}.{key}")
         };
         match (base.get_mut(&key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => lay(b, o, &dotted, checked)?,
+            (_, v) if !checked => {
+                base.insert(key, v);
+            }
             (None, _) => return Err(ConfigError::UnknownKey(dotted)),
-            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o, &dotted)?,
             // An integer where the default is a float is fine (`offset = 1`).
             (Some(slot @ Value::Float(_)), Value::Integer(i)) => *slot = Value::Float(i as f64),
             (Some(slot), v) if slot.same_type(&v) => *slot = v,
@@ -230,6 +256,26 @@ pub fn merge_section(table: &mut Table, section: &str, over: Table) -> Result<()
         Some(_) => Err(ConfigError::UnknownKey(section.to_string())),
         None => merge(&mut Table::new(), over, section),
     }
+}
+
+/// What `set_config` asks of section `section`: its arguments, as TOML, laid onto a copy of
+/// `table` and the result read by `read` (the section's check). Gives the new table, the
+/// arguments as TOML (what is saved) and what `read` made of it; or the error the client gets.
+pub fn set_config<T>(
+    table: &Table,
+    section: &str,
+    args: serde_json::Map<String, serde_json::Value>,
+    read: impl FnOnce(&Table) -> Result<T, ConfigError>,
+) -> Result<(Table, Table, T), String> {
+    if args.is_empty() {
+        return Err(format!("set_config needs at least one key of [{section}]"));
+    }
+    let over =
+        Table::try_from(serde_json::Value::Object(args)).map_err(|e| format!("set_config: {e}"))?;
+    let mut table = table.clone();
+    merge_section(&mut table, section, over.clone()).map_err(|e| e.to_string())?;
+    let read = read(&table).map_err(|e| e.to_string())?;
+    Ok((table, over, read))
 }
 
 /// Deserializes and validates section `name` of a merged table. Errors name the key
@@ -655,6 +701,26 @@ mod tests {
             section::<NoSettings>(&t, "echo", "test").unwrap(),
             NoSettings {}
         );
+    }
+
+    #[test]
+    fn host_port_takes_names_ipv4_and_bracketed_ipv6() {
+        assert_eq!(host_port("visuals.local:9000"), Some(("visuals.local", 9000)));
+        assert_eq!(host_port("[::1]:7000"), Some(("::1", 7000)));
+        for bad in ["visuals", ":9000", "[]:9000", "host:70000", "host:x", "::1"] {
+            assert_eq!(host_port(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn overlay_adds_what_merge_refuses() {
+        let over: Table = "[lyrics]\nllm = { model = 'x' }".parse().unwrap();
+        let mut saved = Table::new();
+        overlay(&mut saved, over.clone());
+        overlay(&mut saved, "[lyrics]\nlrclib_url = 'http://a'".parse().unwrap());
+        assert_eq!(saved["lyrics"]["llm"]["model"].as_str(), Some("x"));
+        assert_eq!(saved["lyrics"]["lrclib_url"].as_str(), Some("http://a"));
+        assert!(merge(&mut Table::new(), over, "").is_err());
     }
 
     #[test]

@@ -100,7 +100,12 @@ type Replies = mpsc::UnboundedSender<Outgoing>;
 
 /// Sends a subscription's values after its ack, each once the one before is on the socket,
 /// until the subscription ends (then a last `done` push) or the connection closes.
-async fn push_subscription(Pushes(mut pushes): Pushes, msg_id: Value, tx: Replies, mut closed: Stop) {
+async fn push_subscription(
+    Pushes(mut pushes): Pushes,
+    msg_id: Value,
+    tx: Replies,
+    mut closed: Stop,
+) {
     loop {
         let next = tokio::select! {
             next = pushes.recv() => next,

@@ -147,13 +147,8 @@ pub enum TargetError {
 
 /// `host:port` split, the host without IPv6 brackets; a literal IP parsed.
 fn parse(text: &str) -> Result<(String, u16, Option<IpAddr>), TargetError> {
-    let bad = || TargetError::Syntax(text.to_string());
-    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return Err(bad());
-    }
+    let (host, port) =
+        crate::config::host_port(text).ok_or_else(|| TargetError::Syntax(text.to_string()))?;
     Ok((host.to_string(), port, host.parse().ok()))
 }
 

@@ -93,18 +93,6 @@ pub fn load_overrides(bus_name: &str) -> Option<toml::Table> {
     }
 }
 
-/// Lays `over` onto `base` without checking keys (they were checked when first set).
-fn overlay(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => overlay(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
-    }
-}
-
 fn to_json(v: impl serde::Serialize) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
@@ -166,23 +154,15 @@ impl<W: Worker> Runtime<W> {
 
     fn set_config(&self, args: Map<String, Value>) -> Outcome {
         let section = W::INFO.config_section;
-        if args.is_empty() {
-            return Outcome::fail(format!("set_config needs at least one key of [{section}]"));
-        }
-        let over: toml::Table = match toml::Table::try_from(Value::Object(args)) {
-            Ok(t) => t,
-            Err(e) => return Outcome::fail(format!("set_config: {e}")),
-        };
         let mut guard = lock(&self.table);
-        let mut table = guard.0.clone();
-        let checked = config::merge_section(&mut table, section, over.clone())
-            .and_then(|()| config::section::<W::Config>(&table, section, "set_config"));
-        let new = match checked {
-            Ok(c) => c,
-            Err(e) => return Outcome::fail(e.to_string()),
+        let (table, over, new) = match config::set_config(&guard.0, section, args, |t| {
+            config::section::<W::Config>(t, section, "set_config")
+        }) {
+            Ok(applied) => applied,
+            Err(e) => return Outcome::fail(e),
         };
         let mut saved = guard.1.clone();
-        overlay(&mut saved, over);
+        config::overlay(&mut saved, over);
         let path = overrides_path(W::INFO.bus_name);
         let bytes = serde_json::to_vec_pretty(&saved).unwrap_or_default();
         if let Err(e) = files::write_atomic(&path, &bytes, 0o600) {
@@ -308,8 +288,9 @@ pub async fn serve<W: Worker>(suite: &'static [&'static WorkerInfo]) -> anyhow::
     let info = W::INFO;
     let mut activated = Activated::from_env();
     let owners: Vec<config::Owner> = suite.iter().map(|w| w.owner()).collect();
-    let loaded =
-        config::load::<W::Config>(info.config_section, load_overrides(info.bus_name), &owners)?;
+    // The saved set_config, read once: laid on at load, and kept to add the next one to.
+    let overrides = load_overrides(info.bus_name);
+    let loaded = config::load::<W::Config>(info.config_section, overrides.clone(), &owners)?;
     if let Some(e) = &loaded.overrides_rejected {
         warn!(error = %e, "the saved set_config no longer applies ({e}); running without it");
     }
@@ -337,7 +318,7 @@ pub async fn serve<W: Worker>(suite: &'static [&'static WorkerInfo]) -> anyhow::
     let saved = loaded
         .overrides_rejected
         .is_none()
-        .then(|| load_overrides(info.bus_name))
+        .then_some(overrides)
         .flatten()
         .unwrap_or_default();
     let loaded_table = Arc::new(loaded.table.clone());
