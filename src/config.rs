@@ -705,7 +705,10 @@ mod tests {
 
     #[test]
     fn host_port_takes_names_ipv4_and_bracketed_ipv6() {
-        assert_eq!(host_port("visuals.local:9000"), Some(("visuals.local", 9000)));
+        assert_eq!(
+            host_port("visuals.local:9000"),
+            Some(("visuals.local", 9000))
+        );
         assert_eq!(host_port("[::1]:7000"), Some(("::1", 7000)));
         for bad in ["visuals", ":9000", "[]:9000", "host:70000", "host:x", "::1"] {
             assert_eq!(host_port(bad), None, "{bad}");
@@ -717,7 +720,10 @@ mod tests {
         let over: Table = "[lyrics]\nllm = { model = 'x' }".parse().unwrap();
         let mut saved = Table::new();
         overlay(&mut saved, over.clone());
-        overlay(&mut saved, "[lyrics]\nlrclib_url = 'http://a'".parse().unwrap());
+        overlay(
+            &mut saved,
+            "[lyrics]\nlrclib_url = 'http://a'".parse().unwrap(),
+        );
         assert_eq!(saved["lyrics"]["llm"]["model"].as_str(), Some("x"));
         assert_eq!(saved["lyrics"]["lrclib_url"].as_str(), Some("http://a"));
         assert!(merge(&mut Table::new(), over, "").is_err());

@@ -144,6 +144,45 @@ fn control_answers_after_oscquery_restarts_itself() {
     assert!(state["control_osc"].get("error").is_none(), "{state}");
 }
 
+/// The loopback form of tests/rig.rs' controller on another host: `allow` names 127.0.0.1
+/// alone, so a controller on 127.0.0.2 (another address of this machine) is refused — no reply,
+/// counted, logged once — while one on 127.0.0.1 runs its command and gets the reply. No root.
+#[test]
+fn control_is_accepted_from_the_allowed_address_only() {
+    let debugger_port = oscquery_common::common::free_udp_port();
+    let mut rig = Rig::new(
+        "allow = [\"127.0.0.1/32\"]",
+        &format!("[osc_debugger]\nlisten = \"127.0.0.1:{debugger_port}\"\n"),
+    );
+    rig.start("vj-oscdebug", "osc_debugger");
+    rig.start("vj-oscquery", "oscquery_server");
+    let allowed = Controller::new(&rig);
+    let (ok, msg, data) = allowed.call("/vj/osc_debugger/health", vec![]);
+    assert_eq!(ok, 1, "{msg}");
+    let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+    assert_eq!(data["worker"], "osc_debugger", "{data}");
+
+    let other = Controller::from_address(&rig, "127.0.0.2");
+    for _ in 0..3 {
+        let reply = other.try_call(
+            "/vj/osc_debugger/health",
+            vec![],
+            Duration::from_millis(500),
+        );
+        assert_eq!(reply, None, "nothing goes back to a refused sender");
+    }
+    let state = rig.state();
+    let control = &state["control_osc"];
+    assert_eq!(control["accepted"], 1, "{state}");
+    assert_eq!(control["refused"]["127.0.0.2"], 3, "{state}");
+    let log = rig.log("vj-oscquery");
+    assert_eq!(
+        log.matches("control over OSC refused").count(),
+        1,
+        "logged once per sender:\n{log}"
+    );
+}
+
 #[test]
 fn an_ipv6_target_receives_audio() {
     let v6 = v6_listener();

@@ -5,6 +5,8 @@
 //! clients include ones nobody here wrote (Python's requests and websockets). Loopback only,
 //! bounded in count and time; no root.
 
+#[path = "oscquery_common/client.rs"]
+mod oscquery_client;
 mod oscquery_common;
 
 use std::io::Read;
@@ -31,6 +33,17 @@ print(json.dumps({"status": r.status_code, "body": r.text, "acao": r.headers.get
 
 fn get(rig: &Rig, path: &str, host: &str, origin: &str) -> Value {
     rig.python(GET, &[&format!("{}{path}", rig.base()), host, origin])
+}
+
+/// What tests/rig.rs checks from another host, on loopback for everyone: the namespace with its
+/// exact type strings, HOST_INFO, a value, a 404, and LISTEN then IGNORE of `/audio/bpm`.
+#[test]
+fn a_real_client_reads_the_namespace_and_listens_then_ignores() {
+    let rig = Rig::oscquery("", "");
+    let feed = feed_for(&rig, 4.5, 99.0);
+    let r = rig.python(oscquery_client::SCRIPT, &[&rig.base()]);
+    feed.join().unwrap();
+    oscquery_client::check(&r, "vj-suite", rig.control);
 }
 
 #[test]

@@ -213,7 +213,12 @@ pub struct Controller {
 
 impl Controller {
     pub fn new(rig: &Rig) -> Controller {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Controller::from_address(rig, "127.0.0.1")
+    }
+
+    /// A controller sending from `ip` (any 127.x.y.z is this machine's loopback).
+    pub fn from_address(rig: &Rig, ip: &str) -> Controller {
+        let socket = UdpSocket::bind((ip, 0)).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
