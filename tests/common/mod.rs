@@ -198,7 +198,13 @@ impl UserManager {
                 let addr = format!("127.0.0.1:{}", self.port(&unit));
                 section.insert(w.osc_listen_key().into(), addr.clone().into());
                 match osc.route {
-                    None => targets.push(toml::Value::from(addr)),
+                    // As etc/vj.toml sends to the suite's own inputs: a bundle per frame.
+                    None => {
+                        let mut target = toml::Table::new();
+                        target.insert("addr".into(), addr.into());
+                        target.insert("bundle".into(), true.into());
+                        targets.push(toml::Value::Table(target));
+                    }
                     Some(prefix) => {
                         let mut r = toml::Table::new();
                         r.insert("prefix".into(), prefix.into());
