@@ -119,36 +119,28 @@ impl Section for ControlConfig {
     }
 }
 
-/// An IP network, `address/prefix`; a bare address is one host.
+/// An IP network, `address/prefix` (ipnet); a bare address is one host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    net: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(ipnet::IpNet);
 
 impl std::str::FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (ip, prefix) = match s.split_once('/') {
-            Some((ip, p)) => (ip, Some(p)),
-            None => (s, None),
-        };
-        let net: IpAddr = ip
-            .trim()
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP network (like 192.168.1.0/24)"))?;
-        let max = if net.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            None => max,
-            Some(p) => p
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|p| *p <= max)
-                .ok_or_else(|| format!("{s:?}: the prefix must be 0..={max}"))?,
-        };
-        Ok(Cidr { net, prefix })
+        let s = s.trim();
+        if let Ok(host) = s.parse::<IpAddr>() {
+            return Ok(Cidr(host.into()));
+        }
+        match s.parse::<ipnet::IpNet>() {
+            Ok(net) => Ok(Cidr(net)),
+            Err(_) => match s.split_once('/') {
+                Some((ip, _)) if ip.parse::<IpAddr>().is_ok() => {
+                    let max = if ip.contains(':') { 128 } else { 32 };
+                    Err(format!("{s:?}: the prefix must be 0..={max}"))
+                }
+                _ => Err(format!("{s:?} is not an IP network (like 192.168.1.0/24)")),
+            },
+        }
     }
 }
 
@@ -160,21 +152,7 @@ impl Cidr {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        match (self.net, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip)
     }
 }
 
