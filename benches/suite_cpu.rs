@@ -119,7 +119,10 @@ fn main() {
         for bundled in [false, true] {
             let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
             let port = socket.local_addr().unwrap().port();
-            let (stop, count) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+            let (stop, count) = (
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(AtomicU64::new(0)),
+            );
             let reader = {
                 let (stop, count) = (stop.clone(), count.clone());
                 std::thread::spawn(move || visuals(socket, stop, count))

@@ -27,21 +27,18 @@ pub struct Gate {
     origins: HashSet<String>,
 }
 
-/// `Host` without its port and IPv6 brackets, lower-case, without a trailing dot.
+/// `Host` without its port and IPv6 brackets, lower-case, without a trailing dot (read as an
+/// URI authority by the http crate; what it cannot read is kept whole, and matches nothing).
 fn host_part(host: &str) -> String {
     let h = host.trim();
-    let name = if let Some(rest) = h.strip_prefix('[') {
-        rest.split(']').next().unwrap_or_default()
-    } else {
-        match h.rsplit_once(':') {
-            // One colon: name:port. More: a bare IPv6 address (not valid in Host, but harmless).
-            Some((name, port))
-                if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                name
-            }
-            _ => h,
-        }
+    let name = match h.parse::<hyper::http::uri::Authority>() {
+        // A Host carries no user info (`x@localhost` is no name of ours).
+        Ok(a) if !a.as_str().contains('@') => a
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        _ => h.to_string(),
     };
     name.trim_end_matches('.').to_ascii_lowercase()
 }
@@ -151,6 +148,8 @@ mod tests {
             "studio.local:9010",
             "192.168.1.4:9010",
             "localhost.evil.example",
+            "evil@localhost:9010",
+            "localhost:9010:9010",
         ] {
             assert!(g.check(Some(bad), None).is_err(), "{bad}");
         }
