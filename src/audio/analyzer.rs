@@ -666,6 +666,60 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_confident_downbeat_is_on_the_right_place_in_the_bar() {
+        // Beats sent with downbeat confidence >= 0.8 (the calibrated share of right ones) are
+        // right at least nine times in ten, and more often than the unsure ones: on the tuning
+        // clips, synthetic (hard corpus, seeds 1-2) and recorded drums (tests/data).
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let mut clips = Vec::new();
+        for name in ["h2-funk-001", "h2-odd-001"] {
+            let wav = crate::audio::offline::read_wav(&dir.join(format!("{name}.wav"))).unwrap();
+            let text = std::fs::read_to_string(dir.join(format!("{name}.beats"))).unwrap();
+            let truth = crate::audio::eval::parse_truth(&text).unwrap();
+            clips.push((wav.samples, wav.rate, truth.beats, truth.positions));
+        }
+        for (genre, seed) in [(Genre::House, 1), (Genre::Breakbeat, 2), (Genre::HipHop, 1)] {
+            let c = crate::audio::synth::generate_hard(genre, seed, 44_100, 20.0);
+            clips.push((c.samples, 44_100, c.beats, c.positions));
+        }
+        let (mut sure, mut unsure) = ((0, 0), (0, 0));
+        for (samples, rate, beats, positions) in &clips {
+            let settings = AnalysisSettings {
+                rate: *rate,
+                ..Default::default()
+            };
+            crate::audio::offline::analyze(samples, settings, |f| {
+                let Some(i) = (0..beats.len())
+                    .min_by(|&a, &b| {
+                        (beats[a] - f.beat_time)
+                            .abs()
+                            .total_cmp(&(beats[b] - f.beat_time).abs())
+                    })
+                    .filter(|&i| f.beat && (beats[i] - f.beat_time).abs() < 0.07)
+                else {
+                    return;
+                };
+                let right = f.count[0] as u32 == positions[i];
+                let tally = match f.phase[3] {
+                    c if c >= 0.8 => &mut sure,
+                    c if c > 0.0 && c < 0.5 => &mut unsure,
+                    _ => return,
+                };
+                tally.0 += 1;
+                tally.1 += right as u32;
+            });
+        }
+        let share = |(n, right): (u32, u32)| right as f64 / n.max(1) as f64;
+        eprintln!("confident beats {sure:?} (count, right), unsure {unsure:?}");
+        assert!(sure.0 >= 30, "only {} confident beats", sure.0);
+        assert!(share(sure) >= 0.9, "confident beats right: {sure:?}");
+        assert!(
+            share(sure) > share(unsure),
+            "sure {sure:?}, unsure {unsure:?}"
+        );
+    }
+
     /// The readings of `/audio/bpm` after `from` seconds that are not the clip's tempo.
     fn wrong_tempo_readings(genre: Genre, seed: u64, secs: f64, from: f64) -> (f64, Vec<f32>) {
         let clip = generate(genre, seed, 44_100, secs);

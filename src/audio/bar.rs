@@ -121,6 +121,41 @@ pub struct BarTracker {
     forced: Option<usize>,
 }
 
+/// The share of beats on the right place in the bar, against the tracker's own margin ×
+/// evidence: (raw, share) knots, linear between. Fitted (pool-adjacent-violators, then the
+/// blocks' middles) on the recorded-drums tuning corpus (`make eval-beats`, h2 seeds < 100,
+/// 1 663 beats), where the raw figure was far too modest: beats at raw 0.5 were 96 % right.
+/// The lowest knots are set below their blocks (0.51, 0.63, 0.72): beats there came out right
+/// less often than the blocks said once mapped (47 % at 0.5-0.6). Raw 0 — no bar heard yet —
+/// stays 0. The synthetic corpus is better than this (raw 0.2: 92 %
+/// right there, 77 % on recorded drums): the map follows the recordings.
+const CALIBRATION: [(f32, f32); 10] = [
+    (0.0, 0.0),
+    (0.03, 0.45),
+    (0.08, 0.58),
+    (0.13, 0.68),
+    (0.24, 0.77),
+    (0.38, 0.82),
+    (0.44, 0.86),
+    (0.52, 0.96),
+    (0.64, 0.97),
+    (0.75, 0.99),
+];
+
+/// `raw` (margin × evidence) as the share of beats on the right place in the bar.
+fn calibrated(raw: f32) -> f32 {
+    let raw = raw.clamp(0.0, 1.0);
+    let (mut lo, mut out) = (CALIBRATION[0], CALIBRATION[CALIBRATION.len() - 1].1);
+    for &hi in &CALIBRATION[1..] {
+        if raw <= hi.0 {
+            out = lo.1 + (hi.1 - lo.1) * (raw - lo.0) / (hi.0 - lo.0);
+            break;
+        }
+        lo = hi;
+    }
+    out
+}
+
 impl BarTracker {
     pub fn new(beats_per_bar: u32) -> Self {
         let n = beats_per_bar.max(1) as usize;
@@ -277,12 +312,13 @@ impl BarTracker {
         self.forced.unwrap_or(self.phase)
     }
 
-    /// 0..1: how sure the audio is of the bar's phase (1 when the user set it).
+    /// 0..1: how likely the bar's phase is right (1 when the user set it), calibrated: of the
+    /// beats sent with 0.8, about four in five are on the right place in the bar.
     pub fn confidence(&self) -> f32 {
-        if self.forced.is_some() {
+        if self.forced.is_some() || self.beats_per_bar == 1 {
             1.0
         } else {
-            self.confidence
+            calibrated(self.confidence)
         }
     }
 

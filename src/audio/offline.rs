@@ -203,7 +203,10 @@ mod tests {
             let tolerance = 2.0 / (1u64 << (bits - 1)) as f32;
             for (i, &x) in mono.samples.iter().enumerate() {
                 let want = 0.25 * i as f32 / frames as f32;
-                assert!((x - want).abs() <= tolerance, "{bits} bits, frame {i}: {x} vs {want}");
+                assert!(
+                    (x - want).abs() <= tolerance,
+                    "{bits} bits, frame {i}: {x} vs {want}"
+                );
             }
         }
     }
