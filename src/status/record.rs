@@ -277,6 +277,83 @@ fn targets_reach(targets: &[config::OscTarget], listen: &str) -> bool {
     })
 }
 
+/// What the recording keeps between the subscription's pushes.
+struct Recorder {
+    tx: mpsc::SyncSender<Vec<Entry>>,
+    /// Messages dropped because the writer is a minute behind, not yet marked in the file.
+    dropped: u64,
+    /// Messages whose arguments could not be rebuilt.
+    unreadable: u64,
+    /// The debugger's sequence number of the last push: where a new subscription goes on.
+    cursor: Option<u64>,
+    summary: RecordSummary,
+}
+
+impl Recorder {
+    /// One push: its entries to the writer, or counted as missed while the writer is behind.
+    /// False once the writer has stopped (its error is told by the caller).
+    fn take(&mut self, data: Value, prefixes: &[String], note: &mut impl FnMut(String)) -> bool {
+        let Ok(push) = serde_json::from_value::<Push>(data) else {
+            return true;
+        };
+        self.cursor = Some(push.last_seq);
+        if push.missed > 0 {
+            self.summary.missed += push.missed;
+            note(format!(
+                "{} messages were lost before they were recorded (the debugger keeps \
+                 [osc_debugger] capacity of them; raise it, or keep this process running freely)",
+                push.missed
+            ));
+        }
+        let mut batch = entries(&push, prefixes, &mut self.unreadable);
+        if self.dropped > 0 {
+            if let Some(at) = batch.first().map(|e| e.time) {
+                batch.insert(0, missed_entry(at, self.dropped));
+            }
+        }
+        let (bundles, messages) = batch
+            .iter()
+            .filter(|e| !e.is_note())
+            .fold((0, 0), |(b, m), e| (b + 1, m + e.messages.len() as u64));
+        match self.tx.try_send(batch) {
+            Ok(()) => {
+                self.dropped = 0;
+                self.summary.bundles += bundles;
+                self.summary.messages += messages;
+                true
+            }
+            Err(mpsc::TrySendError::Full(_)) => {
+                if self.dropped == 0 {
+                    note(format!(
+                        "the file is written {} s behind: messages are dropped (and marked as \
+                         missed) until the disk catches up",
+                        BACKLOG_PUSHES as u64 * PUSH_EVERY_MS / 1000
+                    ));
+                }
+                self.dropped += messages;
+                self.summary.missed += messages;
+                true
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
+/// The recording's file, new (an existing one is never overwritten).
+fn create(path: &Path) -> Result<File, RecordError> {
+    File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => RecordError::Exists(path.to_path_buf()),
+            _ => RecordError::Write {
+                path: path.to_path_buf(),
+                error: e,
+            },
+        })
+}
+
 /// Records until `stop` resolves or the plan's duration passes; `note` hears what a person
 /// should know meanwhile (messages missed, the debugger lost and found again).
 pub async fn record(
@@ -301,14 +378,7 @@ pub async fn record(
              recording holds only what is sent there"
         ));
     }
-    let file = File::options()
-        .write(true)
-        .create_new(true)
-        .open(&plan.file)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => RecordError::Exists(plan.file.clone()),
-            _ => write_err(e),
-        })?;
+    let file = create(&plan.file)?;
     let until = plan.duration.map_or("Ctrl-C".to_string(), |d| {
         format!("{} s or Ctrl-C", d.as_secs_f64())
     });
@@ -322,20 +392,22 @@ pub async fn record(
         plan.file.display()
     ));
     let (tx, rx) = mpsc::sync_channel::<Vec<Entry>>(BACKLOG_PUSHES);
-    // Messages dropped because the writer is a minute behind, not yet marked in the file.
-    let mut dropped = 0u64;
     let writer = std::thread::Builder::new()
         .name("vj-record-write".into())
         .spawn(move || write_loop(file, &header, rx))
         .map_err(write_err)?;
 
     let started = Instant::now();
-    let mut summary = RecordSummary {
-        file: plan.file.clone(),
-        ..RecordSummary::default()
+    let mut r = Recorder {
+        tx,
+        dropped: 0,
+        unreadable: 0,
+        cursor: None,
+        summary: RecordSummary {
+            file: plan.file.clone(),
+            ..RecordSummary::default()
+        },
     };
-    let mut unreadable = 0u64;
-    let mut cursor = None;
     let mut client = Some(client);
     let deadline = async {
         match plan.duration {
@@ -353,9 +425,9 @@ pub async fn record(
                     _ = &mut stop => break 'recording,
                     _ = &mut deadline => break 'recording,
                 }
-                match subscribe(socket, &plan.prefixes, cursor).await {
+                match subscribe(socket, &plan.prefixes, r.cursor).await {
                     Ok((c, _)) => {
-                        summary.resubscribed += 1;
+                        r.summary.resubscribed += 1;
                         note(format!("subscribed to {} again", OSC_DEBUGGER.bus_name));
                         c
                     }
@@ -367,46 +439,8 @@ pub async fn record(
             tokio::select! {
                 push = c.next_push() => match push {
                     Ok(Some(data)) => {
-                        let Ok(push) = serde_json::from_value::<Push>(data) else { continue };
-                        cursor = Some(push.last_seq);
-                        if push.missed > 0 {
-                            summary.missed += push.missed;
-                            note(format!(
-                                "{} messages were lost before they were recorded (the debugger \
-                                 keeps [osc_debugger] capacity of them; raise it, or keep this \
-                                 process running freely)",
-                                push.missed
-                            ));
-                        }
-                        let mut batch = entries(&push, &plan.prefixes, &mut unreadable);
-                        if dropped > 0 {
-                            if let Some(at) = batch.first().map(|e| e.time) {
-                                batch.insert(0, missed_entry(at, dropped));
-                            }
-                        }
-                        let (bundles, messages) = batch
-                            .iter()
-                            .filter(|e| !e.is_note())
-                            .fold((0, 0), |(b, m), e| (b + 1, m + e.messages.len() as u64));
-                        match tx.try_send(batch) {
-                            Ok(()) => {
-                                dropped = 0;
-                                summary.bundles += bundles;
-                                summary.messages += messages;
-                            }
-                            Err(mpsc::TrySendError::Full(_)) => {
-                                if dropped == 0 {
-                                    note(format!(
-                                        "the file is written {} s behind: messages are dropped \
-                                         (and marked as missed) until the disk catches up",
-                                        BACKLOG_PUSHES as u64 * PUSH_EVERY_MS / 1000
-                                    ));
-                                }
-                                dropped += messages;
-                                summary.missed += messages;
-                            }
-                            // The writer stopped: its error is told below.
-                            Err(mpsc::TrySendError::Disconnected(_)) => break 'recording,
+                        if !r.take(data, &plan.prefixes, &mut note) {
+                            break 'recording;
                         }
                     }
                     Ok(None) => {
@@ -424,6 +458,12 @@ pub async fn record(
             }
         }
     }
+    let Recorder {
+        tx,
+        unreadable,
+        mut summary,
+        ..
+    } = r;
     summary.seconds = started.elapsed().as_secs_f64();
     drop(tx);
     let written = tokio::task::spawn_blocking(move || writer.join())
