@@ -7,7 +7,8 @@
 //! that would have won the wake-up (docs/BENCHMARKS.md, "Replay timing", has the figures).
 //! The lowest real-time priority (`SCHED_FIFO` 1) is woken before any ordinary task and below
 //! every sound server's threads. Allowed to root and to users with an `rtprio` limit
-//! (`ulimit -r`, limits.conf); refused otherwise, and the caller goes on without it.
+//! (`ulimit -r`, limits.conf); refused otherwise, and the caller goes on without it. Threads
+//! started by a real-time thread inherit its policy (see [`ordinary`]).
 
 use std::io;
 use std::marker::PhantomData;
@@ -48,6 +49,20 @@ pub fn lowest_fifo() -> io::Result<Realtime> {
         param,
         _this_thread: PhantomData,
     })
+}
+
+/// Puts the calling thread back at the ordinary policy (always allowed): for a thread started
+/// by a real-time one that must not inherit its priority, or one that must give it up.
+pub fn ordinary() -> io::Result<()> {
+    // SAFETY: a zeroed `sched_param` (priority 0, what SCHED_OTHER takes) is a valid value.
+    let param: libc::sched_param = unsafe { std::mem::zeroed() };
+    // SAFETY: `pthread_self()` is the calling thread; `param` is a local the call only reads.
+    let err =
+        unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_OTHER, &param) };
+    match err {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
 }
 
 impl Drop for Realtime {

@@ -35,18 +35,7 @@ impl StampedListener {
         socket
             .set_read_timeout(Some(Duration::from_millis(20)))
             .unwrap();
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket fd we own, and a pointer to a c_int with its size.
-        let r = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(r, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+        stamp(&socket);
         let addr = socket.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let got = Arc::new(Mutex::new(Vec::with_capacity(1 << 16)));
@@ -81,8 +70,39 @@ impl StampedListener {
     }
 }
 
-/// One datagram and its kernel timestamp, or `None` at the read timeout.
-fn receive(socket: &UdpSocket, buf: &mut [u8]) -> Option<Datagram> {
+/// Has the kernel date every datagram `socket` receives (read them with [`receive`]).
+pub fn stamp(socket: &UdpSocket) {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket fd we own, and a pointer to a c_int with its size.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_TIMESTAMPNS: {}", std::io::Error::last_os_error());
+}
+
+/// A kernel timestamp (`CLOCK_REALTIME`) as an `Instant` of this process's monotonic clock.
+pub fn instant(at: Duration) -> Instant {
+    let (wall, now) = (
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap(),
+        Instant::now(),
+    );
+    match wall.checked_sub(at) {
+        Some(ago) => now - ago,
+        None => now + (at - wall),
+    }
+}
+
+/// One datagram of a [`stamp`]ed socket and its kernel timestamp, or `None` at the read
+/// timeout.
+pub fn receive(socket: &UdpSocket, buf: &mut [u8]) -> Option<Datagram> {
     // 8-byte aligned room for one `cmsghdr` and a `timespec`.
     let mut control = [0u64; 8];
     let mut iov = libc::iovec {
