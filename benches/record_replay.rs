@@ -4,18 +4,19 @@
 //! lines: the recorder's CPU and the debugger's with and without it (/proc/PID/stat ticks),
 //! bytes an hour and for a 3-hour show; how long a recorder may stall (SIGSTOP) before the
 //! debugger's ring loses messages; how fast a recording decodes; and the replay's timing on
-//! loopback — each bundle's arrival at a UDP listener against its timetag — with the sleep
-//! alone and with the last stretch spun (side by side), and through the `vj-status replay` CLI.
+//! loopback — each bundle's send time (the kernel's receive timestamp at a UDP listener)
+//! against its timetag — from an ordinary and a real-time thread, sleeping alone and spinning
+//! the last stretch (side by side), and through the `vj-status replay` CLI.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+use common::stamped::{Datagram, StampedListener};
 
 use vj::osc::recording::{self, Entry, Header, Reader};
 use vj::status::replay::{self, ReplayPlan};
@@ -50,74 +51,67 @@ fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
     v[((v.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Arrival times of every datagram at a UDP socket until stopped (one per message).
-struct Listener {
-    addr: String,
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<Instant>>,
-}
-
-impl Listener {
-    fn bind() -> Listener {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket2::SockRef::from(&socket)
-            .set_recv_buffer_size(8 << 20)
-            .unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(20)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut got = Vec::with_capacity(1 << 20);
-            let mut buf = [0u8; 2048];
-            while !flag.load(Ordering::Relaxed) {
-                if socket.recv(&mut buf).is_ok() {
-                    got.push(Instant::now());
-                }
-            }
-            got
-        });
-        Listener { addr, stop, thread }
-    }
-
-    fn finish(self) -> Vec<Instant> {
-        std::thread::sleep(Duration::from_millis(100));
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
-    }
-}
-
-/// Each bundle's error on arrival (ms): its first message's arrival after the first bundle's,
-/// less its timetag's offset from the first bundle's (divided by the speed).
-fn timing(entries: &[Entry], got: &[Instant], speed: f64) -> Vec<f64> {
+/// Each bundle's send-time error (ms): when its first message reached the listener (`stamp`
+/// of the datagram) after the first bundle's, less its timetag's offset from the first
+/// bundle's (divided by the speed), less the median of that over the replay (when a replay
+/// begins is no error; the first bundle's own error is printed apart as the start delay).
+fn timing(
+    entries: &[Entry],
+    got: &[Datagram],
+    speed: f64,
+    stamp: impl Fn(&Datagram) -> f64,
+) -> Timing {
     assert_eq!(
         got.len(),
         entries.iter().map(|e| e.messages.len()).sum::<usize>(),
         "every message arrived"
     );
-    let (t0, a0) = (entries[0].time, got[0]);
+    let (t0, a0) = (entries[0].time, stamp(&got[0]));
     let mut i = 0;
-    let mut errors = Vec::with_capacity(entries.len());
+    let mut offsets = Vec::with_capacity(entries.len());
     for e in entries {
         let want = recording::offset(e.time, t0).unwrap().as_secs_f64() / speed;
-        let was = (got[i] - a0).as_secs_f64();
-        errors.push((was - want) * 1000.0);
+        offsets.push((stamp(&got[i]) - a0 - want) * 1000.0);
         i += e.messages.len();
     }
-    errors
+    let median = quantile(offsets.clone(), 0.5);
+    Timing {
+        errors: offsets.iter().map(|o| (o - median).abs()).collect(),
+        start: -median,
+    }
 }
 
-fn say_timing(what: &str, errors: &[f64]) {
-    let abs: Vec<f64> = errors.iter().map(|e| e.abs()).collect();
+struct Timing {
+    /// |error| of each bundle, ms.
+    errors: Vec<f64>,
+    /// How much later than the rest the first bundle went out, ms.
+    start: f64,
+}
+
+/// The kernel's receive timestamp: when the sender's `send` delivered it, on loopback.
+fn kernel(d: &Datagram) -> f64 {
+    d.at.as_secs_f64()
+}
+
+fn say_timing(what: &str, t: &Timing) {
+    let e = &t.errors;
     println!(
-        "report: replay timing, {what}: error on arrival over {} bundles p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
-        errors.len(),
-        quantile(abs.clone(), 0.5),
-        quantile(abs.clone(), 0.99),
-        quantile(abs, 1.0)
+        "report: replay timing, {what}: send-time error over {} bundles p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms; start {:.2} ms late",
+        e.len(),
+        quantile(e.clone(), 0.5),
+        quantile(e.clone(), 0.99),
+        quantile(e.clone(), 1.0),
+        t.start
     );
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn main() {
@@ -247,12 +241,24 @@ fn main() {
         .and_then(|e| Header::from_entry(&e.unwrap()));
     assert!(header.is_some());
 
-    // Replay timing on loopback, in process: the sleep alone, then with the last stretch spun.
-    for (what, spin) in [
-        ("sleep only", Duration::ZERO),
-        ("sleep, then spin the last 300 us", replay::SPIN),
+    // Replay timing on loopback, in process, side by side: an ordinary thread and a real-time
+    // one, each sleeping alone and sleeping then spinning the last stretch.
+    let woke_base = Instant::now();
+    for (what, realtime, spin) in [
+        ("ordinary thread, sleep only", false, Duration::ZERO),
+        (
+            "ordinary thread, sleep then spin 300 us (before)",
+            false,
+            Duration::from_micros(300),
+        ),
+        ("real-time thread, sleep only", true, Duration::ZERO),
+        (
+            "real-time thread, sleep then spin 100 us (now)",
+            true,
+            replay::SPIN,
+        ),
     ] {
-        let l = Listener::bind();
+        let l = StampedListener::bind();
         let out = vj::osc::OscOut::new(&vj::config::OscConfig {
             targets: vec![vj::config::OscTarget::plain(l.addr.clone())],
             routes: vec![],
@@ -260,20 +266,32 @@ fn main() {
         .unwrap();
         let mut plan = ReplayPlan::new(file.clone());
         plan.spin = spin;
+        plan.realtime = realtime;
         let stop = AtomicBool::new(false);
-        let t = (cpu_now(), Instant::now());
-        let s = replay::replay(&plan, &out, &stop, |_| {}).unwrap();
+        let (t, l0) = ((cpu_now(), Instant::now()), load());
+        let s = replay::replay(&plan, &out, &stop, |n| println!("note: {n}")).unwrap();
         let cpu = (cpu_now() - t.0) / t.1.elapsed().as_secs_f64() * 100.0;
-        let got = l.finish();
-        say_timing(what, &timing(&all, &got, 1.0));
+        let got = l.finish(Duration::from_millis(100));
+        say_timing(what, &timing(&all, &got, 1.0, kernel));
         println!(
-            "report: replay timing, {what}: sender's own lateness p50 {:.3} ms, p99 {:.3} ms; this process {cpu:.1} % of a core",
-            s.late_p50_ms, s.late_p99_ms
+            "report: replay timing, {what}: real-time {}; sender's own lateness p50 {:.3} ms, p99 {:.3} ms; this process {cpu:.1} % of a core; load {l0} -> {}",
+            s.realtime, s.late_p50_ms, s.late_p99_ms, load()
         );
+        if what.ends_with("(now)") {
+            // The same datagrams dated by when the listening thread (ordinary) got them: what
+            // the figures before 2026-12-08 measured.
+            say_timing(
+                &format!("{what}, dated by the listening thread"),
+                &timing(&all, &got, 1.0, |d| {
+                    d.woke.duration_since(woke_base).as_secs_f64()
+                }),
+            );
+        }
     }
     // The CLI, as a user runs it, at 1× and 2×.
     for speed in ["1", "2"] {
-        let l = Listener::bind();
+        let l = StampedListener::bind();
+        let l0 = load();
         let out = common::worker_command(env!("CARGO_BIN_EXE_vj-status"), d)
             .args(["replay", "--json"])
             .arg(&file)
@@ -281,15 +299,13 @@ fn main() {
             .stderr(Stdio::null())
             .output()
             .unwrap();
-        let got = l.finish();
+        let got = l.finish(Duration::from_millis(100));
         let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        say_timing(
-            &format!("vj-status replay --speed {speed}"),
-            &timing(&all, &got, speed.parse().unwrap()),
-        );
+        let what = format!("vj-status replay --speed {speed}");
+        say_timing(&what, &timing(&all, &got, speed.parse().unwrap(), kernel));
         println!(
-            "report: replay timing, vj-status replay --speed {speed}: sender's own lateness p50 {} ms, p99 {} ms",
-            s["late_p50_ms"], s["late_p99_ms"]
+            "report: replay timing, {what}: real-time {}; sender's own lateness p50 {} ms, p99 {} ms; load {l0} -> {}",
+            s["realtime"], s["late_p50_ms"], s["late_p99_ms"], load()
         );
     }
 }

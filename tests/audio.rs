@@ -617,21 +617,6 @@ fn from_nearest(t: f64, beats: &[f64], len: f64) -> f64 {
         .unwrap()
 }
 
-fn write_wav(path: &Path, samples: &[f32], rate: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &x in samples {
-        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 /// A steady click track at `rate`: a click (a burst of noise, 4 ms) on a 60 Hz thump on every
 /// beat of 120 BPM, the first at 0.25 s, for `secs`; with the beat times, exactly.
 fn click_track(rate: u32, secs: f64) -> (Vec<f32>, Vec<f64>) {
@@ -691,7 +676,7 @@ async fn latency_against_the_truth(rates: &[u32]) {
     for &rate in rates {
         let (samples, beats) = click_track(rate, 20.0);
         let wav = music.path().join(format!("clicks-{rate}.wav"));
-        write_wav(&wav, &samples, rate);
+        common::write_wav(&wav, &samples, rate);
         let osc = UdpSocket::bind("127.0.0.1:0").unwrap();
         let timed = Timed::listen(&osc);
         let w = start_with_socket(
@@ -772,7 +757,7 @@ async fn taps_set_tempo_and_phase_nudge_moves_them_and_resync_makes_a_downbeat()
         .collect();
     let music = tempfile::tempdir().unwrap();
     let wav = music.path().join("pad.wav");
-    write_wav(&wav, &pad, rate);
+    common::write_wav(&wav, &pad, rate);
     let osc = UdpSocket::bind("127.0.0.1:0").unwrap();
     let timed = Timed::listen(&osc);
     let w = start_with_socket(osc, &format!("source = \"file:{}\"", wav.display()));

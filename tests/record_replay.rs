@@ -2,65 +2,52 @@
 //! on its demo loop, vj-oscdebug) on this test's own ports: the recording holds what the
 //! visuals received live, in order, with a header; a replay sends the same messages in the
 //! same order with the recorded gaps (halved at 2×), loops, starts at `--from`, and replays a
-//! cut or corrupt file up to the damage, naming its byte offset. Timing errors are printed,
-//! never asserted against the clock; gap ratios are compared statistically.
+//! cut or corrupt file up to the damage, naming its byte offset. Send times are the kernel's
+//! receive timestamps on loopback (`common::stamped`); the 1× replay's timing error is held to
+//! a bound a loaded machine keeps (its figure is measured by benches/record_replay.rs), gap
+//! ratios at 2× are compared statistically.
 //!
-//! One recording (10 s; the issue's 20 s would only make the test slower) is made once and
-//! shared; replays run one at a time so they do not disturb each other's timing.
+//! One recording of 20 s (the issue's length) is made once and shared; replays run one at a
+//! time so they do not disturb each other's timing.
 
 mod common;
 
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use common::stamped::StampedListener;
 
 use rosc::{OscMessage, OscTime};
 use vj::osc::recording::{self, Entry, Header, Reader};
 
-const RECORD_SECS: u64 = 10;
+const RECORD_SECS: u64 = 20;
 
-/// Every OSC message that reaches a UDP socket, with its arrival time, until stopped.
+/// Every OSC message that reaches a UDP socket, with when the kernel received it (on loopback,
+/// when it was sent; `common::stamped`), until stopped.
 struct Listener {
     addr: String,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<(Instant, OscMessage)>>,
+    inner: StampedListener,
 }
 
 impl Listener {
     fn bind() -> Listener {
-        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-        socket2::SockRef::from(&socket)
-            .set_recv_buffer_size(4 << 20)
-            .unwrap();
-        socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
-            .unwrap();
-        let addr = socket.local_addr().unwrap().to_string();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut got = Vec::new();
-            let mut buf = vec![0u8; 65_536];
-            while !flag.load(Ordering::Relaxed) {
-                if let Ok(n) = socket.recv(&mut buf) {
-                    let at = Instant::now();
-                    for m in vj::osc::decode_messages(&buf[..n]).unwrap() {
-                        got.push((at, m));
-                    }
-                }
-            }
-            got
-        });
-        Listener { addr, stop, thread }
+        let inner = StampedListener::bind();
+        Listener {
+            addr: inner.addr.clone(),
+            inner,
+        }
     }
 
-    fn finish(self) -> Vec<(Instant, OscMessage)> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap()
+    fn finish(self) -> Vec<(Duration, OscMessage)> {
+        let mut got = Vec::new();
+        for d in self.inner.finish(Duration::ZERO) {
+            for m in vj::osc::decode_messages(&d.bytes).unwrap() {
+                got.push((d.at, m));
+            }
+        }
+        got
     }
 }
 
@@ -206,7 +193,7 @@ fn messages(entries: &[Entry]) -> Vec<OscMessage> {
 static REPLAYS: Mutex<()> = Mutex::new(());
 
 /// Runs `vj-status replay FILE --to <a listener> args…` to its end; its output and what arrived.
-fn replay(file: &Path, args: &[&str]) -> (Output, Vec<(Instant, OscMessage)>) {
+fn replay(file: &Path, args: &[&str]) -> (Output, Vec<(Duration, OscMessage)>) {
     let _one = REPLAYS.lock().unwrap_or_else(|e| e.into_inner());
     let l = Listener::bind();
     let out = vj_status(&show().dir)
@@ -236,7 +223,7 @@ fn find_run(whole: &[OscMessage], part: &[OscMessage]) -> Option<usize> {
 
 /// Each bundle's timetag and when its first message arrived (arrivals matched to bundles by
 /// position: the replay sent the same messages in the same order).
-fn arrivals(entries: &[Entry], got: &[(Instant, OscMessage)]) -> Vec<(OscTime, Instant)> {
+fn arrivals(entries: &[Entry], got: &[(Duration, OscMessage)]) -> Vec<(OscTime, Duration)> {
     let mut out = Vec::new();
     let mut i = 0;
     for e in entries {
@@ -251,7 +238,7 @@ fn arrivals(entries: &[Entry], got: &[(Instant, OscMessage)]) -> Vec<(OscTime, I
 
 /// (recorded, on arrival) lengths of the gaps between consecutive bundles at least `min` s
 /// apart when recorded (the analysis frames).
-fn gaps(times: &[(OscTime, Instant)], min: f64) -> Vec<(f64, f64)> {
+fn gaps(times: &[(OscTime, Duration)], min: f64) -> Vec<(f64, f64)> {
     times
         .windows(2)
         .map(|w| (secs(w[1].0, w[0].0), (w[1].1 - w[0].1).as_secs_f64()))
@@ -260,7 +247,7 @@ fn gaps(times: &[(OscTime, Instant)], min: f64) -> Vec<(f64, f64)> {
 }
 
 /// The same for stretches of at least `len` s of the recording, one after the other.
-fn stretches(times: &[(OscTime, Instant)], len: f64) -> Vec<(f64, f64)> {
+fn stretches(times: &[(OscTime, Duration)], len: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     let mut from = times[0];
     for &t in &times[1..] {
@@ -381,27 +368,37 @@ fn a_replay_sends_the_same_messages_in_the_same_order_with_their_timing() {
         sent == messages(&entries),
         "not the same messages in the same order"
     );
-    // Timing, measured and printed: each bundle's first message against its timetag, less
-    // the median offset (when the replay began is no error). Never asserted against the clock:
-    // `make bench` measures it (docs/BENCHMARKS.md).
+    // Timing: each bundle's first message, as the kernel received it, against its timetag,
+    // less the median offset (when the replay began is no error).
     let (t0, a0) = (entries[0].time, got[0].0);
     let mut i = 0;
     let mut offsets = Vec::new();
     for e in &entries {
         let want = secs(e.time, t0);
-        let was = (got[i].0 - a0).as_secs_f64();
+        let was = got[i].0.as_secs_f64() - a0.as_secs_f64();
         offsets.push((was - want) * 1000.0);
         i += e.messages.len();
     }
     let median = quantile(offsets.clone(), 0.5);
     let errors: Vec<f64> = offsets.iter().map(|o| (o - median).abs()).collect();
+    let p99 = quantile(errors.clone(), 0.99);
+    let err = text(&out.stderr);
+    let realtime = !err.contains("without real-time priority");
     eprintln!(
-        "replay timing error over {} bundles: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+        "replay timing error over {} bundles (real-time: {realtime}): p50 {:.3} ms, p99 {p99:.3} \
+         ms, max {:.3} ms",
         errors.len(),
         quantile(errors.clone(), 0.5),
-        quantile(errors.clone(), 0.99),
         quantile(errors, 1.0)
     );
+    // The issue's aim is p99 ≤ 1 ms; benches/record_replay.rs measures it (docs/BENCHMARKS.md:
+    // 0.1-0.6 ms from a real-time sender on this shared machine, up to 2.6 ms while the
+    // other engineers' linkers ran). Held here to what a loaded machine keeps: with a
+    // real-time sender (root, or an rtprio limit) 3 ms; without one, where a scheduler tick
+    // (4 ms at HZ=250) is the usual delay under load, one analysis frame (11.6 ms), past which
+    // visuals would show frames out of step.
+    let bound = if realtime { 3.0 } else { 11.6 };
+    assert!(p99 <= bound, "p99 {p99:.3} ms > {bound} ms; {err}");
     assert!(
         text(&out.stdout).contains("replayed"),
         "{}",

@@ -136,30 +136,21 @@ fn float(m: &vj::osc::CapturedMessage, i: usize) -> Option<f64> {
 /// A click track: a short noise burst on a 60 Hz thump every beat, `bpm` for `secs`, first
 /// click at 0.5 s; a 16-bit mono WAV.
 fn click_track(path: &Path, bpm: f64, secs: f64) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
     let mut rng = vj::audio::synth::Rng::new(3);
     let period = 60.0 / bpm;
-    for n in 0..(secs * RATE as f64) as usize {
-        let t = n as f64 / RATE as f64;
-        let since = t - 0.5;
-        let x = if since < 0.0 {
-            0.0
-        } else {
+    let samples: Vec<f32> = (0..(secs * RATE as f64) as usize)
+        .map(|n| {
+            let since = n as f64 / RATE as f64 - 0.5;
+            if since < 0.0 {
+                return 0.0;
+            }
             let d = since % period;
             let thump = (std::f64::consts::TAU * 60.0 * d).sin() * (-d / 0.06).exp();
             let click = f64::from(rng.noise()) * (-d / 0.004).exp();
-            0.6 * thump + 0.35 * click
-        };
-        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
+            (0.6 * thump + 0.35 * click) as f32
+        })
+        .collect();
+    common::write_wav(path, &samples, RATE);
 }
 
 /// A client of the server that records `source` in blocks of 64 frames (1.5 ms) and says when
@@ -215,6 +206,18 @@ fn listen_for_clicks(server: String, source: String, stop: Arc<AtomicBool>) -> V
         let o = now - secs(read);
         origin = Some(origin.map_or(o, |p| p.min(o)));
     }
+    // The clicks as played, a beat apart to the sample: a player that ran dry on a busy
+    // machine would have moved the music itself, and the beats (a grid) would rightly stay.
+    let beat = RATE as i64 / 2; // 120 BPM
+    let uneven: Vec<i64> = clicks
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as i64 - beat)
+        .filter(|d| d.abs() > RATE as i64 / 1000)
+        .collect();
+    assert!(
+        uneven.is_empty(),
+        "the player underran: clicks this many samples off a beat apart: {uneven:?}"
+    );
     let origin = origin.unwrap();
     clicks.into_iter().map(|n| origin + secs(n)).collect()
 }
@@ -224,31 +227,23 @@ fn ms(d: f64) -> String {
 }
 
 #[test]
-fn what_the_machine_plays_is_captured_with_its_tempo_and_a_beat_for_every_click() {
+fn what_the_machine_plays_is_captured_with_its_tempo_and_its_beats_within_10_ms_of_the_clicks() {
     // A click track at 120 BPM played into the default output by paplay; vj-audio on
     // device = "system". Checked: the status and get_state say what is captured, by the
     // output's description; from the 9th second of clicks on, /audio/bpm says 120 ± 1, and
-    // there are as many /audio/beat 1 as clicks (one fewer at most).
-    clicks_through_the_system_output(false);
-}
-
-#[test]
-#[ignore = "timing to 10 ms: run on an otherwise idle machine, \
-            cargo test --test system_capture -- --ignored"]
-fn what_the_machine_plays_has_its_beats_within_10_ms_of_the_clicks() {
-    // As above, and: D is the median over those beats of (the beat's OSC arrival - the click's
-    // arrival at a second client of the sound server), the one fixed latency of the pipeline
-    // (sound server -> vj-audio -> OSC), and must lie in -20..=150 ms; at least 9 beats in 10
-    // lie within ±10 ms of click + D. Not run by default: at load 9-13 on this 2-core machine
-    // (five builds) the debug analyzer sends some beats 20-300 ms off (it passed 3 of 5 runs
-    // at load 9, none at 13); the same analysis of the same clicks offline stays within
-    // -7..-2.5 ms. Numbers in docs/BENCHMARKS.md.
-    clicks_through_the_system_output(true);
+    // there are as many /audio/beat 1 as clicks (one fewer at most). And where vj-audio runs at
+    // real-time priority (root, or an rtprio limit; as root it must): D is the median over
+    // those beats of (the beat's OSC arrival - the click's arrival at a second client of the
+    // sound server), the one fixed latency of the pipeline (sound server -> vj-audio -> OSC),
+    // and must lie in -20..=150 ms; at least 9 beats in 10 lie within ±10 ms of click + D.
+    // At ordinary priority a loaded machine delays the analysis by up to a scheduler's slice,
+    // and beats by tens of ms (docs/BENCHMARKS.md), so the timing is then not held to 10 ms.
+    clicks_through_the_system_output();
 }
 
 /// Plays clicks into a null sink that vj-audio captures as the system output; checks what
-/// the first test says, and with `timing` what the second says.
-fn clicks_through_the_system_output(timing: bool) {
+/// the test above says.
+fn clicks_through_the_system_output() {
     let pulse_dir = tempfile::tempdir().unwrap();
     let pulse = Pulse::with_null_sink(pulse_dir.path(), "vjtest", "VJ Test Output");
     let a = Analyzer::start("source = \"device\"\ndevice = \"system\"", &pulse.server());
@@ -257,6 +252,11 @@ fn clicks_through_the_system_output(timing: bool) {
     });
     assert_eq!(state["source"], "system", "{state}");
     assert_eq!(state["device"], "vjtest.monitor", "{state}");
+    let timing = state["realtime"] == true;
+    assert!(
+        timing || !cfg!(vj_root),
+        "as root, vj-audio should run at real-time priority: {state}"
+    );
     assert_eq!(
         state["capturing"], "what plays on 'VJ Test Output'",
         "{state}"
@@ -281,13 +281,16 @@ fn clicks_through_the_system_output(timing: bool) {
     let receiving = {
         let (stop, beats) = (stop.clone(), beats.clone());
         let osc = a.osc.try_clone().unwrap();
+        // Dated by the kernel as they arrive: this thread's own wake-ups, late on a busy
+        // machine, are not the analyzer's.
+        common::stamped::stamp(&osc);
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
             let mut bpm = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                if let Ok(n) = osc.recv(&mut buf) {
-                    let at = Instant::now();
-                    for m in vj::osc::decode(&buf[..n]).unwrap() {
+                if let Some(d) = common::stamped::receive(&osc, &mut buf) {
+                    let at = common::stamped::instant(d.at);
+                    for m in vj::osc::decode(&d.bytes).unwrap() {
                         match m.address.as_str() {
                             "/audio/beat" if int(&m, 0) == Some(1) => {
                                 beats.lock().unwrap().push(at)
@@ -306,7 +309,8 @@ fn clicks_through_the_system_output(timing: bool) {
     let played = Command::new("paplay")
         .arg("--server")
         .arg(pulse.server())
-        .args(["--device", "vjtest", "--latency-msec=20"])
+        // A player's usual buffer: at 20 ms, paplay ran dry under load and moved the clicks.
+        .args(["--device", "vjtest", "--latency-msec=2000"])
         .arg(&wav)
         .status()
         .expect("paplay (pulseaudio-utils)");
@@ -493,22 +497,6 @@ fn no_sound_server_is_a_degraded_state_that_says_so() {
     });
 }
 
-/// The demo loop as a WAV file: the same music, from another source.
-fn demo_wav(path: &Path) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for x in vj::audio::synth::demo_loop(RATE) {
-        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)
-            .unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 #[test]
 fn switching_from_the_demo_to_a_file_and_back_is_live_and_keeps_the_tempo() {
     // The demo loop (124 BPM), then the same music from a file, then the demo again, by
@@ -516,7 +504,7 @@ fn switching_from_the_demo_to_a_file_and_back_is_live_and_keeps_the_tempo() {
     // says the tempo it had (a fresh tracker says 0 for its first seconds).
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("demo.wav");
-    demo_wav(&wav);
+    common::write_wav(&wav, &vj::audio::synth::demo_loop(RATE), RATE);
     let nowhere = format!("unix:{}", dir.path().join("no-server").display());
     let a = Analyzer::start("source = \"demo\"", &nowhere);
     let s = a.wait_for(30, "a steady tempo on the demo", |s| {

@@ -51,6 +51,8 @@ pub fn open(
     std::thread::Builder::new()
         .name("vj-audio-alsa".into())
         .spawn(move || {
+            // Not real-time: see the cpal thread in `capture::open`.
+            let _ = crate::service::realtime::ordinary();
             let (pcm, rate, channels) = match open_pcm(&pcm_name) {
                 Ok(p) => p,
                 Err(e) => {

@@ -230,6 +230,12 @@ pub fn open(
     let spawned = std::thread::Builder::new()
         .name("vj-audio-capture".into())
         .spawn(move || {
+            // Started by the analysis thread, real-time where allowed: cpal's own thread,
+            // started from this one, would inherit that, and a device that delivers faster
+            // than real time (ALSA's file plugin over `null`) would then hold a core at
+            // real-time priority. The sound server's capture (`pulse`), paced by the server,
+            // keeps it.
+            let _ = crate::service::realtime::ordinary();
             let (close, closed) = mpsc::channel::<()>();
             match open_here(&wanted_here, ring, reader_here, close) {
                 Ok((stream, capture)) => {

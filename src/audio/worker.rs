@@ -23,6 +23,7 @@ use crate::osc::OscOut;
 use crate::service::backoff::Backoff;
 use crate::service::lock;
 use crate::service::notify::Watchdog;
+use crate::service::realtime;
 use crate::service::unit::WorkerInfo;
 use crate::worker::{Context, Handle, Health, Status, Stop, Worker};
 
@@ -141,6 +142,8 @@ struct Live {
     link: LinkReport,
     reopen_attempts: u64,
     last_error: Option<String>,
+    /// The analysis and capture threads run at real-time priority (`service::realtime`).
+    realtime: bool,
 }
 
 /// What the control plane reads while the analysis thread runs.
@@ -475,9 +478,21 @@ impl Analysis {
         let mut buf = Vec::with_capacity(HOP);
         let mut last_callbacks = 0u64;
         let mut last_progress = Instant::now();
+        // Audio analysed in the last second or so: a device faster than real time would keep
+        // a real-time analysis thread busy for good.
+        let (mut since, mut analysed) = (Instant::now(), 0usize);
         loop {
             if self.stopping() {
                 return Ended::Stop;
+            }
+            if since.elapsed() >= Duration::from_secs(1) {
+                let ratio = analysed as f64 / cap.rate as f64 / since.elapsed().as_secs_f64();
+                if ratio > 1.5 && self.shared.live().realtime {
+                    let _ = realtime::ordinary();
+                    self.shared.live().realtime = false;
+                    info!(device = %cap.name, "{label} delivers {ratio:.1}x faster than real time: the analysis goes on at ordinary priority");
+                }
+                (since, analysed) = (Instant::now(), 0);
             }
             if let Some(e) = self.check_config(analyzer) {
                 return e;
@@ -515,6 +530,7 @@ impl Analysis {
                 decimator.process(b, &mut buf);
                 chunk.commit_all();
                 self.hop(analyzer, &buf, &shown, None);
+                analysed += group;
                 worked = true;
             }
             if !worked {
@@ -561,6 +577,21 @@ impl Analysis {
     /// The whole thread: run the configured source, reopen on loss, until stopped.
     fn run(mut self) {
         *lock(&self.shared.thread) = Some(std::thread::current());
+        // Audio first: on a busy machine an ordinary thread waits its turn behind whatever
+        // holds the core, and a beat goes out that much late (docs/BENCHMARKS.md: up to 70 ms
+        // at load 7, none past 10 ms at real-time priority). The capture threads are started
+        // from this one and inherit its scheduling (cpal's own callback thread too).
+        let realtime_guard = match realtime::lowest_fifo() {
+            Ok(guard) => {
+                info!("the analysis and capture run at real-time priority");
+                Some(guard)
+            }
+            Err(e) => {
+                info!(error = %e, "the analysis and capture run at ordinary priority ({e}): on a busy machine beats may go out late; an rtprio limit allows real-time (`ulimit -r`, limits.conf)");
+                None
+            }
+        };
+        self.shared.live().realtime = realtime_guard.is_some();
         self.link.apply(&self.config);
         self.shared.live().link = self.link.report();
         let mut backoff = REOPEN;

@@ -17,7 +17,7 @@ use crate::config;
 use crate::registry::{WorkerInfo, AUDIO, OSC_DEBUGGER};
 use crate::status::supervisor::{self, Action, Supervisor};
 use crate::status::systemd::UserManager;
-use crate::status::{self, Report, RowHealth, UnitState};
+use crate::status::{self, Report, RowHealth};
 
 /// The workers are looked at this often when nothing happens…
 const CALM: Duration = Duration::from_secs(1);
@@ -155,18 +155,18 @@ async fn deliver(tx: &Out, mut u: Update) -> Result<(), ()> {
 async fn serve(bus_dir: PathBuf, tx: Out, mut requests: mpsc::Receiver<Request>) {
     let poke = Arc::new(Notify::new());
     let (latest_tx, latest) = watch::channel(None::<Report>);
-    // One connection to the user manager serves both looks.
-    let manager = Arc::new(UserManager::default());
+    // One look at the user manager serves the workers panel and the debugger's subscription.
+    let manager = UserManager::default();
     tokio::spawn(watch_workers(
         bus_dir.clone(),
-        manager.clone(),
+        manager,
         tx.clone(),
         poke.clone(),
         latest_tx,
     ));
     tokio::spawn(follow_debugger(
         bus_dir.clone(),
-        manager,
+        latest.clone(),
         tx.clone(),
         poke.clone(),
     ));
@@ -285,7 +285,7 @@ async fn command(
 /// The workers panel's feed: `status::gather`, the same view as `vj-status`.
 async fn watch_workers(
     bus_dir: PathBuf,
-    manager: Arc<UserManager>,
+    manager: UserManager,
     tx: Out,
     poke: Arc<Notify>,
     latest: watch::Sender<Option<Report>>,
@@ -317,61 +317,62 @@ async fn watch_workers(
     }
 }
 
-/// Why the debugger is not read now, or `None` when it runs. Asks systemd, not the debugger.
-async fn debugger_down(socket: &Path, manager: &UserManager) -> Option<String> {
-    let states = manager.states().await;
+/// Why the debugger is not read now, or `None` when it runs, from the workers' report (what
+/// systemd or launchd said at the last look; never the debugger itself, which a look would start).
+pub(crate) fn debugger_down(report: &Report) -> Option<String> {
     let name = OSC_DEBUGGER.bus_name;
-    let Some(states) = states else {
-        if cfg!(target_os = "macos") {
-            // launchd holds the socket whether the job runs or not: ask launchd.
-            let label = OSC_DEBUGGER.launchd_label();
-            let job = tokio::task::spawn_blocking(move || supervisor::launchd_job(&label))
-                .await
-                .ok()
-                .flatten();
-            return match job {
-                Some(j) if j.running => None,
-                Some(_) => Some(format!("{name} is idle (its first OSC datagram starts it)")),
-                None => Some(format!("{name} is not loaded in launchd (s on its row)")),
-            };
-        }
-        // No supervisor: a socket in the bus dir is someone's to talk to.
-        return (!socket.exists()).then(|| format!("no {name} socket at {}", socket.display()));
+    if is_running(report, name) {
+        return None;
+    }
+    let Some(row) = report.workers.iter().find(|w| w.worker == name) else {
+        return Some(format!("{name} is not installed (make install)"));
     };
-    let state = states.get(OSC_DEBUGGER.binary).cloned().unwrap_or_default();
-    match (
-        state.load.as_str(),
-        state.active.as_str(),
-        state.sub.as_str(),
-    ) {
-        ("loaded", "active", "running") => None,
-        ("loaded", _, _) => Some(describe_down(&state)),
-        _ => Some(format!("{name} is not installed (make install)")),
-    }
-}
-
-fn describe_down(u: &UnitState) -> String {
-    let name = OSC_DEBUGGER.bus_name;
-    match u.active.as_str() {
-        "failed" => format!("{name} failed: {}", u.failure()),
-        "activating" | "deactivating" | "reloading" => format!("{name} is {}", u.active),
-        _ if u.socket == "listening" => {
-            format!("{name} is idle (its first OSC datagram starts it)")
+    Some(match &row.health {
+        RowHealth::Worker(crate::worker::Health::Failed) => {
+            format!("{name} failed: {}", row.detail)
         }
-        _ => format!("{name} is stopped (s on its row starts it)"),
-    }
+        _ if matches!(
+            row.state.as_str(),
+            "activating" | "deactivating" | "reloading"
+        ) =>
+        {
+            format!("{name} is {}", row.state)
+        }
+        RowHealth::Idle => format!("{name} is idle (its first OSC datagram starts it)"),
+        RowHealth::Stopped => format!("{name} is stopped (s on its row starts it)"),
+        RowHealth::NotInstalled if report.systemd => {
+            format!("{name} is not installed (make install)")
+        }
+        RowHealth::NotInstalled if cfg!(target_os = "macos") => {
+            format!("{name} is not loaded in launchd (s on its row)")
+        }
+        _ if row.detail.is_empty() => format!("{name} does not answer"),
+        _ => format!("{name}: {}", row.detail),
+    })
 }
 
 /// The audio, now-playing, lyrics and OSC panels' feed: the debugger's subscription, resumed
-/// from the last sequence number seen after a restart of either side.
-async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, poke: Arc<Notify>) {
+/// from the last sequence number seen after a restart of either side. Whether the debugger
+/// runs comes from the workers' look (`latest`), so the debugger costs the supervisor no look
+/// of its own (a `systemctl` process each, without a session bus); after losing it, the next
+/// look is asked for at once (`poke`) and awaited.
+async fn follow_debugger(
+    bus_dir: PathBuf,
+    mut latest: watch::Receiver<Option<Report>>,
+    tx: Out,
+    poke: Arc<Notify>,
+) {
     let socket = config::socket_path(&bus_dir, OSC_DEBUGGER.bus_name);
     let mut cursor: Option<u64> = None;
     let mut said: Option<String> = None;
-    let mut lost_at: Option<Instant> = None;
     loop {
-        if let Some(why) = debugger_down(&socket, &manager).await {
-            if said.as_ref() != Some(&why) {
+        let down = match latest.borrow_and_update().as_ref() {
+            // No look yet: nothing to say.
+            None => Some(None),
+            Some(report) => debugger_down(report).map(Some),
+        };
+        if let Some(why) = down {
+            if let Some(why) = why.filter(|w| said.as_ref() != Some(w)) {
                 if deliver(&tx, Update::NoTelemetry(why.clone()))
                     .await
                     .is_err()
@@ -380,14 +381,9 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
                 }
                 said = Some(why);
             }
-            // Just lost: look again soon, it is probably restarting.
-            let soon = lost_at.is_some_and(|t| t.elapsed() < BUSY_FOR);
-            tokio::time::sleep(if soon {
-                Duration::from_millis(100)
-            } else {
-                CALM
-            })
-            .await;
+            if latest.changed().await.is_err() {
+                return;
+            }
             continue;
         }
         let why = match subscribe(&socket, cursor).await {
@@ -426,7 +422,8 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
                 }
             }
         };
-        lost_at = Some(Instant::now());
+        // What the last look said is older than the loss: wait for a look made after it.
+        latest.borrow_and_update();
         poke.notify_one();
         if deliver(&tx, Update::NoTelemetry(why.clone()))
             .await
@@ -435,7 +432,9 @@ async fn follow_debugger(bus_dir: PathBuf, manager: Arc<UserManager>, tx: Out, p
             return;
         }
         said = Some(why);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        if latest.changed().await.is_err() {
+            return;
+        }
     }
 }
 

@@ -304,3 +304,54 @@ fn the_audio_panel_says_what_the_analyzer_listens_to_and_i_asks_for_the_next_inp
         Some(Request::NextInput)
     ));
 }
+
+#[test]
+fn whether_the_debugger_is_read_comes_from_the_workers_look() {
+    use super::feed::debugger_down;
+    use crate::registry::OSC_DEBUGGER;
+    let with = |health: RowHealth, state: &str, detail: &str| {
+        let mut r = report(true);
+        let row = r
+            .workers
+            .iter_mut()
+            .find(|w| w.worker == OSC_DEBUGGER.bus_name)
+            .unwrap();
+        (row.health, row.state, row.detail) = (health, state.into(), detail.into());
+        r
+    };
+    assert_eq!(debugger_down(&report(true)), None);
+    assert_eq!(
+        debugger_down(&report(false)).as_deref(),
+        Some("osc_debugger is idle (its first OSC datagram starts it)")
+    );
+    let failed = with(
+        RowHealth::Worker(Health::Failed),
+        "failed",
+        "killed by SIGKILL",
+    );
+    assert_eq!(
+        debugger_down(&failed).as_deref(),
+        Some("osc_debugger failed: killed by SIGKILL")
+    );
+    let starting = with(
+        RowHealth::Worker(Health::Degraded),
+        "activating",
+        "starting",
+    );
+    assert_eq!(
+        debugger_down(&starting).as_deref(),
+        Some("osc_debugger is activating")
+    );
+    let stopped = with(RowHealth::Stopped, "inactive", "start it");
+    assert_eq!(
+        debugger_down(&stopped).as_deref(),
+        Some("osc_debugger is stopped (s on its row starts it)")
+    );
+    // Without a supervisor: no socket, said as vj-status says it.
+    let mut none = with(RowHealth::NotRunning, "-", "no socket at /run/x.sock");
+    none.systemd = false;
+    assert_eq!(
+        debugger_down(&none).as_deref(),
+        Some("osc_debugger: no socket at /run/x.sock")
+    );
+}

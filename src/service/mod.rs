@@ -1,6 +1,6 @@
 //! How a worker lives under the OS supervisor: activated sockets, sd-notify readiness and
-//! watchdog, logging to the journal, signals, credentials and atomic files; and a worker's
-//! identity there (`unit`).
+//! watchdog, logging to the journal, signals, credentials and atomic files; real-time
+//! scheduling for a thread whose timing is seen; and a worker's identity there (`unit`).
 
 pub mod activation;
 pub mod backoff;
@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod files;
 pub mod logging;
 pub mod notify;
+pub mod realtime;
 pub mod signals;
 pub mod stop;
 pub mod unit;

@@ -4,8 +4,10 @@
 //!
 //! Each bundle is due at its offset from the start (`--from`), divided by the speed, measured on
 //! the monotonic clock from the moment the replay (or the pass of a loop) began: the error does
-//! not add up over hours, and a wall clock stepped meanwhile changes nothing. The thread sleeps
-//! until just before a bundle is due and spins the rest (`SPIN`; docs/BENCHMARKS.md compares).
+//! not add up over hours, and a wall clock stepped meanwhile changes nothing. The sending thread
+//! runs at the lowest real-time priority where it may (`service::realtime`: on a busy machine an
+//! ordinary thread is woken up to a scheduler tick late), sleeps until just before a bundle is
+//! due and spins the rest (`SPIN`; docs/BENCHMARKS.md compares).
 
 use std::fs::File;
 use std::io::BufReader;
@@ -19,13 +21,14 @@ use serde::Serialize;
 
 use crate::osc::recording::{self, Damage, Entry, Header, Reader};
 use crate::osc::OscOut;
+use crate::service::realtime;
 
 /// The speeds a replay may run at.
 pub const SPEED_RANGE: RangeInclusive<f64> = 0.5..=4.0;
-/// The last stretch before a bundle is due is waited for by spinning: a sleep wakes up to a
-/// few hundred µs late on a busy machine, a spin within a few µs. 87 frames a second spin
-/// 87 × this per second of a core.
-pub const SPIN: Duration = Duration::from_micros(300);
+/// The last stretch before a bundle is due is waited for by spinning: a real-time thread's
+/// sleep ends up to ~100 µs late, an ordinary one's 50 µs later still (the timer slack), a spin
+/// within a few µs. 87 frames a second spin 87 × this per second of a core.
+pub const SPIN: Duration = Duration::from_micros(100);
 /// A sleep is cut into slices of this, so Ctrl-C is heard at once.
 const SLICE: Duration = Duration::from_millis(50);
 
@@ -41,6 +44,8 @@ pub struct ReplayPlan {
     pub from: Duration,
     /// See [`SPIN`].
     pub spin: Duration,
+    /// Send from a real-time thread where allowed (see `service::realtime`).
+    pub realtime: bool,
 }
 
 impl ReplayPlan {
@@ -51,6 +56,7 @@ impl ReplayPlan {
             looped: false,
             from: Duration::ZERO,
             spin: SPIN,
+            realtime: true,
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct ReplaySummary {
     pub late_max_ms: f64,
     /// Ctrl-C (or SIGTERM) ended it.
     pub stopped: bool,
+    /// The bundles went out from a real-time thread.
+    pub realtime: bool,
     /// Where the file could not be read further, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub damage: Option<String>,
@@ -211,6 +219,22 @@ pub fn replay(
     mut note: impl FnMut(String),
 ) -> Result<ReplaySummary, ReplayError> {
     let mut summary = ReplaySummary::default();
+    let realtime_guard = if plan.realtime {
+        match realtime::lowest_fifo() {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                note(format!(
+                    "sending without real-time priority ({e}): on a busy machine bundles may \
+                     go out a few ms late; an rtprio limit allows it (`ulimit -r 1`, or \
+                     limits.conf)"
+                ));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    summary.realtime = realtime_guard.is_some();
     let mut late = Lateness::new();
     let mut damage: Option<Damage> = None;
     'passes: loop {

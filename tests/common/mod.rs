@@ -11,6 +11,7 @@
 
 pub mod netns;
 pub mod pulse;
+pub mod stamped;
 
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixStream;
@@ -88,6 +89,22 @@ pub fn alsa_raw(genre: vj::audio::synth::Genre, seed: u64, secs: f64) -> Vec<u8>
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     bytes
+}
+
+/// A mono 16-bit WAV of `samples` (-1..1, clipped) at `rate`.
+pub fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &x in samples {
+        w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)
+            .unwrap();
+    }
+    w.finalize().unwrap();
 }
 
 /// Makes `infile` the `default` capture device of `home`: ALSA's `file` plugin over `null`
