@@ -239,7 +239,7 @@ mod tests {
         assert!(text[0].contains("0.50"), "{text:?}");
         assert_eq!(
             text[1],
-            "malformed 2 · targets 127.0.0.1:9000 127.0.0.1:9001 127.0.0.1:9003 · /karaoke/ → 127.0.0.1:9002"
+            "malformed 2 · targets 127.0.0.1:9000 127.0.0.1:9001 (bundles) 127.0.0.1:9003 (bundles) · /karaoke/ → 127.0.0.1:9002"
         );
     }
 
