@@ -113,8 +113,12 @@ fn tmux(sock: &Path) -> Command {
 }
 
 /// The release console in tmux against the suite (analyzer on its demo loop).
+/// `CONSOLE_BENCH_BIN` runs another vj-console binary the same way (an older build, side by
+/// side), `CONSOLE_BENCH_SECS` sets the time per case (default 30).
 fn live() {
-    let release = common::repo().join("target/release/vj-console");
+    let release = std::env::var_os("CONSOLE_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| common::repo().join("target/release/vj-console"));
     if !release.exists() || Command::new("tmux").arg("-V").output().is_err() {
         println!("report: console live figures skipped (needs target/release/vj-console and tmux)");
         return;
@@ -132,7 +136,10 @@ fn live() {
         .main_pid(debugger)
         != 0));
     std::thread::sleep(Duration::from_secs(3));
-    let secs = 30.0;
+    let secs: f64 = std::env::var("CONSOLE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(30.0);
     // The debugger alone, fed by the analyzer, for the same time.
     let pid = m.main_pid(debugger);
     let c0 = cpu_of(pid);
@@ -140,20 +147,41 @@ fn live() {
     let alone = cpu_of(pid) - c0;
 
     let sock: PathBuf = m.root.join("bench-tmux.sock");
-    // The last run has no session bus to ask the manager on: the `systemctl` fallback.
-    for (w, h, bus) in [
-        (80, 24, true),
-        (120, 40, true),
-        (200, 60, true),
-        (120, 40, false),
+    // The last runs have no session bus to ask the manager on: the `systemctl` fallback; the
+    // very last one with the debugger stopped (its sockets too, or the analyzer's OSC would
+    // start it again), so the console has no subscription and only the look says why.
+    for (w, h, bus, debugger_up) in [
+        (80, 24, true, true),
+        (120, 40, true, true),
+        (200, 60, true, true),
+        (120, 40, false, true),
+        (120, 40, false, false),
     ] {
-        let err = m.root.join(format!("console-{w}x{h}-{bus}.err"));
+        if !debugger_up {
+            m.ok(&[
+                "stop",
+                "vj-oscdebug.socket",
+                "vj-oscdebug-osc.socket",
+                debugger,
+            ]);
+        }
+        let err = m
+            .root
+            .join(format!("console-{w}x{h}-{bus}-{debugger_up}.err"));
         let mut env = vec!["env".to_string()];
         env.extend(m.env().iter().map(|(k, v)| format!("{k}={}", v.display())));
         if !bus {
             env.push("DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent/bus".into());
         }
-        let size = format!("{w}x{h}{}", if bus { "" } else { " without a session bus" });
+        let size = format!(
+            "{w}x{h}{}{}",
+            if bus { "" } else { " without a session bus" },
+            if debugger_up {
+                ""
+            } else {
+                ", the debugger stopped"
+            }
+        );
         env.extend(["sh".into(), "-c".into()]);
         env.push(format!(
             "{} --quit-after {} 2>{}",
@@ -173,12 +201,26 @@ fn live() {
         let with = cpu_of(pid) - c0;
         let console = std::fs::read_to_string(&err).unwrap_or_default();
         println!("report: {size}: {}", console.trim());
-        println!(
-            "report: {size}: vj-oscdebug CPU over {secs} s: {:.1} % of a core alone (before), {:.1} % with the console subscribed",
-            100.0 * alone / secs,
-            100.0 * with / secs
-        );
+        if debugger_up {
+            println!(
+                "report: {size}: vj-oscdebug CPU over {secs} s: {:.1} % of a core alone (before), {:.1} % with the console subscribed",
+                100.0 * alone / secs,
+                100.0 * with / secs
+            );
+        }
         let _ = tmux(&sock).arg("kill-server").status();
+    }
+    m.ok(&[
+        "start",
+        "vj-oscdebug.socket",
+        "vj-oscdebug-osc.socket",
+        debugger,
+    ]);
+    assert!(common::wait_until(Duration::from_secs(20), || m
+        .main_pid(debugger)
+        != 0));
+    if std::env::var_os("CONSOLE_BENCH_BIN").is_some() {
+        return;
     }
 
     // Reconnection: the console's own feed in this process, the debugger restarted under it;
