@@ -94,18 +94,6 @@ fn bench(c: &mut Criterion) {
     live();
 }
 
-/// CPU seconds (utime + stime) of a process so far.
-fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / ticks
-}
-
 fn tmux(sock: &Path) -> Command {
     let mut c = Command::new("tmux");
     c.arg("-S").arg(sock).env_remove("TMUX");
@@ -142,9 +130,9 @@ fn live() {
         .unwrap_or(30.0);
     // The debugger alone, fed by the analyzer, for the same time.
     let pid = m.main_pid(debugger);
-    let c0 = cpu_of(pid);
+    let c0 = common::cpu_secs(pid);
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let alone = cpu_of(pid) - c0;
+    let alone = common::cpu_secs(pid) - c0;
 
     let sock: PathBuf = m.root.join("bench-tmux.sock");
     // The last runs have no session bus to ask the manager on: the `systemctl` fallback; the
@@ -196,9 +184,9 @@ fn live() {
             .status()
             .unwrap();
         assert!(ok.success());
-        let c0 = cpu_of(pid);
+        let c0 = common::cpu_secs(pid);
         std::thread::sleep(Duration::from_secs_f64(secs + 2.0));
-        let with = cpu_of(pid) - c0;
+        let with = common::cpu_secs(pid) - c0;
         let console = std::fs::read_to_string(&err).unwrap_or_default();
         println!("report: {size}: {}", console.trim());
         if debugger_up {

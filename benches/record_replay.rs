@@ -21,18 +21,6 @@ use common::stamped::{Datagram, StampedListener};
 use vj::osc::recording::{self, Entry, Header, Reader};
 use vj::status::replay::{self, ReplayPlan};
 
-/// CPU seconds (utime + stime) of a process so far.
-fn cpu_of(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
-    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / ticks
-}
-
 fn pid(c: &Child) -> rustix::process::Pid {
     rustix::process::Pid::from_raw(c.id() as i32).unwrap()
 }
@@ -154,9 +142,9 @@ fn main() {
 
     // The debugger alone, then with the recorder subscribed.
     let window = Duration::from_secs(10);
-    let c0 = cpu_of(debugger.id());
+    let c0 = common::cpu_secs(debugger.id());
     std::thread::sleep(window);
-    let alone = (cpu_of(debugger.id()) - c0) / window.as_secs_f64() * 100.0;
+    let alone = (common::cpu_secs(debugger.id()) - c0) / window.as_secs_f64() * 100.0;
 
     let file = d.join("bench.osc.zst");
     let recorder = common::worker_command(env!("CARGO_BIN_EXE_vj-status"), d)
@@ -168,9 +156,17 @@ fn main() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let (r0, d0, t0) = (cpu_of(recorder.id()), cpu_of(debugger.id()), Instant::now());
+    let (r0, d0, t0) = (
+        common::cpu_secs(recorder.id()),
+        common::cpu_secs(debugger.id()),
+        Instant::now(),
+    );
     std::thread::sleep(Duration::from_secs(secs).saturating_sub(Duration::from_secs(1)));
-    let (r1, d1, t1) = (cpu_of(recorder.id()), cpu_of(debugger.id()), Instant::now());
+    let (r1, d1, t1) = (
+        common::cpu_secs(recorder.id()),
+        common::cpu_secs(debugger.id()),
+        Instant::now(),
+    );
     let out = recorder.wait_with_output().unwrap();
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
@@ -312,5 +308,5 @@ fn main() {
 
 /// This process's CPU seconds so far.
 fn cpu_now() -> f64 {
-    cpu_of(std::process::id())
+    common::cpu_secs(std::process::id())
 }

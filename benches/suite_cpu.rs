@@ -6,6 +6,7 @@
 //! messages in both. Binaries from `VJ_BIN_DIR` (default target/release), started by hand on
 //! free loopback ports. Prints a `report:` block; nothing is asserted.
 
+#[path = "../tests/common/mod.rs"]
 mod common;
 
 use std::net::UdpSocket;
