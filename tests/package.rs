@@ -2,7 +2,8 @@
 //! contents and conffile checked with dpkg. Where installing system-wide is harmless — CI
 //! (`CI=true`, a throw-away machine) or `VJ_TEST_SYSTEM_INSTALL=1` — it is installed with dpkg,
 //! the suite started from /usr/lib/systemd/user under a private user manager (nothing in the
-//! box's ~/.config/systemd/user), vj-status (/usr/bin) reports it healthy, and `dpkg -r`
+//! box's ~/.config/systemd/user but drop-ins moving its ports off the user's own suite's),
+//! vj-status (/usr/bin) reports it healthy, and `dpkg -r`
 //! leaves no unit or binary behind. A plain `make test` on a desktop never installs packages.
 
 mod common;
@@ -202,11 +203,14 @@ fn installed_with_dpkg_the_suite_runs_from_usr_lib_and_removes_cleanly() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let m = UserManager::start_bare(None);
+    let mut m = UserManager::start_bare(None);
     assert!(
         !m.home.join(".config/systemd/user").exists(),
         "nothing per-user"
     );
+    // The units stay /usr/lib's; only their ports move, as every test's do (the user's own
+    // suite, `make run`, may hold the defaults: its vj-oscquery kept this one from starting).
+    m.own_ports();
     // The playback monitors healthy without a player: a VirtualDJ file that exists, and
     // Spotify's Web API with nobody signed in is degraded by design; follow MPRIS on a bus
     // that does not exist instead would be too, so vj-status is asked per worker below.

@@ -171,8 +171,9 @@ impl UserManager {
     }
 
     /// Moves every socket unit that listens on a port (the OSC inputs, the HTTP listener) to a
-    /// free one, in a drop-in (`ports.conf`; a test's own `test.conf` sorts after it).
-    fn own_ports(&mut self) {
+    /// free one, in a drop-in (`ports.conf`; a test's own `test.conf` sorts after it): the user's
+    /// own suite (`make run`) may hold the default ports.
+    pub fn own_ports(&mut self) {
         for w in vj::registry::WORKERS {
             let udp = w
                 .osc_socket()
