@@ -505,9 +505,13 @@ impl OscOut {
 
     /// Sends the messages of one analysis frame: plain messages to ordinary destinations, one
     /// timetagged bundle (of the messages meant for it) to each destination that asked for bundles.
+    /// A bundle is built and encoded once for all the destinations it is the same for (the
+    /// debugger and the OSCQuery server both get every message), not once for each.
     pub fn send_frame(&self, msgs: &[OscMessage]) {
-        let mut bundles: Vec<(&Arc<Destination>, Vec<OscPacket>)> = Vec::new();
-        for msg in msgs {
+        // Each distinct bundle: the destinations it goes to, and its messages' indices.
+        let mut bundles: Vec<(Vec<&Arc<Destination>>, Vec<usize>)> = Vec::new();
+        let mut wanted: Vec<(&Arc<Destination>, Vec<usize>)> = Vec::new();
+        for (i, msg) in msgs.iter().enumerate() {
             let Ok(bytes) = encoder::encode(&OscPacket::Message(msg.clone())) else {
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -517,11 +521,16 @@ impl OscOut {
                     self.send_bytes(&bytes, d);
                     continue;
                 }
-                let packet = OscPacket::Message(msg.clone());
-                match bundles.iter_mut().find(|(to, _)| Arc::ptr_eq(to, d)) {
-                    Some((_, content)) => content.push(packet),
-                    None => bundles.push((d, vec![packet])),
+                match wanted.iter_mut().find(|(to, _)| Arc::ptr_eq(to, d)) {
+                    Some((_, content)) => content.push(i),
+                    None => wanted.push((d, vec![i])),
                 }
+            }
+        }
+        for (d, content) in wanted {
+            match bundles.iter_mut().find(|(_, c)| *c == content) {
+                Some((to, _)) => to.push(d),
+                None => bundles.push((vec![d], content)),
             }
         }
         if bundles.is_empty() {
@@ -532,10 +541,16 @@ impl OscOut {
             fractional: 1,
         });
         for (to, content) in bundles {
+            let content = content
+                .iter()
+                .map(|&i| OscPacket::Message(msgs[i].clone()))
+                .collect();
             match encoder::encode(&OscPacket::Bundle(OscBundle { timetag, content })) {
-                Ok(bytes) => self.send_bytes(&bytes, to),
+                Ok(bytes) => to.iter().for_each(|d| self.send_bytes(&bytes, d)),
                 Err(_) => {
-                    self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    self.shared
+                        .dropped
+                        .fetch_add(to.len() as u64, Ordering::Relaxed);
                 }
             }
         }
