@@ -187,10 +187,7 @@ fn control_is_accepted_from_the_allowed_address_only() {
 fn an_ipv6_target_receives_audio() {
     let v6 = v6_listener();
     let port = v6.local_addr().unwrap().port();
-    let bin = oscquery_common::common::bin_dir().join("vj-audio");
-    audio_reaches(&v6, &format!("[::1]:{port}"), |_| {
-        std::process::Command::new(&bin)
-    });
+    audio_reaches(&v6, &format!("[::1]:{port}"), None);
 }
 
 /// A host name whose only address is IPv6 (`::1`, from an /etc/hosts of the worker's own: a
@@ -203,21 +200,11 @@ fn an_ipv6_target_receives_audio() {
 fn a_name_resolving_to_ipv6_receives_audio() {
     let v6 = v6_listener();
     let port = v6.local_addr().unwrap().port();
-    let bin = oscquery_common::common::bin_dir().join("vj-audio");
-    audio_reaches(&v6, &format!("v6only.test:{port}"), |dir| {
-        let hosts = dir.join("hosts");
-        std::fs::write(&hosts, "::1 v6only.test\n").unwrap();
-        let mut c = std::process::Command::new("unshare");
-        c.args([
-            "--mount",
-            "sh",
-            "-c",
-            r#"mount --bind "$0" /etc/hosts && exec "$1""#,
-        ])
-        .arg(hosts)
-        .arg(&bin);
-        c
-    });
+    audio_reaches(
+        &v6,
+        &format!("v6only.test:{port}"),
+        Some("::1 v6only.test\n"),
+    );
 }
 
 fn v6_listener() -> UdpSocket {
@@ -226,22 +213,35 @@ fn v6_listener() -> UdpSocket {
     v6
 }
 
-/// Runs vj-audio (the command `spawn` builds, in the temporary dir it is given) with `[osc]
-/// targets = [target]`; asserts `v6` receives its /audio/levels, /audio/bpm and /audio/spectrum.
-fn audio_reaches(
-    v6: &UdpSocket,
-    target: &str,
-    spawn: impl FnOnce(&std::path::Path) -> std::process::Command,
-) {
+/// Runs vj-audio with `[osc] targets = [target]` (and, given `hosts`, an /etc/hosts of its own
+/// holding that text, in a mount namespace); asserts `v6` receives its /audio/levels,
+/// /audio/bpm and /audio/spectrum.
+fn audio_reaches(v6: &UdpSocket, target: &str, hosts: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("vj.toml"),
         format!("[osc]\ntargets = [\"{target}\"]\nroutes = []\n[audio]\nsource = \"demo\"\n"),
     )
     .unwrap();
-    let command = spawn(dir.path());
-    let mut child = oscquery_common::worker_command(command.get_program(), dir.path())
-        .args(command.get_args())
+    let bin = oscquery_common::common::bin_dir().join("vj-audio");
+    let mut command = match hosts {
+        None => oscquery_common::worker_command(&bin, dir.path()),
+        Some(text) => {
+            let file = dir.path().join("hosts");
+            std::fs::write(&file, text).unwrap();
+            let mut c = oscquery_common::worker_command("unshare", dir.path());
+            c.args([
+                "--mount",
+                "sh",
+                "-c",
+                r#"mount --bind "$0" /etc/hosts && exec "$1""#,
+            ])
+            .arg(file)
+            .arg(&bin);
+            c
+        }
+    };
+    let mut child = command
         .env("RUST_LOG", "warn")
         .stderr(std::process::Stdio::null())
         .spawn()
