@@ -679,10 +679,10 @@ impl Analysis {
         let (producer, consumer) = rtrb::RingBuffer::new(RING_SAMPLES);
         let cap = capture::open(device, producer, std::thread::current())?;
         // "capturing from 'default' at …", "capturing what plays on 'HDMI' (its monitor) at …"
-        let what = if cap.shown.starts_with('\'') {
-            format!("from {}", cap.shown)
-        } else {
+        let what = if cap.monitor {
             cap.shown.clone()
+        } else {
+            format!("from {}", cap.shown)
         };
         let name = if cap.shown == format!("'{}'", cap.name) {
             String::new()
