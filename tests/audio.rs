@@ -657,9 +657,6 @@ async fn latency_ms_sends_beats_that_much_before_they_sound_at_96_khz() {
 }
 
 #[tokio::test]
-#[ignore = "fails: at 44.1 kHz the tracker places a click track's beats 2-7 ms early (offline \
-            too: -4.8 ms mean, 48 kHz +0.9), so they leave 55 ms early; the live path adds \
-            nothing (docs/BENCHMARKS.md)"]
 async fn latency_ms_sends_beats_that_much_before_they_sound_at_44_1_khz() {
     latency_against_the_truth(&[44_100]).await;
 }
@@ -667,9 +664,9 @@ async fn latency_ms_sends_beats_that_much_before_they_sound_at_44_1_khz() {
 /// A steady click track whose beat times are known exactly, played by the worker (a file
 /// source) at each of `rates` side by side: with latency_ms = 50 the beats leave 50 ± 5 ms
 /// before the clicks play (the median, and three beats in four). Against the truth a beat also
-/// carries the tracker's own error, printed beside it: offline it places these clicks -4.8,
-/// +0.9 and +1.4 ms off at 44.1, 48 and 96 kHz (2026-12-07); sharper clicks (noise alone) -8.6,
-/// -3.9 and -2.8 ms.
+/// carries the tracker's own error, printed beside it: offline it places these clicks -2.6,
+/// -1.8 and -1.3 ms off at 44.1, 48 and 96 kHz (2026-12-07, with the tempo read between whole
+/// frames; before, -4.8, +0.9 and +1.4, and 44.1 kHz failed).
 async fn latency_against_the_truth(rates: &[u32]) {
     let music = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();

@@ -13,6 +13,9 @@ const GAP_BEATS: f64 = 2.0;
 /// has while they played (a mean over this many seconds).
 const RELATIVE_PEAKINESS: f32 = 0.55;
 const PEAK_REF_SECS: f32 = 5.0;
+/// A phase up to an eighth of a beat before the best one that fits at least this share as well
+/// is where the beat starts.
+const EARLIER_TIE: f32 = 0.9;
 /// The most phases a fit tries: one per frame of the slowest beat (30 BPM at 88 kHz / 512).
 const MAX_STEPS: usize = 360;
 
@@ -176,6 +179,8 @@ impl BeatTracker {
         let beats = FIT_BEATS.min(((len as f32 - 2.0) / tau) as usize);
         // Each phase's score, for the sub-frame refinement of the best one.
         let mut scores = [0.0f32; MAX_STEPS];
+        // And before the inertia.
+        let mut raw = [0.0f32; MAX_STEPS];
         let steps = steps.min(MAX_STEPS);
         for phi in 0..steps {
             let phi = phi as f32;
@@ -190,6 +195,7 @@ impl BeatTracker {
             // running grid's phase above 1.3 × the mean, and would call a breakdown drums.
             total += s;
             top = top.max(s);
+            raw[phi as usize] = s;
             // Inertia: favour the grid that is already running (it rides fills, and carries
             // the phase through a breakdown to the drop).
             if let Some(last) = self.last_beat {
@@ -203,6 +209,7 @@ impl BeatTracker {
                 best = (phi, s);
             }
         }
+        let best = earliest_of_a_cluster(best, &scores[..steps], &raw[..steps], tau);
         // A parabola through the best phase and its neighbours places the beat between
         // frames (a frame is 10-12 ms; the truth is not on it).
         let b = best.0 as usize;
@@ -274,6 +281,22 @@ impl BeatTracker {
     pub fn is_beat(&self) -> bool {
         self.beat
     }
+}
+
+/// The beat is where its hits start: when a phase up to an eighth of a beat earlier (older)
+/// fits the drums nearly as well as `best` before the inertia (`raw`) — a kick with a clap or
+/// a flam just after it — the earliest such phase, as (phase, its score with the inertia).
+/// Which of two such phases won was left to a hundredth of a frame in the period (a house clip
+/// locked 75 ms late once its tempo was read exactly).
+fn earliest_of_a_cluster(best: (f32, f32), scores: &[f32], raw: &[f32], tau: f32) -> (f32, f32) {
+    let steps = scores.len();
+    let b = best.0 as usize;
+    let peak = |i: usize| raw[i] >= raw[(i + steps - 1) % steps] && raw[i] >= raw[(i + 1) % steps];
+    (1..=(tau / 8.0) as usize)
+        .rev()
+        .map(|j| (b + j) % steps)
+        .find(|&e| raw[e] >= EARLIER_TIE * raw[b] && peak(e))
+        .map_or(best, |e| (e as f32, scores[e]))
 }
 
 #[cfg(test)]
