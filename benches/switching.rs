@@ -1,6 +1,6 @@
 //! Live input switching (docs/BENCHMARKS.md, "What the machine plays … and live switching"):
-//! the release vj-audio, run by hand, a client of a private PulseAudio whose default output is
-//! a null sink; `set_config` on its control socket moves it between the demo loop, the null
+//! the release vj-audio, run by hand, a client of a private sound server (PulseAudio, then
+//! PipeWire with WirePlumber and pipewire-pulse) whose default output is a null sink; `set_config` on its control socket moves it between the demo loop, the null
 //! sink's monitor (named by a substring of its description) and a WAV file. The switch time
 //! is from the ack to the first `/audio/*` datagram of the new input at a UDP listener (the
 //! kernel's receive timestamp, `common::stamped`). The old input sends a frame every 11.6 ms
@@ -14,7 +14,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -122,17 +122,35 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// Starts a sound server in a directory.
+type Start = fn(&Path) -> Pulse;
+
 fn main() {
     let runs: usize = std::env::var("SWITCH_BENCH_RUNS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
+    let servers: [(&str, Start); 2] = [
+        ("PulseAudio", |d| {
+            Pulse::with_null_sink(d, "vjtest", "VJ Test Output")
+        }),
+        ("PipeWire", |d| {
+            Pulse::pipewire_with_null_sink(d, "vjtest", "VJ Test Output")
+        }),
+    ];
+    for (server, start) in servers {
+        switches_on(server, start, runs);
+    }
+}
+
+/// Every switch `runs` times, vj-audio a client of the sound server `start` starts.
+fn switches_on(server: &str, start: Start, runs: usize) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for sub in ["bus", "state", "cache", "config", "pulse"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
-    let pulse = Pulse::with_null_sink(&d.join("pulse"), "vjtest", "VJ Test Output");
+    let pulse = start(&d.join("pulse"));
     let wav = d.join("demo.wav");
     common::write_wav(&wav, &vj::audio::synth::demo_loop(RATE), RATE);
     // What a desktop's output carries while music plays: a tone, from a player asking for
@@ -228,7 +246,7 @@ fn main() {
             .map(|s| s.first.map_or("-".into(), |f| format!("{f:.0}")))
             .collect();
         println!(
-            "report: switching {what}: ack to the new input open (get_state) {} ms; to its first frame {} ms ('-': no gap over 15 ms); request to ack {} ms",
+            "report: {server}: switching {what}: ack to the new input open (get_state) {} ms; to its first frame {} ms ('-': no gap over 15 ms); request to ack {} ms",
             list(runs.iter().map(|s| s.opened).collect()),
             first.join(" "),
             list(runs.iter().map(|s| s.ack).collect()),

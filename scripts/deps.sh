@@ -13,10 +13,12 @@
 #           tmux (vj-console driven as a person would: send-keys, capture-pane),
 #           dbus-user-session (the user manager on a session bus, where vj-status and vj-console
 #           ask it over D-Bus; without one they fall back to systemctl),
-#           zstd (the CLI: a show recording opened by a tool that is not ours)
+#           zstd (the CLI: a show recording opened by a tool that is not ours),
+#           pipewire, pipewire-pulse, wireplumber (the system capture on PipeWire, the sound
+#           server of current desktops, as well as on PulseAudio)
 set -eu
 want="pkg-config libasound2-dev cmake g++ libclang-dev libpulse-dev"
-if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins pulseaudio-utils python3-requests python3-websockets python3-zeroconf tmux dbus-user-session zstd"; fi
+if [ "${1:-}" = --test ]; then want="$want liblo-tools alsa-utils dbus mpv mpv-mpris pulseaudio libasound2-plugins pulseaudio-utils python3-requests python3-websockets python3-zeroconf tmux dbus-user-session zstd pipewire pipewire-pulse wireplumber"; fi
 missing=""
 for p in $want; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

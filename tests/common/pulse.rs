@@ -1,13 +1,14 @@
-//! A private PulseAudio server on a socket in a temp dir: the sound server most Linux desktops
-//! have (PipeWire answers the same protocol through pipewire-pulse). Clients reach it with
-//! `PULSE_SERVER=unix:<dir>/native` ([`Pulse::server`]).
+//! A private sound server on a socket in a temp dir, as Linux desktops have one: PulseAudio,
+//! or PipeWire with its session manager (WirePlumber) and pipewire-pulse, which answers the
+//! same protocol. Clients reach either with `PULSE_SERVER=unix:<socket>` ([`Pulse::server`]).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct Pulse {
-    child: Child,
+    /// The server's processes, the one clients talk to last.
+    children: Vec<Child>,
     socket: PathBuf,
 }
 
@@ -33,6 +34,64 @@ impl Pulse {
                  set-default-sink {sink}\n"
             ),
         )
+    }
+
+    /// PipeWire, its session manager and pipewire-pulse on a session bus of their own (the
+    /// session manager needs one), with a null sink `sink` as the default output.
+    pub fn pipewire_with_null_sink(dir: &Path, sink: &str, description: &str) -> Pulse {
+        let home = dir.join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let bus = format!("unix:path={}", dir.join("bus").display());
+        let spawn = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .env("HOME", &home)
+                .env("XDG_RUNTIME_DIR", dir)
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .env("XDG_STATE_HOME", home.join("state"))
+                .env("DBUS_SESSION_BUS_ADDRESS", &bus)
+                .env_remove("PIPEWIRE_REMOTE")
+                .env_remove("PULSE_SERVER")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{program} (scripts/deps.sh --test installs it): {e}"))
+        };
+        let mut children = vec![spawn(
+            "dbus-daemon",
+            &["--session", "--nofork", "--nopidfile", "--address", &bus],
+        )];
+        wait_for_socket(&dir.join("bus"), "dbus-daemon");
+        children.push(spawn("pipewire", &[]));
+        wait_for_socket(&dir.join("pipewire-0"), "pipewire");
+        children.push(spawn("wireplumber", &[]));
+        children.push(spawn("pipewire-pulse", &[]));
+        let socket = dir.join("pulse/native");
+        wait_for_socket(&socket, "pipewire-pulse");
+        let server = Pulse { children, socket };
+        server.pactl(&[
+            "load-module",
+            "module-null-sink",
+            &format!("sink_name={sink}"),
+            &format!("sink_properties=\"device.description='{description}'\""),
+        ]);
+        // The session manager makes it the default when it has seen it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let _ = Command::new("pactl")
+                .arg("--server")
+                .arg(server.server())
+                .args(["set-default-sink", sink])
+                .output();
+            if server.pactl(&["get-default-sink"]).trim() == sink {
+                break server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "PipeWire never took {sink} as its output"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// A server running the startup script `modules` after its native-protocol socket.
@@ -64,12 +123,11 @@ impl Pulse {
             .stderr(Stdio::null())
             .spawn()
             .expect("pulseaudio (scripts/deps.sh --test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-            assert!(Instant::now() < deadline, "pulseaudio never listened");
-            std::thread::sleep(Duration::from_millis(50));
+        wait_for_socket(&socket, "pulseaudio");
+        Pulse {
+            children: vec![child],
+            socket,
         }
-        Pulse { child, socket }
     }
 
     /// `PULSE_SERVER` for a client of this server.
@@ -94,15 +152,27 @@ impl Pulse {
     }
 
     /// The server dies, as when the desktop's sound server crashes or restarts.
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn kill(self) {
+        drop(self);
     }
 }
 
 impl Drop for Pulse {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in self.children.iter_mut().rev() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn wait_for_socket(socket: &Path, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::os::unix::net::UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{who} never listened on {socket:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
