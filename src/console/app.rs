@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use super::feed::{Request, Update};
@@ -16,6 +15,7 @@ use super::panels::playing::PlayingPanel;
 use super::panels::workers::{self, WorkersPanel};
 use super::panels::{self};
 use super::telemetry::{seed_messages, Arrival, OscMsg};
+use super::ui;
 use crate::registry::AUDIO;
 
 /// A message in the footer stays this long.
@@ -192,10 +192,8 @@ impl App {
         self.playing.draw(f, a.playing, self.now);
         self.lyrics.draw(f, a.lyrics);
         self.osc.draw(f, a.osc, self.now, no_telemetry);
-        f.render_widget(
-            Paragraph::new(panels::footer(self.fresh_message().as_ref())),
-            a.footer,
-        );
+        let footer = panels::footer(self.fresh_message().as_ref());
+        ui::write_lines(f, a.footer, std::slice::from_ref(&footer));
         if self.workers.logs.is_some() {
             let pane = Rect {
                 height: a.footer.y - a.audio.y,

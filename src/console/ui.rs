@@ -3,7 +3,7 @@
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::widgets::{Block, Borders};
 use ratatui::Frame;
 
 /// Eighths of a cell, empty to full.
@@ -46,9 +46,38 @@ pub fn panel(title: impl Into<Line<'static>>) -> Block<'static> {
         .title(title.into().style(bold()))
 }
 
+/// Draws a panel's frame — `title` at the left of a dim rule along the top row of `area`, as
+/// [`panel`] looks — and returns the area below it. Written into the buffer cell by cell: a
+/// `Block`, like a `Paragraph`, also restyles every cell of its area each frame, and those
+/// passes were a fifth of the console's CPU at 200×60 (docs/BENCHMARKS.md).
+pub fn frame(f: &mut Frame, area: Rect, title: Line<'static>) -> Rect {
+    if area.is_empty() {
+        return area;
+    }
+    let buf = f.buffer_mut();
+    let width = usize::from(area.width);
+    buf.set_stringn(area.x, area.y, "─".repeat(width), width, dim());
+    buf.set_line(area.x, area.y, &title.style(bold()), area.width);
+    Rect {
+        y: area.y + 1,
+        height: area.height - 1,
+        ..area
+    }
+}
+
+/// Writes `lines` into `area` top down, each cut at its width (what a `Paragraph` without
+/// wrapping draws, without its pass over every cell).
+pub fn write_lines(f: &mut Frame, area: Rect, lines: &[Line<'_>]) {
+    let buf = f.buffer_mut();
+    for (line, y) in lines.iter().zip(area.top()..area.bottom()) {
+        buf.set_line(area.x, y, line, area.width);
+    }
+}
+
 /// Draws `lines` in `area` inside a panel titled `title`.
 pub fn draw_lines(f: &mut Frame, area: Rect, title: Line<'static>, lines: Vec<Line<'static>>) {
-    f.render_widget(Paragraph::new(lines).block(panel(title)), area);
+    let inner = frame(f, area, title);
+    write_lines(f, inner, &lines);
 }
 
 /// Vertical bars, `height` rows tall, each `width` cells wide with `gap` between: the rows top

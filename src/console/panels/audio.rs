@@ -11,7 +11,6 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use serde_json::json;
 
@@ -223,27 +222,15 @@ impl AudioPanel {
         if stale {
             title.push(Span::styled("silent for a while ", ui::warn()));
         }
-        let block = ui::panel(Line::from(title));
-        let inner = block.inner(area);
-        f.render_widget(block, area);
+        let inner = ui::frame(f, area, Line::from(title));
         if let Some(why) = no_telemetry.filter(|_| !self.has_audio()) {
-            f.render_widget(
-                Paragraph::new(vec![Line::styled(
-                    format!("no telemetry: {why}"),
-                    ui::warn(),
-                )]),
-                inner,
-            );
+            let line = Line::styled(format!("no telemetry: {why}"), ui::warn());
+            ui::write_lines(f, inner, &[line]);
             return;
         }
         if !self.has_audio() {
-            f.render_widget(
-                Paragraph::new(vec![Line::styled(
-                    "no /audio/* yet — is audio_analyzer running?",
-                    ui::dim(),
-                )]),
-                inner,
-            );
+            let line = Line::styled("no /audio/* yet — is audio_analyzer running?", ui::dim());
+            ui::write_lines(f, inner, &[line]);
             return;
         }
         let [levels, spectrum, facts] = Layout::horizontal([
@@ -260,7 +247,7 @@ impl AudioPanel {
             .map(|s| Line::styled(s, ratatui::style::Style::default().fg(Color::Green)))
             .collect();
         lines.push(Line::styled(LEVEL_LABELS.join(" "), ui::dim()));
-        f.render_widget(Paragraph::new(lines), levels);
+        ui::write_lines(f, levels, &lines);
 
         let spec = self.spectrum.clone().unwrap_or_default();
         let mut lines: Vec<Line> = ui::column_bars(&spec, bars_height, 1, 0)
@@ -271,8 +258,8 @@ impl AudioPanel {
             format!("spectrum · {} bins", spec.len()),
             ui::dim(),
         ));
-        f.render_widget(Paragraph::new(lines), spectrum);
-        f.render_widget(Paragraph::new(self.facts(now)), facts);
+        ui::write_lines(f, spectrum, &lines);
+        ui::write_lines(f, facts, &self.facts(now));
     }
 
     /// One plain line for the snapshot.

@@ -6,7 +6,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent};
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Cell, Paragraph, Row, Table, TableState};
+use ratatui::widgets::{Cell, Row, Table, TableState};
 use ratatui::Frame;
 
 use crate::console::feed::{self, Request};
@@ -135,9 +135,7 @@ impl WorkersPanel {
     }
 
     pub fn draw(&self, f: &mut Frame, area: Rect) {
-        let block = ui::panel(self.title());
-        let inner = block.inner(area);
-        f.render_widget(block, area);
+        let inner = ui::frame(f, area, self.title());
         let header = Row::new([
             "WORKER", "STATE", "HEALTH", "PID", "UPTIME", "RST", "DETAIL",
         ])
@@ -188,7 +186,7 @@ impl WorkersPanel {
                 height: 1,
                 ..inner
             };
-            f.render_widget(Paragraph::new(self.detail_line()), detail);
+            ui::write_lines(f, detail, &[self.detail_line()]);
         }
     }
 
