@@ -19,6 +19,11 @@ cd "$repo"
 cargo build --release --bin vj-audio
 bin=${CARGO_TARGET_DIR:-$repo/target}/release/vj-audio
 if ! ls "$dir"/*.beats >/dev/null 2>&1; then
+    # Made beside it and moved in whole: a generator that stops half-way leaves no corpus to
+    # be scored as if it were complete.
+    final=$dir
+    dir=$dir.partial
+    rm -rf "$dir"
     if [ "$corpus" = h2 ]; then
         if ! command -v h2cli >/dev/null; then
             if [ "$(id -u)" -eq 0 ]; then
@@ -38,6 +43,9 @@ if ! ls "$dir"/*.beats >/dev/null 2>&1; then
     else
         "$bin" gen-corpus "$dir" --seed "$seed" --clips "$clips"
     fi
+    rm -rf "$final"
+    mv "$dir" "$final"
+    dir=$final
 fi
 if [ -n "${EVAL_ANALYZER:-}" ]; then
     "$bin" eval "$dir" --analyzer "$EVAL_ANALYZER"

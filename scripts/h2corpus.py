@@ -305,10 +305,16 @@ def render(song_text, workdir):
     out = os.path.join(workdir, "drums.wav")
     with open(path, "w") as f:
         f.write('<?xml version="1.0" encoding="UTF-8"?>\n' + song_text)
-    subprocess.run(["h2cli", "-s", path, "-o", out, "-r", str(RATE), "-b", "16", "-d", "alsa"],
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   env=dict(os.environ, HOME=workdir))
-    return read_wav(out)
+    # h2cli now and then dies of a segfault on a song it renders fine the next time (seen on a
+    # fresh machine, its first render): tried three times before the corpus gives up.
+    for attempt in range(3):
+        done = subprocess.run(["h2cli", "-s", path, "-o", out, "-r", str(RATE), "-b", "16",
+                               "-d", "alsa"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=dict(os.environ, HOME=workdir))
+        if done.returncode == 0:
+            return read_wav(out)
+        print(f"h2cli failed ({done.returncode}), attempt {attempt + 1} of 3", file=sys.stderr)
+    done.check_returncode()
 
 
 def read_wav(path):
