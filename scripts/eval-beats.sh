@@ -4,7 +4,8 @@
 # the corpus, EVAL_CORPUS=hard (the default: swing, ghost notes, timbres, noise, lo-fi, clips
 # that start inside a bar) or classic (the corpus tuned on until 2026-11-30). Seeds 1-4 are
 # the tuning set; 101-104 and 201-204 are held out. EVAL_ANALYZER scores another vj-audio
-# binary (an older build) on the same clips.
+# binary (an older build) on the same clips; madmom's online and offline trackers are scored
+# after vj-audio on the same clips (EVAL_MADMOM=0 skips them).
 # EVAL_CORPUS=h2 scores recorded drums instead: Hydrogen's kits playing patterns written in
 # scripts/h2corpus.py under synthesized beds (tuning kits for seeds < 100, held-out kits from
 # seed 101; needs `apt-get install hydrogen hydrogen-data hydrogen-drumkits` and makes a
@@ -51,4 +52,32 @@ if [ -n "${EVAL_ANALYZER:-}" ]; then
     "$bin" eval "$dir" --analyzer "$EVAL_ANALYZER"
 else
     "$bin" eval "$dir"
+fi
+# madmom's online (causal) and offline trackers on the same clips, scored by the same rules
+# (scripts/madmom-analyze.py answers as `vj-audio analyze --beats` does). EVAL_MADMOM=0 skips.
+# madmom 0.16.1 is the last release: its sdist carries C made by an old Cython that today's
+# Python cannot compile, and one import moved in Python 3.10; the venv builds it from its .pyx
+# with Cython 0.29 and that import mended, in target/madmom-venv (once).
+if [ "${EVAL_MADMOM:-1}" != 0 ]; then
+    mvenv=${CARGO_TARGET_DIR:-$repo/target}/madmom-venv
+    if ! "$mvenv/bin/python" -c "import madmom" 2>/dev/null; then
+        rm -rf "$mvenv"
+        python3 -m venv "$mvenv"
+        "$mvenv/bin/pip" install -q "numpy<1.24" "cython<3" scipy mido setuptools wheel
+        src=$(mktemp -d)
+        "$mvenv/bin/pip" download -q --no-deps --no-build-isolation madmom==0.16.1 -d "$src"
+        tar xzf "$src"/madmom-0.16.1.tar.gz -C "$src"
+        find "$src/madmom-0.16.1/madmom" -name "*.c" -delete
+        sed -i 's/^from collections import MutableSequence/from collections.abc import MutableSequence/' \
+            "$src/madmom-0.16.1/madmom/processors.py"
+        "$mvenv/bin/pip" install -q --no-build-isolation "$src/madmom-0.16.1"
+        rm -rf "$src"
+    fi
+    printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$mvenv/bin/python" "$repo/scripts/madmom-analyze.py" \
+        > "$mvenv/bin/madmom-analyze"
+    chmod +x "$mvenv/bin/madmom-analyze"
+    for mode in online offline; do
+        echo "madmom $mode on the same clips (F(vj) and tempo(vj) are madmom's):"
+        MADMOM_MODE=$mode "$bin" eval "$dir" --analyzer "$mvenv/bin/madmom-analyze"
+    done
 fi
