@@ -321,19 +321,14 @@ impl TempoTracker {
                 }
                 bj
             }
-            _ => self.prefer_bar(
-                self.prefer_subdivided(
-                    self.prefer_rhythm(
-                        self.hold_octave(
-                            self.prefer_regular_half(argmax(&self.smoothed), at),
-                            best,
-                        ),
-                        at,
-                    ),
-                    at,
-                ),
-                at,
-            ),
+            // The comb's best, then each rule in turn may move it to a related level.
+            _ => {
+                let bj = self.prefer_regular_half(argmax(&self.smoothed), at);
+                let bj = self.hold_octave(bj, best);
+                let bj = self.prefer_rhythm(bj, at);
+                let bj = self.prefer_subdivided(bj, at);
+                self.prefer_bar(bj, at)
+            }
         };
         self.rivalry = self.rivalry(bj);
         // Parabolic refinement between neighbouring candidates.
@@ -457,9 +452,10 @@ impl TempoTracker {
             let Some(aj) = self.nearest(p * ratio) else {
                 continue;
             };
-            if self.smoothed[aj] >= BAR_TIE * self.smoothed[bj] && bar(aj) > to_beat {
+            let b = bar(aj);
+            if self.smoothed[aj] >= BAR_TIE * self.smoothed[bj] && b > to_beat {
                 pick = aj;
-                to_beat = bar(aj);
+                to_beat = b;
             }
         }
         pick
