@@ -650,6 +650,22 @@ mod tests {
         }
     }
 
+    /// A recorded-drums clip kept in tests/data (a tuning clip of scripts/h2corpus.py) and its
+    /// truth.
+    fn recorded(name: &str) -> (crate::audio::offline::Mono, crate::audio::eval::Truth) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+        let wav = crate::audio::offline::read_wav(&dir.join(format!("{name}.wav"))).unwrap();
+        let text = std::fs::read_to_string(dir.join(format!("{name}.beats"))).unwrap();
+        (wav, crate::audio::eval::parse_truth(&text).unwrap())
+    }
+
+    /// The true beat within 70 ms of a beat sent at `t`, if any (the nearest).
+    fn true_beat(beats: &[f64], t: f64) -> Option<usize> {
+        (0..beats.len())
+            .min_by(|&a, &b| (beats[a] - t).abs().total_cmp(&(beats[b] - t).abs()))
+            .filter(|&i| (beats[i] - t).abs() < 0.07)
+    }
+
     #[test]
     fn recorded_drums_with_dotted_accents_keep_the_quarter_note_tempo() {
         // Tuning clips of the recorded-drums corpus (scripts/h2corpus.py, seed 1; 12 s, mono):
@@ -657,10 +673,7 @@ mod tests {
         // accents played on a cajon. Both read 123 BPM, 4/3 of their tempo, until the slower
         // level's evenly filled half period settled it.
         for name in ["h2-funk-001", "h2-odd-001"] {
-            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-            let wav = crate::audio::offline::read_wav(&dir.join(format!("{name}.wav"))).unwrap();
-            let text = std::fs::read_to_string(dir.join(format!("{name}.beats"))).unwrap();
-            let truth = crate::audio::eval::parse_truth(&text).unwrap();
+            let (wav, truth) = recorded(name);
             let (beats, bpm) = analyse_samples(&wav.samples, wav.rate);
             assert_found(name, &beats, bpm, &truth.beats, truth.tempo);
         }
@@ -688,10 +701,7 @@ mod tests {
         // and 3, its slap on 2 and 4, and a clave on the 1 that the drum detector hears as a
         // snare, under a bed whose chord changes with the bar. Drums alone call beat 3 the "1";
         // the harmony must win. Before harmony counted twice, none of the 26 beats after 15 s was.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-        let wav = crate::audio::offline::read_wav(&dir.join("h2-percussion-003.wav")).unwrap();
-        let text = std::fs::read_to_string(dir.join("h2-percussion-003.beats")).unwrap();
-        let truth = crate::audio::eval::parse_truth(&text).unwrap();
+        let (wav, truth) = recorded("h2-percussion-003");
         let settings = AnalysisSettings {
             rate: wav.rate,
             ..Default::default()
@@ -701,9 +711,7 @@ mod tests {
             if !f.beat || f.beat_time < 15.0 {
                 return;
             }
-            let Some(i) =
-                (0..truth.beats.len()).find(|&i| (truth.beats[i] - f.beat_time).abs() < 0.07)
-            else {
+            let Some(i) = true_beat(&truth.beats, f.beat_time) else {
                 return;
             };
             all += 1;
@@ -721,12 +729,9 @@ mod tests {
         // Beats sent with downbeat confidence >= 0.8 (the calibrated share of right ones) are
         // right at least nine times in ten, and more often than the unsure ones: on the tuning
         // clips, synthetic (hard corpus, seeds 1-2) and recorded drums (tests/data).
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
         let mut clips = Vec::new();
         for name in ["h2-funk-001", "h2-odd-001"] {
-            let wav = crate::audio::offline::read_wav(&dir.join(format!("{name}.wav"))).unwrap();
-            let text = std::fs::read_to_string(dir.join(format!("{name}.beats"))).unwrap();
-            let truth = crate::audio::eval::parse_truth(&text).unwrap();
+            let (wav, truth) = recorded(name);
             clips.push((wav.samples, wav.rate, truth.beats, truth.positions));
         }
         for (genre, seed) in [(Genre::House, 1), (Genre::Breakbeat, 2), (Genre::HipHop, 1)] {
@@ -740,14 +745,7 @@ mod tests {
                 ..Default::default()
             };
             crate::audio::offline::analyze(samples, settings, |f| {
-                let Some(i) = (0..beats.len())
-                    .min_by(|&a, &b| {
-                        (beats[a] - f.beat_time)
-                            .abs()
-                            .total_cmp(&(beats[b] - f.beat_time).abs())
-                    })
-                    .filter(|&i| f.beat && (beats[i] - f.beat_time).abs() < 0.07)
-                else {
+                let Some(i) = true_beat(beats, f.beat_time).filter(|_| f.beat) else {
                     return;
                 };
                 let right = f.count[0] as u32 == positions[i];
