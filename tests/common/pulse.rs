@@ -78,11 +78,8 @@ impl Pulse {
         // The session manager makes it the default when it has seen it.
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let _ = Command::new("pactl")
-                .arg("--server")
-                .arg(server.server())
-                .args(["set-default-sink", sink])
-                .output();
+            // Refused until the session manager has seen the sink.
+            let _ = server.run_pactl(&["set-default-sink", sink]);
             if server.pactl(&["get-default-sink"]).trim() == sink {
                 break server;
             }
@@ -135,20 +132,25 @@ impl Pulse {
         format!("unix:{}", self.socket.display())
     }
 
-    /// `pactl` on this server.
+    /// `pactl` on this server, which must succeed: what it printed.
     pub fn pactl(&self, args: &[&str]) -> String {
-        let out = Command::new("pactl")
-            .arg("--server")
-            .arg(self.server())
-            .args(args)
-            .output()
-            .expect("pactl (pulseaudio-utils)");
+        let out = self.run_pactl(args);
         assert!(
             out.status.success(),
             "pactl {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `pactl` on this server, whatever its outcome.
+    fn run_pactl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("pactl")
+            .arg("--server")
+            .arg(self.server())
+            .args(args)
+            .output()
+            .expect("pactl (pulseaudio-utils)")
     }
 
     /// The server dies, as when the desktop's sound server crashes or restarts.
