@@ -293,15 +293,6 @@ impl Analysis {
             let source = analyzer.tempo_source();
             let link = self.link.report();
             let link_shown = (link.mode.clone(), link.peers, link.tempo.round() as i64);
-            {
-                let mut live = self.shared.live();
-                live.link = link.clone();
-                live.fps = fps;
-                live.bpm = frame.bpm;
-                live.bpm_confidence = frame.bpm_confidence;
-                live.tempo_source = Some(source);
-                live.nudge_ms = analyzer.nudged() * 1000.0;
-            }
             // The line says the rate and the tempo, but a wobble (a busy machine, a catch-up
             // burst, the tempo settling) is not news: STATUS= and the journal change when the
             // source does, or when the rate has been 10 % off or the tempo 2 BPM off for 3 s.
@@ -330,6 +321,16 @@ impl Analysis {
                     .set(Health::Ok, format!("{label} at {fps:.0} fps{tempo}"));
                 self.shown = Some((label.to_string(), fps, frame.bpm, source, link_shown));
                 self.rate_off = 0;
+            }
+            // After the line: whoever reads a rate in get_state also reads the line that says it.
+            {
+                let mut live = self.shared.live();
+                live.link = link;
+                live.fps = fps;
+                live.bpm = frame.bpm;
+                live.bpm_confidence = frame.bpm_confidence;
+                live.tempo_source = Some(source);
+                live.nudge_ms = analyzer.nudged() * 1000.0;
             }
         }
         self.pet();
