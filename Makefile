@@ -80,10 +80,13 @@ soak: test-deps
 # tracker: the synthesized corpus (seeds 1-4 tuned the tracker; EVAL_SEED=101, the default
 # here, is held out; EVAL_CORPUS=classic for the corpus tuned on until 2026-11-30), then
 # recorded drums rendered by Hydrogen (scripts/h2corpus.py; EVAL_H2_SEED=101, the default, is
-# the held-out set of seeds and kits; seeds below 100 are for tuning).
+# the held-out set of seeds and kits; seeds below 100 are for tuning), then tracker modules
+# rendered by libopenmpt, their rows as the grid (scripts/modcorpus.py; EVAL_MOD_SEED=101, the
+# default, renders the held-out half of the modules).
 eval-beats: deps
 	EVAL_SEED=$${EVAL_SEED:-101} scripts/eval-beats.sh
 	EVAL_CORPUS=h2 EVAL_SEED=$${EVAL_H2_SEED:-101} scripts/eval-beats.sh
+	EVAL_CORPUS=mod EVAL_SEED=$${EVAL_MOD_SEED:-101} scripts/eval-beats.sh
 
 # Every fuzz target to FUZZ_RUNS executions (default 10 million; FUZZ_SECONDS=N for a time
 # limit instead) from the kept corpus in fuzz/corpus/; crashes become regressions in

@@ -9,7 +9,9 @@
 # EVAL_CORPUS=h2 scores recorded drums instead: Hydrogen's kits playing patterns written in
 # scripts/h2corpus.py under synthesized beds (tuning kits for seeds < 100, held-out kits from
 # seed 101; needs `apt-get install hydrogen hydrogen-data hydrogen-drumkits` and makes a
-# Python venv with numpy in target/eval-venv).
+# Python venv with numpy in target/eval-venv). EVAL_CORPUS=mod scores tracker modules (the game
+# Pingus's songs, rendered by libopenmpt with the rows as the grid: scripts/modcorpus.py; every
+# second module held out, for seeds from 101; needs pingus-data and libopenmpt0).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 seed=${EVAL_SEED:-1}
@@ -19,6 +21,12 @@ dir=${EVAL_DIR:-$repo/target/eval-$corpus-$seed-$clips}
 cd "$repo"
 cargo build --release --bin vj-audio
 bin=${CARGO_TARGET_DIR:-$repo/target}/release/vj-audio
+# The Python venv with numpy the recorded corpora's scripts run in (made once); prints its path.
+eval_venv() {
+    venv=${CARGO_TARGET_DIR:-$repo/target}/eval-venv
+    [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q numpy; } >&2
+    echo "$venv"
+}
 if ! ls "$dir"/*.beats >/dev/null 2>&1; then
     # Made beside it and moved in whole: a generator that stops half-way leaves no corpus to
     # be scored as if it were complete.
@@ -35,10 +43,20 @@ if ! ls "$dir"/*.beats >/dev/null 2>&1; then
                 exit 1
             fi
         fi
-        venv=${CARGO_TARGET_DIR:-$repo/target}/eval-venv
-        [ -x "$venv/bin/python" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q numpy; }
         set_name=tune; [ "$seed" -ge 100 ] && set_name=held
-        "$venv/bin/python" "$repo/scripts/h2corpus.py" "$dir" --seed "$seed" --clips "$clips" --set "$set_name"
+        "$(eval_venv)/bin/python" "$repo/scripts/h2corpus.py" "$dir" --seed "$seed" --clips "$clips" --set "$set_name"
+    elif [ "$corpus" = mod ]; then
+        if [ ! -d /usr/share/games/pingus/data/music ] || ! ldconfig -p | grep -q libopenmpt.so.0; then
+            if [ "$(id -u)" -eq 0 ]; then
+                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                    --no-install-recommends pingus-data libopenmpt0 >/dev/null
+            else
+                echo "the tracker-module corpus needs: sudo apt-get install pingus-data libopenmpt0" >&2
+                exit 1
+            fi
+        fi
+        set_name=tune; [ "$seed" -ge 100 ] && set_name=held
+        "$(eval_venv)/bin/python" "$repo/scripts/modcorpus.py" "$dir" --seed "$seed" --clips "$clips" --set "$set_name"
     elif [ "$corpus" = classic ]; then
         "$bin" gen-corpus "$dir" --seed "$seed" --clips "$clips" --classic
     else

@@ -392,6 +392,12 @@ def mix(rng, drums, bpm, t0, bars, seconds):
         b = bed(rng, n, bpm, t0, bars)
         x = x + level * b[:, None] / (np.abs(b).max() + 1e-9)
         desc.append("bed")
+    return degrade(rng, x, desc)
+
+
+def degrade(rng, x, desc):
+    """A room, lo-fi filtering and noise, each by chance, then a soft clip; `desc` gets their
+    names. (The tracker-module corpus, scripts/modcorpus.py, uses it too.)"""
     if rng.random() < 0.5:
         x = room(rng, x)
         desc.append("room")
@@ -467,15 +473,21 @@ def make_clip(out_dir, name, genre, kit, seed, seconds, workdir):
     return bpm, desc
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(doc, clips):
+    """The command line both corpus scripts take (scripts/modcorpus.py too); makes OUT_DIR."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("out_dir")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--clips", type=int, default=1, help="clips of each genre")
+    ap.add_argument("--clips", type=int, default=1, help=clips)
     ap.add_argument("--set", choices=["tune", "held"], default="tune")
     ap.add_argument("--seconds", type=float, default=30.0)
     args = ap.parse_args()
     os.makedirs(args.out_dir, exist_ok=True)
+    return args
+
+
+def main():
+    args = arguments(__doc__, "clips of each genre")
     kits = HELD_KITS if args.set == "held" else TUNE_KITS
     perc_kits = [k for k in kits if k in PERCUSSION_ROLES]
     drum_kits = [k for k in kits if k not in PERCUSSION_ROLES]
