@@ -262,7 +262,10 @@ pub fn table(scores: &[ClipScore]) -> String {
         .iter()
         .filter(|c| super::synth::Genre::from_name(&c.genre).is_some_and(|g| g.four_on_the_floor()))
         .collect();
-    out.push_str(&row("4-on-floor", &fotf));
+    // (Corpora of recordings have no four-on-the-floor genre of the synthesizer's: no row.)
+    if !fotf.is_empty() {
+        out.push_str(&row("4-on-floor", &fotf));
+    }
     let all: Vec<&ClipScore> = scores.iter().collect();
     out.push_str(&row("overall", &all));
     let lock = |name: &str, v: Vec<Option<f64>>| -> String {
@@ -396,6 +399,29 @@ mod tests {
         // Double-time estimates: precision halves, recall stays: F = 2/3.
         let double: Vec<f64> = (0..40).map(|i| i as f64 * 0.25).collect();
         assert!((f_measure(&r, &double) - 2.0 / 3.0).abs() < 0.02);
+    }
+
+    #[test]
+    fn the_table_has_a_four_on_the_floor_row_only_where_the_corpus_has_such_genres() {
+        let clip = |genre: &str, f: f64| ClipScore {
+            genre: genre.into(),
+            f,
+            tempo: TempoVerdict::Right,
+            naive_f: 0.5,
+            naive_tempo: TempoVerdict::Wrong,
+            downbeat_f: None,
+            offset: 0.0,
+            lock_start: Some(1.0),
+            lock_drop: None,
+        };
+        let recorded = table(&[clip("tracker", 0.9), clip("tracker", 0.7)]);
+        assert!(!recorded.contains("4-on-floor"), "{recorded}");
+        assert!(recorded.contains("tracker          2  0.800"), "{recorded}");
+        let synthetic = table(&[clip("house", 1.0), clip("hiphop", 0.5)]);
+        assert!(
+            synthetic.contains("4-on-floor       1  1.000"),
+            "{synthetic}"
+        );
     }
 
     #[test]
