@@ -72,8 +72,9 @@ def highlight(data):
 
 def meter(rows, lengths, per_beat, per_bar):
     """(rows a beat, rows a bar): the highlight's, unless its beat is over SPEC's 180 BPM (1 %
-    allowed for the rows' timing). Then the beat is every 3rd highlight where the bar holds
-    6 or 12 of them (a compound meter: 6/8's beat is three eighths), else every 2nd; and a bar
+    allowed for the rows' timing). Then the beat is every 3rd highlight where the bar's count
+    of them divides by 3 (6/8's beat is three eighths; a fast 3/4 is counted one to a bar),
+    else every 2nd; and a bar
     left with fewer than 3 beats is paired with the next (where every pattern holds whole
     pairs), so that 258 BPM in 4/4 is read as 129 BPM in 4/4, not 2/4. (A level under 180 is
     kept even where a slower one could be the beat: that choice is the tracker's to make.)"""
