@@ -61,6 +61,8 @@ pub enum TempoVerdict {
     Right,
     /// Half or double.
     Octave,
+    /// 3:2, 2:3, 4:3 or 3:4 of it: a triplet feel or a dotted pattern read as the beat.
+    Ratio,
     Wrong,
 }
 
@@ -70,6 +72,11 @@ pub fn tempo_verdict(reference: f64, estimated: f64) -> TempoVerdict {
         TempoVerdict::Right
     } else if near(2.0 * reference) || near(0.5 * reference) {
         TempoVerdict::Octave
+    } else if [1.5, 2.0 / 3.0, 4.0 / 3.0, 0.75]
+        .iter()
+        .any(|r| near(r * reference))
+    {
+        TempoVerdict::Ratio
     } else {
         TempoVerdict::Wrong
     }
@@ -165,6 +172,9 @@ pub fn parse_beats(text: &str) -> Beats {
 /// A `.beats` ground-truth file.
 pub struct Truth {
     pub genre: String,
+    /// What played it, from a second header line `# kit NAME; …` or `# module NAME; …` (the
+    /// recorded corpora's), for the per-kit table.
+    pub source: Option<String>,
     pub tempo: f64,
     pub drop: Option<f64>,
     pub beats: Vec<f64>,
@@ -172,9 +182,14 @@ pub struct Truth {
     pub positions: Vec<u32>,
 }
 
-/// Parses a `.beats` file: `# genre tempo [drop]`, then `time [position]` per line.
+/// Parses a `.beats` file: `# genre tempo [drop]`, optionally `# kit NAME; …` or
+/// `# module NAME; …`, then `time [position]` per line.
 pub fn parse_truth(text: &str) -> Option<Truth> {
     let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let source = rest.lines().next().and_then(|l| {
+        let named = l.strip_prefix("# kit ").or(l.strip_prefix("# module "))?;
+        Some(named.split(';').next()?.trim().to_string())
+    });
     let mut header = first.strip_prefix("# ")?.split_whitespace();
     let genre = header.next()?.to_string();
     let tempo = header.next()?.parse().ok()?;
@@ -182,6 +197,7 @@ pub fn parse_truth(text: &str) -> Option<Truth> {
     let b = parse_beats(rest);
     Some(Truth {
         genre,
+        source,
         tempo,
         drop,
         beats: b.times,
@@ -203,6 +219,8 @@ pub fn lock_time(reference: &[f64], estimated: &[f64], from: f64) -> Option<f64>
 #[derive(Debug, Clone)]
 pub struct ClipScore {
     pub genre: String,
+    /// The kit or module that played it (recorded corpora).
+    pub source: Option<String>,
     pub f: f64,
     pub tempo: TempoVerdict,
     pub naive_f: f64,
@@ -216,13 +234,26 @@ pub struct ClipScore {
     pub lock_drop: Option<f64>,
 }
 
-/// The per-genre and overall table `make eval-beats` prints.
+/// The per-genre and overall table `make eval-beats` prints, then one row per kit or module
+/// where the corpus names them.
 pub fn table(scores: &[ClipScore]) -> String {
-    let mut genres: Vec<String> = scores.iter().map(|s| s.genre.clone()).collect();
-    genres.dedup();
-    let mut out = String::from(
-        "genre        clips  F(vj)  F(down)  tempo(vj)  oct(vj)  F(naive)  tempo(naive)  oct(naive)\n",
-    );
+    // In the order first seen.
+    let mut genres: Vec<&str> = Vec::new();
+    let mut sources: Vec<&str> = Vec::new();
+    for c in scores {
+        if !genres.contains(&c.genre.as_str()) {
+            genres.push(&c.genre);
+        }
+        if let Some(k) = c.source.as_deref().filter(|k| !sources.contains(k)) {
+            sources.push(k);
+        }
+    }
+    let width = sources.iter().map(|k| k.len()).max().unwrap_or(0).max(12);
+    let header = |what: &str| {
+        format!(
+            "{what:<width$} clips  F(vj)  F(down)  tempo(vj)  oct(vj)  ratio(vj)  F(naive)  tempo(naive)  oct(naive)\n"
+        )
+    };
     let row = |name: &str, s: &[&ClipScore]| -> String {
         let n = s.len().max(1) as f64;
         let f = s.iter().map(|c| c.f).sum::<f64>() / n;
@@ -233,29 +264,25 @@ pub fn table(scores: &[ClipScore]) -> String {
         } else {
             format!("{:.3}", down.iter().sum::<f64>() / down.len() as f64)
         };
-        let pct = |v: TempoVerdict, naive: bool| {
-            100.0
-                * s.iter()
-                    .filter(|c| (if naive { c.naive_tempo } else { c.tempo }) == v)
-                    .count() as f64
-                / n
-        };
-        let oct = |naive: bool| {
+        let count = |v: TempoVerdict, naive: bool| {
             s.iter()
-                .filter(|c| (if naive { c.naive_tempo } else { c.tempo }) == TempoVerdict::Octave)
+                .filter(|c| (if naive { c.naive_tempo } else { c.tempo }) == v)
                 .count()
         };
+        let pct = |v: TempoVerdict, naive: bool| 100.0 * count(v, naive) as f64 / n;
         format!(
-            "{name:<12} {:>5}  {f:>5.3}  {down:>7}  {:>8.0}%  {:>7}  {nf:>8.3}  {:>11.0}%  {:>10}\n",
+            "{name:<width$} {:>5}  {f:>5.3}  {down:>7}  {:>8.0}%  {:>7}  {:>9}  {nf:>8.3}  {:>11.0}%  {:>10}\n",
             s.len(),
             pct(TempoVerdict::Right, false),
-            oct(false),
+            count(TempoVerdict::Octave, false),
+            count(TempoVerdict::Ratio, false),
             pct(TempoVerdict::Right, true),
-            oct(true),
+            count(TempoVerdict::Octave, true),
         )
     };
+    let mut out = header("genre");
     for g in &genres {
-        let s: Vec<&ClipScore> = scores.iter().filter(|c| &c.genre == g).collect();
+        let s: Vec<&ClipScore> = scores.iter().filter(|c| c.genre == *g).collect();
         out.push_str(&row(g, &s));
     }
     let fotf: Vec<&ClipScore> = scores
@@ -290,6 +317,16 @@ pub fn table(scores: &[ClipScore]) -> String {
             .map(|s| s.lock_drop)
             .collect(),
     ));
+    if !sources.is_empty() {
+        out.push_str(&header("kit / module"));
+        for k in &sources {
+            let s: Vec<&ClipScore> = scores
+                .iter()
+                .filter(|c| c.source.as_deref() == Some(*k))
+                .collect();
+            out.push_str(&row(k, &s));
+        }
+    }
     out
 }
 
@@ -340,6 +377,7 @@ pub fn run_corpus(
         let text = std::fs::read_to_string(&truth_path)?;
         let Truth {
             genre,
+            source,
             tempo,
             drop,
             beats: truth,
@@ -357,6 +395,7 @@ pub fn run_corpus(
         let (nbeats, ntempo) = naive(&mono.samples, mono.rate);
         scores.push(ClipScore {
             genre,
+            source,
             f: f_measure(&truth, &beats),
             tempo: tempo_verdict(tempo, est),
             naive_f: f_measure(&truth, &nbeats),
@@ -402,9 +441,10 @@ mod tests {
     }
 
     #[test]
-    fn the_table_has_a_four_on_the_floor_row_only_where_the_corpus_has_such_genres() {
+    fn the_table_has_rows_per_genre_and_per_kit_and_counts_ratio_errors() {
         let clip = |genre: &str, f: f64| ClipScore {
             genre: genre.into(),
+            source: None,
             f,
             tempo: TempoVerdict::Right,
             naive_f: 0.5,
@@ -417,6 +457,38 @@ mod tests {
         let recorded = table(&[clip("tracker", 0.9), clip("tracker", 0.7)]);
         assert!(!recorded.contains("4-on-floor"), "{recorded}");
         assert!(recorded.contains("tracker          2  0.800"), "{recorded}");
+        assert!(!recorded.contains("kit / module"), "{recorded}");
+        let played = |kit: &str, tempo| ClipScore {
+            source: Some(kit.into()),
+            tempo,
+            ..clip("percussion", 1.0)
+        };
+        let kits = table(&[
+            played("circAfrique v4", TempoVerdict::Ratio),
+            played("Gimme A Hand 1.0", TempoVerdict::Right),
+            played("circAfrique v4", TempoVerdict::Right),
+        ]);
+        let line = |name: &str| {
+            let l = kits.lines().find(|l| l.starts_with(name));
+            l.unwrap_or_else(|| panic!("no {name} row in\n{kits}"))
+                .split_whitespace()
+                .skip(name.split_whitespace().count())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        // clips, F, F(down), tempo right, octave errors, ratio errors, ...
+        assert!(
+            line("percussion").starts_with("3 1.000 - 67% 0 1 "),
+            "{kits}"
+        );
+        assert!(
+            line("circAfrique v4").starts_with("2 1.000 - 50% 0 1 "),
+            "{kits}"
+        );
+        assert!(
+            line("Gimme A Hand 1.0").starts_with("1 1.000 - 100% 0 0 "),
+            "{kits}"
+        );
         let synthetic = table(&[clip("house", 1.0), clip("hiphop", 0.5)]);
         assert!(
             synthetic.contains("4-on-floor       1  1.000"),
@@ -428,6 +500,9 @@ mod tests {
     fn tempo_verdicts() {
         assert_eq!(tempo_verdict(170.0, 172.0), TempoVerdict::Right);
         assert_eq!(tempo_verdict(170.0, 85.0), TempoVerdict::Octave);
-        assert_eq!(tempo_verdict(120.0, 90.0), TempoVerdict::Wrong);
+        // Recorded percussion at 97 read at 129: three beats heard as four.
+        assert_eq!(tempo_verdict(97.0, 129.0), TempoVerdict::Ratio);
+        assert_eq!(tempo_verdict(140.0, 93.5), TempoVerdict::Ratio);
+        assert_eq!(tempo_verdict(140.0, 112.0), TempoVerdict::Wrong);
     }
 }
