@@ -61,7 +61,8 @@ pub enum TempoVerdict {
     Right,
     /// Half or double.
     Octave,
-    /// 3:2, 2:3, 4:3 or 3:4 of it: a triplet feel or a dotted pattern read as the beat.
+    /// At one of [`super::tempo::RELATED_LEVELS`] of it: a triplet feel or a dotted pattern
+    /// read as the beat.
     Ratio,
     Wrong,
 }
@@ -72,9 +73,9 @@ pub fn tempo_verdict(reference: f64, estimated: f64) -> TempoVerdict {
         TempoVerdict::Right
     } else if near(2.0 * reference) || near(0.5 * reference) {
         TempoVerdict::Octave
-    } else if [1.5, 2.0 / 3.0, 4.0 / 3.0, 0.75]
+    } else if super::tempo::RELATED_LEVELS
         .iter()
-        .any(|r| near(r * reference))
+        .any(|&r| near(f64::from(r) * reference))
     {
         TempoVerdict::Ratio
     } else {

@@ -34,6 +34,10 @@ const SUBDIVIDED_TIE: f32 = 0.95;
 /// Two metrical levels compete when the rival's comb score (without the prior) is above this
 /// share of the chosen one's; at an equal score the confidence is halved.
 const RIVAL_FROM: f32 = 0.7;
+/// The levels a triplet feel or a dotted pattern puts beside the beat: 4:3, 3:4, 3:2 and 2:3
+/// of it (the set is its own inverse, so periods and tempos alike). They compete with the beat
+/// (`rivalry`), and `vj-audio eval` counts a reading at one of them as a ratio error.
+pub const RELATED_LEVELS: [f32; 4] = [4.0 / 3.0, 0.75, 1.5, 2.0 / 3.0];
 
 /// A level related to the chosen one by 4:3, 5:4 or 3:2 (either way) takes over when it
 /// scores at least this share of the chosen one's (with the prior) and its bar correlates this
@@ -468,7 +472,7 @@ impl TempoTracker {
         if fit <= 0.0 {
             return 0.0;
         }
-        let rival = [4.0 / 3.0, 1.5, 0.75, 2.0 / 3.0]
+        let rival = RELATED_LEVELS
             .into_iter()
             .filter_map(|r| self.nearest(self.periods[bj] * r))
             .map(|j| self.fit[j])
