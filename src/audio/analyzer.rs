@@ -659,11 +659,12 @@ mod tests {
         (wav, crate::audio::eval::parse_truth(&text).unwrap())
     }
 
-    /// The true beat within 70 ms of a beat sent at `t`, if any (the nearest).
+    /// The true beat within the scoring tolerance (70 ms) of a beat sent at `t`, if any (the
+    /// nearest).
     fn true_beat(beats: &[f64], t: f64) -> Option<usize> {
         (0..beats.len())
             .min_by(|&a, &b| (beats[a] - t).abs().total_cmp(&(beats[b] - t).abs()))
-            .filter(|&i| (beats[i] - t).abs() < 0.07)
+            .filter(|&i| (beats[i] - t).abs() < crate::audio::eval::TOLERANCE)
     }
 
     #[test]
