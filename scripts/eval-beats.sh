@@ -21,6 +21,17 @@ dir=${EVAL_DIR:-$repo/target/eval-$corpus-$seed-$clips}
 cd "$repo"
 cargo build --release --bin vj-audio
 bin=${CARGO_TARGET_DIR:-$repo/target}/release/vj-audio
+# Installs Debian packages WHAT ($1) needs, as root; anyone else is told the command.
+need() {
+    what=$1
+    shift
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "$what needs: sudo apt-get install $*" >&2
+        exit 1
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+        --no-install-recommends "$@" >/dev/null
+}
 # The Python venv with numpy the recorded corpora's scripts run in (made once); prints its path.
 eval_venv() {
     venv=${CARGO_TARGET_DIR:-$repo/target}/eval-venv
@@ -33,29 +44,14 @@ if ! ls "$dir"/*.beats >/dev/null 2>&1; then
     final=$dir
     dir=$dir.partial
     rm -rf "$dir"
+    # The recorded corpora's seeds from 101 render their held-out kits or modules.
+    set_name=tune; [ "$seed" -ge 100 ] && set_name=held
     if [ "$corpus" = h2 ]; then
-        if ! command -v h2cli >/dev/null; then
-            if [ "$(id -u)" -eq 0 ]; then
-                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-                    --no-install-recommends hydrogen hydrogen-data hydrogen-drumkits >/dev/null
-            else
-                echo "the recorded-drums corpus needs: sudo apt-get install hydrogen hydrogen-data hydrogen-drumkits" >&2
-                exit 1
-            fi
-        fi
-        set_name=tune; [ "$seed" -ge 100 ] && set_name=held
+        command -v h2cli >/dev/null || need "the recorded-drums corpus" hydrogen hydrogen-data hydrogen-drumkits
         "$(eval_venv)/bin/python" "$repo/scripts/h2corpus.py" "$dir" --seed "$seed" --clips "$clips" --set "$set_name"
     elif [ "$corpus" = mod ]; then
-        if [ ! -d /usr/share/games/pingus/data/music ] || ! ldconfig -p | grep -q libopenmpt.so.0; then
-            if [ "$(id -u)" -eq 0 ]; then
-                apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-                    --no-install-recommends pingus-data libopenmpt0 >/dev/null
-            else
-                echo "the tracker-module corpus needs: sudo apt-get install pingus-data libopenmpt0" >&2
-                exit 1
-            fi
-        fi
-        set_name=tune; [ "$seed" -ge 100 ] && set_name=held
+        { [ -d /usr/share/games/pingus/data/music ] && ldconfig -p | grep -q libopenmpt.so.0; } ||
+            need "the tracker-module corpus" pingus-data libopenmpt0
         "$(eval_venv)/bin/python" "$repo/scripts/modcorpus.py" "$dir" --seed "$seed" --clips "$clips" --set "$set_name"
     elif [ "$corpus" = classic ]; then
         "$bin" gen-corpus "$dir" --seed "$seed" --clips "$clips" --classic
