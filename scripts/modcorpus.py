@@ -74,10 +74,10 @@ def meter(rows, lengths, per_beat, per_bar):
     """(rows a beat, rows a bar): the highlight's, unless its beat is over SPEC's 180 BPM (1 %
     allowed for the rows' timing). Then the beat is every 3rd highlight where the bar's count
     of them divides by 3 (6/8's beat is three eighths; a fast 3/4 is counted one to a bar),
-    else every 2nd; and a bar
-    left with fewer than 3 beats is paired with the next (where every pattern holds whole
-    pairs), so that 258 BPM in 4/4 is read as 129 BPM in 4/4, not 2/4. (A level under 180 is
-    kept even where a slower one could be the beat: that choice is the tracker's to make.)"""
+    else every 2nd; and a bar left with fewer than 3 beats is paired with the next (where every
+    pattern holds whole pairs), so that 258 BPM in 4/4 is read as 129 BPM in 4/4, not 2/4. (A
+    level under 180 is kept even where a slower one could be the beat: that choice is the
+    tracker's to make.)"""
     steps = np.diff([f for f, r in rows if r % per_beat == 0])
     bpm = 60.0 * RATE / float(np.median(steps))
     beats = per_bar // per_beat
@@ -90,55 +90,66 @@ def meter(rows, lengths, per_beat, per_bar):
     return per_beat, per_bar
 
 
-def render(path, seconds):
-    """The whole song as (frames, 2) float32 (played again until it lasts twice `seconds`,
-    as a game loops its music), the frame each row started on, as [(frame, row in its
-    pattern)], the lengths in rows of the patterns played, and the seconds it lasts played
-    once."""
-    data = open(path, "rb").read()
+def render(module, data, seconds):
+    """The song (the module file's bytes) as (frames, 2) float32, played again until it lasts
+    twice `seconds` as a game loops its music; the frame each row started on, as [(frame, row
+    in its pattern)]; and the lengths in rows of the patterns played. None for a jingle (under
+    JINGLE seconds played once), which is not rendered."""
     err = ctypes.c_int(0)
     mod = lib.openmpt_module_create_from_memory2(data, len(data), None, None, None, None,
                                                  ctypes.byref(err), None, None)
     if not mod:
-        raise SystemExit(f"libopenmpt cannot load {path} (error {err.value})")
-    once = lib.openmpt_module_get_duration_seconds(mod)
-    lib.openmpt_module_set_repeat_count(mod, int(2 * seconds // max(once, 1.0)))
-    out = np.zeros((LONGEST * RATE, 2), dtype=np.float32)
+        raise SystemExit(f"libopenmpt cannot load {module} (error {err.value})")
+    try:
+        once = lib.openmpt_module_get_duration_seconds(mod)
+        if once < JINGLE:
+            print(f"{module}: {once:.1f} s, a jingle: skipped", file=sys.stderr)
+            return None
+        repeats = int(2 * seconds // once)
+        lib.openmpt_module_set_repeat_count(mod, repeats)
+        # Room for what plays (a second over libopenmpt's estimate), LONGEST at most.
+        plays = min(LONGEST, once * (repeats + 1) + 1)
+        out = np.zeros((int(plays * RATE), 2), dtype=np.float32)
+        rows, lengths, done = rows_while_rendering(mod, out)
+        return out[:done], rows, lengths
+    finally:
+        lib.openmpt_module_destroy(mod)
+
+
+def rows_while_rendering(mod, out):
+    """Renders `mod` into `out`, looking at the row being played every BLOCK frames: the rows
+    as `render` gives them, the patterns' lengths, and the frames rendered."""
     rows = []
     lengths = set()
     last = None
     done = 0
-    try:
-        while done + BLOCK <= len(out):
-            got = lib.openmpt_module_read_interleaved_float_stereo(
-                mod, RATE, BLOCK, out[done:].ctypes.data)
-            if got == 0:
-                break
-            at = (lib.openmpt_module_get_current_order(mod),
-                  lib.openmpt_module_get_current_row(mod))
-            if at != last:
-                # The row began inside this block: its middle is at most 8 frames off.
-                rows.append((done + BLOCK // 2, at[1]))
-                pattern = lib.openmpt_module_get_current_pattern(mod)
-                lengths.add(lib.openmpt_module_get_pattern_num_rows(mod, pattern))
-                last = at
-            done += got
-    finally:
-        lib.openmpt_module_destroy(mod)
-    return out[:done], rows, lengths, once
+    while done + BLOCK <= len(out):
+        got = lib.openmpt_module_read_interleaved_float_stereo(
+            mod, RATE, BLOCK, out[done:].ctypes.data)
+        if got == 0:
+            break
+        at = (lib.openmpt_module_get_current_order(mod), lib.openmpt_module_get_current_row(mod))
+        if at != last:
+            # The row began inside this block: its middle is at most 8 frames off.
+            rows.append((done + BLOCK // 2, at[1]))
+            pattern = lib.openmpt_module_get_current_pattern(mod)
+            lengths.add(lib.openmpt_module_get_pattern_num_rows(mod, pattern))
+            last = at
+        done += got
+    return rows, lengths, done
 
 
 def make_clips(out_dir, module, seeds, seconds):
-    path = os.path.join(MODULES_DIR, module)
-    per_beat, per_bar = highlight(open(path, "rb").read(0x20))
-    song, rows, lengths, once = render(path, seconds)
+    with open(os.path.join(MODULES_DIR, module), "rb") as f:
+        data = f.read()
+    rendered = render(module, data, seconds)
+    made = []
+    if rendered is None:
+        return made
+    song, rows, lengths = rendered
     n = int(seconds * RATE)
     stem = os.path.splitext(module)[0].replace("_", "-")
-    made = []
-    if once < JINGLE:
-        print(f"{module}: {once:.1f} s, a jingle: skipped", file=sys.stderr)
-        return made
-    per_beat, per_bar = meter(rows, lengths, per_beat, per_bar)
+    per_beat, per_bar = meter(rows, lengths, *highlight(data))
     beats = [(f, r % per_bar // per_beat + 1) for f, r in rows if r % per_beat == 0]
     for seed in seeds:
         rng = random.Random(f"{module}-{seed}")
