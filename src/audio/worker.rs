@@ -322,7 +322,8 @@ impl Analysis {
                 self.shown = Some((label.to_string(), fps, frame.bpm, source, link_shown));
                 self.rate_off = 0;
             }
-            // After the line: whoever reads a rate in get_state also reads the line that says it.
+            // After the line: get_state reads this before the line (worker::runtime), so whoever
+            // sees a rate also sees the line that says it.
             {
                 let mut live = self.shared.live();
                 live.link = link;

@@ -207,6 +207,10 @@ impl<W: Worker> Runtime<W> {
         };
         match common {
             CommonCommand::GetState => {
+                // The worker's own state before the status line: a worker sets its line before
+                // it publishes what the line reports (vj-audio's rate), so a state read first
+                // is never newer than the line read after it.
+                let own = to_json(handle.state());
                 let mut m = self.common();
                 m.insert("config".into(), to_json(&*self.ctx.config()));
                 m.insert(
@@ -216,7 +220,7 @@ impl<W: Worker> Runtime<W> {
                         .map_or(Value::Null, |p| p.display().to_string().into()),
                 );
                 m.insert("osc".into(), to_json(self.ctx.osc.stats()));
-                if let Value::Object(own) = to_json(handle.state()) {
+                if let Value::Object(own) = own {
                     m.extend(own);
                 }
                 Outcome::ok(Value::Object(m))
