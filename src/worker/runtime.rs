@@ -226,8 +226,10 @@ impl<W: Worker> Runtime<W> {
                 Outcome::ok(Value::Object(m))
             }
             CommonCommand::Health => {
+                // The checks before the line, as in get_state.
+                let checks = to_json(handle.checks());
                 let mut m = self.common();
-                m.insert("checks".into(), to_json(handle.checks()));
+                m.insert("checks".into(), checks);
                 Outcome::ok(Value::Object(m))
             }
             CommonCommand::SetConfig(args) => self.set_config(args),
