@@ -283,8 +283,8 @@ impl BeatTracker {
     }
 
     /// How syncopated the last `beats` beats are with a beat `phi` frames ago: each 8th
-    /// between two beats that is louder than the beat after it, and at SIXTEENTH_SYNCOPATION each 16th
-    /// louder than the 8th or beat after it, older beats counting less as in the fit.
+    /// between two beats that is louder than the beat after it, and at SIXTEENTH_SYNCOPATION
+    /// each 16th louder than the 8th or beat after it, older beats counting less as in the fit.
     fn syncopation(&self, phi: f32, tau: f32, beats: usize) -> f32 {
         let mut sync = 0.0;
         let mut w = 1.0;
@@ -316,15 +316,12 @@ impl BeatTracker {
     ) -> (f32, f32) {
         let steps = scores.len();
         let reach = (tau / 16.0) as usize;
-        let peak = |i: usize| {
-            scores[i] >= scores[(i + steps - 1) % steps] && scores[i] >= scores[(i + 1) % steps]
-        };
         let mut pick = (best, f32::MIN);
         for q in 0..4 {
             let centre = (best.0 + q as f32 * tau / 4.0).round() as usize;
             let Some(c) = (0..=2 * reach)
                 .map(|d| (centre + 2 * steps + d - reach) % steps)
-                .filter(|&i| peak(i))
+                .filter(|&i| is_peak(scores, i))
                 .max_by(|&a, &b| scores[a].total_cmp(&scores[b]))
             else {
                 continue;
@@ -364,12 +361,17 @@ impl BeatTracker {
 fn earliest_of_a_cluster(best: (f32, f32), scores: &[f32], raw: &[f32], tau: f32) -> (f32, f32) {
     let steps = scores.len();
     let b = best.0 as usize;
-    let peak = |i: usize| raw[i] >= raw[(i + steps - 1) % steps] && raw[i] >= raw[(i + 1) % steps];
     (1..=(tau / 8.0) as usize)
         .rev()
         .map(|j| (b + j) % steps)
-        .find(|&e| raw[e] >= EARLIER_TIE * raw[b] && peak(e))
+        .find(|&e| raw[e] >= EARLIER_TIE * raw[b] && is_peak(raw, e))
         .map_or(best, |e| (e as f32, scores[e]))
+}
+
+/// Whether phase `i` scores at least as well as both its neighbours (the phases wrap around).
+fn is_peak(scores: &[f32], i: usize) -> bool {
+    let n = scores.len();
+    scores[i] >= scores[(i + n - 1) % n] && scores[i] >= scores[(i + 1) % n]
 }
 
 #[cfg(test)]
