@@ -288,13 +288,14 @@ impl BeatTracker {
     fn syncopation(&self, phi: f32, tau: f32, beats: usize) -> f32 {
         let mut sync = 0.0;
         let mut w = 1.0;
-        // `ago` runs back in time: the 8th after the beat k beats back is at its ago - τ/2.
+        // `ago` runs back in time: the 16th, 8th and 16th that lead up to a beat lie τ/4,
+        // τ/2 and 3τ/4 further back than it. Each read once.
         for k in 1..beats {
             let beat = phi + (k - 1) as f32 * tau;
             let at = |q: f32| self.onset_at(beat + q * tau);
-            let eighth = (at(0.5) - at(0.0)).max(0.0);
-            let sixteenths = (at(0.75) - at(0.5)).max(0.0) + (at(0.25) - at(0.0)).max(0.0);
-            sync += w * (eighth + SIXTEENTH_SYNCOPATION * sixteenths);
+            let (on, late16, eighth, early16) = (at(0.0), at(0.25), at(0.5), at(0.75));
+            let sixteenths = (early16 - eighth).max(0.0) + (late16 - on).max(0.0);
+            sync += w * ((eighth - on).max(0.0) + SIXTEENTH_SYNCOPATION * sixteenths);
             w *= FIT_DECAY;
         }
         sync
