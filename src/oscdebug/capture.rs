@@ -129,6 +129,7 @@ impl OscCapture {
         while self.ring.len() > self.capacity {
             self.ring.pop_front();
         }
+        self.ring.shrink_to(self.capacity);
     }
 
     /// Takes one datagram; a malformed one is counted and sampled, never an error.
@@ -153,6 +154,11 @@ impl OscCapture {
                     }
                     if self.ring.len() == self.capacity {
                         self.ring.pop_front();
+                    } else if self.ring.len() == self.ring.capacity() {
+                        // Doubling, but never past the capacity asked for: a ring of 5000
+                        // would otherwise hold 8192 slots, and touch them all as it turns.
+                        let len = self.ring.len();
+                        self.ring.reserve_exact(len.min(self.capacity - len));
                     }
                     self.ring.push_back(Received {
                         seq: self.next_seq,
@@ -360,6 +366,25 @@ mod tests {
         assert_eq!(ints, [json!(2), json!(3), json!(4)]);
         assert_eq!(c.stats(now)["messages"], json!(5));
         assert_eq!(c.stats(now)["addresses"]["/audio/beat"]["count"], json!(5));
+    }
+
+    #[test]
+    fn the_ring_holds_as_many_slots_as_its_capacity_and_no_more() {
+        // 5000 is past the first allocation (4096): doubling would make 8192 slots.
+        let mut c = OscCapture::new(5000);
+        let now = Instant::now();
+        for i in 0..6000 {
+            c.record(&packet("/audio/beat", vec![OscType::Int(i)]), now);
+        }
+        assert_eq!(c.messages(usize::MAX, "", 0).len(), 5000);
+        assert_eq!(c.ring.capacity(), 5000);
+        c.set_capacity(1000);
+        assert_eq!(c.ring.capacity(), 1000);
+        c.set_capacity(3000);
+        for i in 0..3000 {
+            c.record(&packet("/audio/beat", vec![OscType::Int(i)]), now);
+        }
+        assert_eq!(c.ring.capacity(), 3000);
     }
 
     #[test]
