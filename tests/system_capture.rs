@@ -157,7 +157,12 @@ fn click_track(path: &Path, bpm: f64, secs: f64) {
 /// each click's first sample reached the server's clients. The stream is continuous, so
 /// sample `n` is there at `origin + n / rate`, `origin` being the earliest any block allows
 /// (a block that came late, on a busy machine, only came late).
-fn listen_for_clicks(server: String, source: String, stop: Arc<AtomicBool>) -> Vec<Instant> {
+/// A player that ran dry is an error: the clicks it moved are no measure of the beats.
+fn listen_for_clicks(
+    server: String,
+    source: String,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<Instant>, String> {
     use libpulse_binding::def::BufferAttr;
     use libpulse_binding::sample::{Format, Spec};
     use libpulse_binding::stream::Direction;
@@ -214,12 +219,79 @@ fn listen_for_clicks(server: String, source: String, stop: Arc<AtomicBool>) -> V
         .map(|w| (w[1] - w[0]) as i64 - beat)
         .filter(|d| d.abs() > RATE as i64 / 1000)
         .collect();
-    assert!(
-        uneven.is_empty(),
-        "the player underran: clicks this many samples off a beat apart: {uneven:?}"
-    );
+    if !uneven.is_empty() {
+        return Err(format!(
+            "the player underran: clicks this many samples off a beat apart: {uneven:?}"
+        ));
+    }
     let origin = origin.unwrap();
-    clicks.into_iter().map(|n| origin + secs(n)).collect()
+    Ok(clicks.into_iter().map(|n| origin + secs(n)).collect())
+}
+
+/// What one playing of the click track gave: when each click reached the sound server's
+/// clients, and when each `/audio/bpm` (with its value) and `/audio/beat 1` reached us.
+struct Played {
+    clicks: Vec<Instant>,
+    bpm: Vec<(Instant, f64)>,
+    beats: Vec<Instant>,
+}
+
+/// Plays `wav` into the null sink "vjtest" of `pulse` while listening to its monitor and to
+/// the analyzer's OSC.
+fn play_clicks(pulse: &Pulse, a: &Analyzer, wav: &Path) -> Result<Played, String> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let listener = {
+        let (server, stop) = (pulse.server(), stop.clone());
+        std::thread::spawn(move || listen_for_clicks(server, "vjtest.monitor".into(), stop))
+    };
+    let beats = Arc::new(Mutex::new(Vec::new()));
+    let receiving = {
+        let (stop, beats) = (stop.clone(), beats.clone());
+        let osc = a.osc.try_clone().unwrap();
+        // Dated by the kernel as they arrive: this thread's own wake-ups, late on a busy
+        // machine, are not the analyzer's.
+        common::stamped::stamp(&osc);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            let mut bpm = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(d) = common::stamped::receive(&osc, &mut buf) {
+                    let at = common::stamped::instant(d.at);
+                    for m in vj::osc::decode(&d.bytes).unwrap() {
+                        match m.address.as_str() {
+                            "/audio/beat" if int(&m, 0) == Some(1) => {
+                                beats.lock().unwrap().push(at)
+                            }
+                            "/audio/bpm" => bpm.push((at, float(&m, 0).unwrap_or(0.0))),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            bpm
+        })
+    };
+    a.drain();
+    std::thread::sleep(Duration::from_millis(300));
+    let played = Command::new("paplay")
+        .arg("--server")
+        .arg(pulse.server())
+        // A player's usual buffer: at 20 ms, paplay ran dry under load and moved the clicks.
+        .args(["--device", "vjtest", "--latency-msec=2000"])
+        .arg(wav)
+        .status()
+        .expect("paplay (pulseaudio-utils)");
+    assert!(played.success());
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let clicks = listener.join().unwrap();
+    let bpm = receiving.join().unwrap();
+    let beats = beats.lock().unwrap().clone();
+    Ok(Played {
+        clicks: clicks?,
+        bpm,
+        beats,
+    })
 }
 
 fn ms(d: f64) -> String {
@@ -279,54 +351,12 @@ fn clicks_through_the_system_output(pulse: &Pulse, dir: &Path) {
     let wav = dir.join("clicks.wav");
     let secs = 24.5;
     click_track(&wav, 120.0, secs);
-    let stop = Arc::new(AtomicBool::new(false));
-    let listener = {
-        let (server, stop) = (pulse.server(), stop.clone());
-        std::thread::spawn(move || listen_for_clicks(server, "vjtest.monitor".into(), stop))
-    };
-    let beats = Arc::new(Mutex::new(Vec::new()));
-    let receiving = {
-        let (stop, beats) = (stop.clone(), beats.clone());
-        let osc = a.osc.try_clone().unwrap();
-        // Dated by the kernel as they arrive: this thread's own wake-ups, late on a busy
-        // machine, are not the analyzer's.
-        common::stamped::stamp(&osc);
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 2048];
-            let mut bpm = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                if let Some(d) = common::stamped::receive(&osc, &mut buf) {
-                    let at = common::stamped::instant(d.at);
-                    for m in vj::osc::decode(&d.bytes).unwrap() {
-                        match m.address.as_str() {
-                            "/audio/beat" if int(&m, 0) == Some(1) => {
-                                beats.lock().unwrap().push(at)
-                            }
-                            "/audio/bpm" => bpm.push((at, float(&m, 0).unwrap_or(0.0))),
-                            _ => {}
-                        }
-                    }
-                }
-            }
-            bpm
-        })
-    };
-    a.drain();
-    std::thread::sleep(Duration::from_millis(300));
-    let played = Command::new("paplay")
-        .arg("--server")
-        .arg(pulse.server())
-        // A player's usual buffer: at 20 ms, paplay ran dry under load and moved the clicks.
-        .args(["--device", "vjtest", "--latency-msec=2000"])
-        .arg(&wav)
-        .status()
-        .expect("paplay (pulseaudio-utils)");
-    assert!(played.success());
-    std::thread::sleep(Duration::from_millis(300));
-    stop.store(true, Ordering::Relaxed);
-    let clicks = listener.join().unwrap();
-    let bpm = receiving.join().unwrap();
-    let beats = beats.lock().unwrap().clone();
+    // On a loaded machine the sound server itself can run dry and move the clicks: that playing
+    // measures nothing, and the track is played once more.
+    let Played { clicks, bpm, beats } = play_clicks(pulse, &a, &wav).unwrap_or_else(|e| {
+        println!("report: {e}; playing the clicks again");
+        play_clicks(pulse, &a, &wav).unwrap_or_else(|e| panic!("{e}, twice"))
+    });
     assert!(
         clicks.len() >= 46 && clicks.len() <= 49,
         "the listener heard {} clicks of 48",
