@@ -120,7 +120,11 @@ fn stages(c: &mut Criterion) {
     g.bench_function("beat tracker (per hop)", |b| {
         b.iter(|| {
             k = k.wrapping_add(1);
-            beat.process(if k % 43 == 0 { 1.0 } else { 0.1 }, 43.0)
+            beat.process(
+                if k % 43 == 0 { 1.0 } else { 0.1 },
+                if k % 86 == 43 { 1.0 } else { 0.05 },
+                43.0,
+            )
         })
     });
     let mut drums = vj::audio::drums::DrumHits::new(&spectrum);

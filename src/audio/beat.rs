@@ -25,6 +25,10 @@ const SYNCOPATION: f32 = 1.0;
 const SIXTEENTH_SYNCOPATION: f32 = 0.5;
 /// The comb's best phase wins unless another is better by this share of its score.
 const SYNCOPATION_MARGIN: f32 = 0.1;
+/// How much a phase's backbeat (`backbeat`, -1..1) counts, as a share of the best fit. Tuned
+/// on the tuning seeds only (as SYNCOPATION): 0.2-0.8 alike on recorded drums and no change on
+/// the synthetic sets, read in the snare band; 0.5 (docs/BENCHMARKS.md, "The backbeat").
+const BACKBEAT: f32 = 0.5;
 /// The most phases a fit tries: one per frame of the slowest beat (30 BPM at 88 kHz / 512).
 const MAX_STEPS: usize = 360;
 
@@ -47,6 +51,9 @@ pub struct BeatTracker {
     ring: Vec<f32>,
     /// The ring newest-first, rebuilt each hop so the phase fit indexes it directly.
     recent: Vec<f32>,
+    /// The snare band's flux (1-4 kHz: snares and claps, above the bass and the keys) beside
+    /// it: for the backbeat, which reads a few dozen of its values a hop, from the ring.
+    snares: Vec<f32>,
     pos: usize,
     /// Frames processed so far; the current frame is `frame - 1`.
     frame: u64,
@@ -76,9 +83,11 @@ impl BeatTracker {
     /// delay, [`super::onset::OnsetStrength::delay_secs`]), kept in seconds at any rate.
     pub fn new(frames_per_sec: f32, latency_secs: f32) -> Self {
         let latency_frames = latency_secs * frames_per_sec;
+        let len = (HISTORY_SECS * frames_per_sec) as usize;
         BeatTracker {
-            ring: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
-            recent: vec![0.0; (HISTORY_SECS * frames_per_sec) as usize],
+            ring: vec![0.0; len],
+            recent: vec![0.0; len],
+            snares: vec![0.0; len],
             pos: 0,
             frame: 0,
             latency: latency_frames,
@@ -136,11 +145,30 @@ impl BeatTracker {
         self.recent[i] * (1.0 - f) + self.recent[i + 1] * f
     }
 
-    /// One hop: its onset strength and the current beat period in frames (0 = unknown).
-    /// Returns whether this hop carries a beat.
-    pub fn process(&mut self, onset: f32, period: f32) -> bool {
+    /// The snare band's flux `ago` frames before the current one, as `onset_at` reads the
+    /// onset (each frame the best of itself and 0.7 × its neighbours, interpolated).
+    fn snare_at(&self, ago: f32) -> f32 {
+        let len = self.snares.len();
+        let i = ago as usize;
+        if ago < 0.0 || i + 2 >= len {
+            return 0.0;
+        }
+        let raw = |k: usize| self.snares[(self.pos + 2 * len - 1 - k) % len];
+        let smoothed = |k: usize| {
+            let newer = if k == 0 { 0.0 } else { raw(k - 1) };
+            raw(k).max(0.7 * newer).max(0.7 * raw(k + 1))
+        };
+        let f = ago - i as f32;
+        smoothed(i) * (1.0 - f) + smoothed(i + 1) * f
+    }
+
+    /// One hop: its onset strength, its snare band's flux ([`super::drums::DrumHits::flux`])
+    /// and the current beat period in frames (0 = unknown). Returns whether this hop carries a
+    /// beat.
+    pub fn process(&mut self, onset: f32, snare: f32, period: f32) -> bool {
         let len = self.ring.len();
         self.ring[self.pos] = onset;
+        self.snares[self.pos] = snare;
         self.pos = (self.pos + 1) % len;
         self.frame += 1;
         // Only as much history as the phase fit reads (FIT_BEATS periods and a little): at
@@ -301,11 +329,37 @@ impl BeatTracker {
         sync
     }
 
+    /// How much more the snares alternate from beat to beat than from 8th to 8th, with a beat
+    /// `phi` frames ago, against all the snares play there: -1..1. Snares and claps on 2 and 4
+    /// make the beats alternate (kick, snare); the hats and the off-beat hats of the 8ths
+    /// between them do not. Half a beat off, it is the other way round: a break whose kicks
+    /// fall on the "and"s fits the comb there, but its snares are then on the 8ths.
+    fn backbeat(&self, phi: f32, tau: f32, beats: usize) -> f32 {
+        let at = |ago: f32| self.snare_at(ago);
+        let (mut on_beats, mut on_eighths, mut all) = (0.0f32, 0.0f32, 0.0f32);
+        let mut w = 1.0;
+        // Two beats at a time, as the fit counts them: their difference, and the 8ths'.
+        for pair in 0..(beats - 1) / 2 {
+            let first = phi + (2 * pair) as f32 * tau;
+            let [b0, e0, b1, e1] = [0.0, 0.5, 1.0, 1.5].map(|q| at(first + q * tau));
+            on_beats += w * (b0 - b1);
+            on_eighths += w * (e0 - e1);
+            all += w * (b0 + e0 + b1 + e1);
+            w *= FIT_DECAY * FIT_DECAY;
+        }
+        if all <= 1e-12 {
+            0.0
+        } else {
+            (on_beats.abs() - on_eighths.abs()) / all
+        }
+    }
+
     /// Of the best phase and the comb's peaks within a 32nd of a quarter, a half and three
-    /// quarters of a beat from it, the one whose fit (inertia included) less its syncopation is
-    /// the highest. The comb places the beat; this says which of the metrical
-    /// positions it is. A break whose kicks fall on the "and"s fits the comb half a beat off,
-    /// but there every snare on 2 and 4 is an 8th louder than the beat after it. Only peaks
+    /// quarters of a beat from it, the one whose fit (inertia included) less its syncopation,
+    /// and with its backbeat, is the highest. The comb places the beat; this says which of the
+    /// metrical positions it is. A break whose kicks fall on the "and"s fits the comb half a
+    /// beat off, but there every snare on 2 and 4 is an 8th louder than the beat after it, and
+    /// the snares alternate on the 8ths, not on the beats. Only peaks
     /// near those places compete: the flank of the best one is no metrical position (read
     /// within an 8th, a breakdown's pads moved the grid an 8th late).
     fn least_syncopated(
@@ -334,8 +388,9 @@ impl BeatTracker {
             } else {
                 0.0
             };
-            let value =
-                scores[c] - SYNCOPATION * self.syncopation(c as f32, tau, beats) + head_start;
+            let value = scores[c] - SYNCOPATION * self.syncopation(c as f32, tau, beats)
+                + BACKBEAT * best.1 * self.backbeat(c as f32, tau, beats)
+                + head_start;
             if value > pick.1 {
                 pick = ((c as f32, scores[c]), value);
             }
@@ -396,7 +451,7 @@ mod tests {
                 i if i % TAU == 0 => 1.0,
                 _ => 0.05,
             };
-            let beat = t.process(onset, TAU as f32);
+            let beat = t.process(onset, 0.0, TAU as f32);
             if i < KICKS_END {
                 assert!(!t.in_gap(), "a gap while the kicks play, at frame {i}");
             } else {
