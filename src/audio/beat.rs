@@ -156,7 +156,7 @@ impl BeatTracker {
         let raw = |k: usize| self.snares[(self.pos + 2 * len - 1 - k) % len];
         let smoothed = |k: usize| {
             let newer = if k == 0 { 0.0 } else { raw(k - 1) };
-            raw(k).max(0.7 * newer).max(0.7 * raw(k + 1))
+            with_jitter(raw(k), newer, raw(k + 1))
         };
         let f = ago - i as f32;
         smoothed(i) * (1.0 - f) + smoothed(i + 1) * f
@@ -192,7 +192,7 @@ impl BeatTracker {
         for i in 0..n {
             let cur = self.recent[i];
             let next = if i + 1 < len { self.recent[i + 1] } else { 0.0 };
-            self.recent[i] = cur.max(0.7 * prev).max(0.7 * next);
+            self.recent[i] = with_jitter(cur, prev, next);
             prev = cur;
         }
         self.level += (onset - self.level) * (1.0 / (1.0 * self.fps));
@@ -339,7 +339,7 @@ impl BeatTracker {
         let (mut on_beats, mut on_eighths, mut all) = (0.0f32, 0.0f32, 0.0f32);
         let mut w = 1.0;
         // Two beats at a time, as the fit counts them: their difference, and the 8ths'.
-        for pair in 0..(beats - 1) / 2 {
+        for pair in 0..beats.saturating_sub(1) / 2 {
             let first = phi + (2 * pair) as f32 * tau;
             let [b0, e0, b1, e1] = [0.0, 0.5, 1.0, 1.5].map(|q| at(first + q * tau));
             on_beats += w * (b0 - b1);
@@ -407,6 +407,11 @@ impl BeatTracker {
     pub fn is_beat(&self) -> bool {
         self.beat
     }
+}
+
+/// A frame's value with ±1 frame of jitter tolerated: the best of it and 0.7 × its neighbours.
+fn with_jitter(value: f32, newer: f32, older: f32) -> f32 {
+    value.max(0.7 * newer).max(0.7 * older)
 }
 
 /// The beat is where its hits start: when a phase up to an eighth of a beat earlier (older)
