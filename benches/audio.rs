@@ -114,7 +114,8 @@ fn stages(c: &mut Criterion) {
         b.iter(|| {
             k = k.wrapping_add(1);
             let onset = if k % 43 == 0 { 1.0 } else { 0.1 };
-            tempo.process(onset, if k % 86 == 43 { 1.0 } else { 0.05 }, false);
+            let snare = if k % 86 == 43 { 1.0 } else { 0.05 };
+            tempo.process(onset, snare, snare, false);
         })
     });
     g.bench_function("beat tracker (per hop)", |b| {
