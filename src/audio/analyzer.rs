@@ -708,6 +708,23 @@ mod tests {
         }
     }
 
+    /// Recorded clip `name` (tests/data) gives at least `at_least` beats after 7 s, and none of
+    /// them off a true beat.
+    fn assert_on_the_beat_after_7_s(name: &str, at_least: usize) {
+        let (wav, truth) = recorded(name);
+        let (beats, _) = analyse_samples(&wav.samples, wav.rate);
+        let settled: Vec<f64> = beats.into_iter().filter(|&t| t > 7.0).collect();
+        let off = settled
+            .iter()
+            .filter(|&&t| true_beat(&truth.beats, t).is_none())
+            .count();
+        assert!(
+            settled.len() >= at_least && off == 0,
+            "{name}: {off} of the {} beats after 7 s off the beat",
+            settled.len()
+        );
+    }
+
     #[test]
     fn recorded_drums_with_kicks_between_the_beats_are_beaten_on_the_beat() {
         // Tuning clips of the recorded-drums corpus (scripts/h2corpus.py, seed 1; 12 s, mono):
@@ -715,18 +732,7 @@ mod tests {
         // The comb fits each half a beat off as well as on the beat, and every beat of both
         // was half a beat off (F 0) until the less syncopated reading chose between them.
         for name in ["h2-dnb-001", "h2-odd-004"] {
-            let (wav, truth) = recorded(name);
-            let (beats, _) = analyse_samples(&wav.samples, wav.rate);
-            let settled: Vec<f64> = beats.into_iter().filter(|&t| t > 7.0).collect();
-            let off = settled
-                .iter()
-                .filter(|&&t| true_beat(&truth.beats, t).is_none())
-                .count();
-            assert!(
-                settled.len() >= 7 && off == 0,
-                "{name}: {off} of the {} beats after 7 s off the beat",
-                settled.len()
-            );
+            assert_on_the_beat_after_7_s(name, 7);
         }
     }
 
@@ -737,18 +743,7 @@ mod tests {
         // comb and the syncopation put the beat half a beat off (F 0 and 0.67 on these cuts)
         // until the backbeat, snares alternating on the beats and not on the 8ths, chose.
         for name in ["h2-funk-008", "h2-funk-011"] {
-            let (wav, truth) = recorded(name);
-            let (beats, _) = analyse_samples(&wav.samples, wav.rate);
-            let settled: Vec<f64> = beats.into_iter().filter(|&t| t > 7.0).collect();
-            let off = settled
-                .iter()
-                .filter(|&&t| true_beat(&truth.beats, t).is_none())
-                .count();
-            assert!(
-                settled.len() >= 6 && off == 0,
-                "{name}: {off} of the {} beats after 7 s off the beat",
-                settled.len()
-            );
+            assert_on_the_beat_after_7_s(name, 6);
         }
     }
 

@@ -354,13 +354,18 @@ mod tests {
         assert!(!kept.contains_key("/junk/0"));
     }
 
+    /// Records `/audio/beat 0`, `/audio/beat 1` … up to `n`, one packet each.
+    fn record_beats(c: &mut OscCapture, n: i32, now: Instant) {
+        for i in 0..n {
+            c.record(&packet("/audio/beat", vec![OscType::Int(i)]), now);
+        }
+    }
+
     #[test]
     fn keeps_only_the_newest_capacity_messages() {
         let mut c = OscCapture::new(3);
         let now = Instant::now();
-        for i in 0..5 {
-            c.record(&packet("/audio/beat", vec![OscType::Int(i)]), now);
-        }
+        record_beats(&mut c, 5, now);
         let got = c.messages(10, "", 0);
         let ints: Vec<_> = got.iter().map(|r| r.message.args[0].clone()).collect();
         assert_eq!(ints, [json!(2), json!(3), json!(4)]);
@@ -373,17 +378,13 @@ mod tests {
         // 5000 is past the first allocation (4096): doubling would make 8192 slots.
         let mut c = OscCapture::new(5000);
         let now = Instant::now();
-        for i in 0..6000 {
-            c.record(&packet("/audio/beat", vec![OscType::Int(i)]), now);
-        }
+        record_beats(&mut c, 6000, now);
         assert_eq!(c.messages(usize::MAX, "", 0).len(), 5000);
         assert_eq!(c.ring.capacity(), 5000);
         c.set_capacity(1000);
         assert_eq!(c.ring.capacity(), 1000);
         c.set_capacity(3000);
-        for i in 0..3000 {
-            c.record(&packet("/audio/beat", vec![OscType::Int(i)]), now);
-        }
+        record_beats(&mut c, 3000, now);
         assert_eq!(c.ring.capacity(), 3000);
     }
 
