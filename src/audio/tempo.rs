@@ -416,12 +416,10 @@ impl TempoTracker {
         }
         let p = self.periods[bj];
         if acf_at(0.25 * p) >= EMPTY_HALF {
-            // How much more the snares repeat every two beats than every beat, at p and p/2.
-            let mids = &self.mids_linear[..self.filled];
-            let energy: f32 = mids.iter().map(|v| v * v).sum();
-            let [half, one, two] =
-                [0.5 * p, p, 2.0 * p].map(|lag| normalized_acf(mids, energy, lag));
-            if one - half > two - one + BACKBEAT_MARGIN {
+            // The snares repeat every beat more than every half beat, and not every two beats
+            // more than every beat.
+            let (to_beat, to_two) = gains(&self.mids_linear[..self.filled], p);
+            if to_beat > to_two + BACKBEAT_MARGIN {
                 if let Some(aj) = self.nearest(0.5 * p) {
                     return aj;
                 }
@@ -429,13 +427,10 @@ impl TempoTracker {
         }
         let fast = 60.0 * self.fps / p > self.settings.prior_bpm;
         if fast {
-            // How much more the snares repeat every four beats than every two, against every
-            // two than every one: half the tempo's backbeat.
-            let snares = &self.snares_linear[..self.filled];
-            let energy: f32 = snares.iter().map(|v| v * v).sum();
-            let [one, two, four] =
-                [p, 2.0 * p, 4.0 * p].map(|lag| normalized_acf(snares, energy, lag));
-            if four - two > two - one + HALF_TIME_MARGIN {
+            // The snare band repeats every four beats more than every two, and every two not
+            // more than every one: half the tempo's backbeat.
+            let (to_two, to_four) = gains(&self.snares_linear[..self.filled], 2.0 * p);
+            if to_four > to_two + HALF_TIME_MARGIN {
                 if let Some(aj) = self.nearest(2.0 * p) {
                     return aj;
                 }
@@ -610,6 +605,14 @@ fn on_peaks(acf: &[f32], p: f32) -> f32 {
         return p;
     }
     (num / den).clamp(p - 0.5, p + 0.5)
+}
+
+/// How much more the zero-mean series `x` correlates at `lag` than at half of it, and at twice
+/// `lag` than at `lag`: where a drum repeats, read one level either side.
+fn gains(x: &[f32], lag: f32) -> (f32, f32) {
+    let energy: f32 = x.iter().map(|v| v * v).sum();
+    let [half, one, two] = [0.5 * lag, lag, 2.0 * lag].map(|l| normalized_acf(x, energy, l));
+    (one - half, two - one)
 }
 
 /// Autocorrelation of a zero-mean series at a fractional lag, against its `energy` (the sum
