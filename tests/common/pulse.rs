@@ -40,7 +40,16 @@ impl Pulse {
     /// session manager needs one), with a null sink `sink` as the default output.
     pub fn pipewire_with_null_sink(dir: &Path, sink: &str, description: &str) -> Pulse {
         let home = dir.join("home");
-        std::fs::create_dir_all(&home).unwrap();
+        // The graph runs in periods of at least 256 frames (5.3 ms at 48 kHz), not less:
+        // a listener asking for 64-frame fragments made it run at 1.5 ms, and a loaded
+        // machine (CI, two cores) ran it dry and moved the clicks under test.
+        let conf = home.join("config/pipewire/pipewire.conf.d");
+        std::fs::create_dir_all(&conf).unwrap();
+        std::fs::write(
+            conf.join("10-quantum.conf"),
+            "context.properties = { default.clock.min-quantum = 256 }\n",
+        )
+        .unwrap();
         let bus = format!("unix:path={}", dir.join("bus").display());
         let spawn = |program: &str, args: &[&str]| {
             Command::new(program)
