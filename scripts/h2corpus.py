@@ -300,20 +300,25 @@ def song_xml(kit, instruments, bpm, bars, notes_per_bar):
     return ET.tostring(song, encoding="unicode")
 
 
+ATTEMPTS = 8
+
+
 def render(song_text, workdir):
     path = os.path.join(workdir, "song.h2song")
     out = os.path.join(workdir, "drums.wav")
     with open(path, "w") as f:
         f.write('<?xml version="1.0" encoding="UTF-8"?>\n' + song_text)
     # h2cli now and then dies of a segfault on a song it renders fine the next time (22 times
-    # in 108 clips on a fresh machine): tried three times before the corpus gives up.
-    for attempt in range(3):
+    # in 108 clips on a fresh machine, so three tries in a row failed about once in 180 clips):
+    # tried eight times before the corpus gives up.
+    for attempt in range(ATTEMPTS):
         done = subprocess.run(["h2cli", "-s", path, "-o", out, "-r", str(RATE), "-b", "16",
                                "-d", "alsa"], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=dict(os.environ, HOME=workdir))
         if done.returncode == 0:
             return read_wav(out)
-        print(f"h2cli failed ({done.returncode}), attempt {attempt + 1} of 3", file=sys.stderr)
+        print(f"h2cli failed ({done.returncode}), attempt {attempt + 1} of {ATTEMPTS}",
+              file=sys.stderr)
     done.check_returncode()
 
 
