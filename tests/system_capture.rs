@@ -20,6 +20,8 @@ use common::wait_until;
 use serde_json::{json, Value};
 
 const RATE: u32 = 44_100;
+/// Held while a click track plays through a sound server (see `clicks_through_the_system_output`).
+static PLAYING: Mutex<()> = Mutex::new(());
 
 /// vj-audio run by hand on `[audio]` `audio`, a client of `pulse` (or of no server).
 struct Analyzer {
@@ -352,11 +354,20 @@ fn clicks_through_the_system_output(pulse: &Pulse, dir: &Path) {
     let secs = 24.5;
     click_track(&wav, 120.0, secs);
     // On a loaded machine the sound server itself can run dry and move the clicks: that playing
-    // measures nothing, and the track is played once more.
-    let Played { clicks, bpm, beats } = play_clicks(pulse, &a, &wav).unwrap_or_else(|e| {
-        println!("report: {e}; playing the clicks again");
-        play_clicks(pulse, &a, &wav).unwrap_or_else(|e| panic!("{e}, twice"))
-    });
+    // measures nothing, and the track is played again, three times at most. The PulseAudio and
+    // the PipeWire test play one at a time: side by side, two sound servers, two vj-audio at
+    // real-time priority and two listeners on two cores had PipeWire's graph miss a period (one
+    // click 235 samples, 256 frames at 48 kHz, late) in both of a CI run's playings.
+    let _one_at_a_time = PLAYING.lock().unwrap_or_else(|e| e.into_inner());
+    let mut tries = 1;
+    let Played { clicks, bpm, beats } = loop {
+        match play_clicks(pulse, &a, &wav) {
+            Ok(played) => break played,
+            Err(e) if tries < 3 => println!("report: {e}; playing the clicks again"),
+            Err(e) => panic!("{e}, {tries} times"),
+        }
+        tries += 1;
+    };
     assert!(
         clicks.len() >= 46 && clicks.len() <= 49,
         "the listener heard {} clicks of 48",

@@ -422,3 +422,45 @@ impl BarTracker {
         self.beats_per_bar as u32
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The "1" a bar tracker settles on when beats come every half second from 2.3 s (numbered
+    /// from there; the grid, at 0.3 + k / 2, goes back further) and nothing in the audio
+    /// marks any of them, the music having begun at `sound` seconds.
+    fn settled_on(sound: f64) -> usize {
+        let spectrum = Spectrum::new(44_100);
+        let chroma = Chroma::new(&spectrum);
+        let mut bar = BarTracker::new(4);
+        bar.sound_starts(sound);
+        let beat = |n: i64| 2.3 + 0.5 * n as f64;
+        let (mut next, hop) = (0, 512.0 / 44_100.0);
+        let mut t = sound;
+        while t < 20.0 {
+            while beat(next) <= t + 0.5 {
+                bar.announce(next, beat(next));
+                next += 1;
+            }
+            bar.observe(&chroma, t, 1.0, 1.0, t);
+            t += hop;
+        }
+        bar.phase()
+    }
+
+    #[test]
+    fn music_that_begins_on_a_beat_is_counted_from_it_and_only_then() {
+        // Beat 0 is at 2.3 s, so the grid's beat at 0.8 s is beat -3, in phase 1 of the bar.
+        assert_eq!(settled_on(0.8), 1, "begun on the beat");
+        assert_eq!(
+            settled_on(0.77),
+            1,
+            "begun 30 ms before the beat (a kick's lead)"
+        );
+        // Begun after the beat (a clip cut just after it) or between beats: no head start, and
+        // with nothing else to go by the tracker keeps its first phase, 0.
+        assert_eq!(settled_on(0.83), 0, "begun 30 ms after the beat");
+        assert_eq!(settled_on(1.05), 0, "begun between beats");
+    }
+}
