@@ -137,8 +137,8 @@ pub struct BarTracker {
     scored: u32,
     /// A phase the user set (`resync`): kept until released.
     forced: Option<usize>,
-    /// When the music began after silence, until the first bar of beats places it; then the
-    /// phase it began on, if it began on a beat.
+    /// When the music began after silence, while the grid is carried back to it (the first
+    /// `START_BEATS` beats); and the phase it began on, if it began on a beat.
     sound_from: Option<f64>,
     start_phase: Option<usize>,
     /// The phase the music began on by the grids seen so far, and the sum and count of the
