@@ -138,11 +138,10 @@ pub struct BarTracker {
     /// A phase the user set (`resync`): kept until released.
     forced: Option<usize>,
     /// When the music began after silence, while the grid is carried back to it (the first
-    /// `START_BEATS` beats); and the phase it began on, if it began on a beat.
+    /// `START_BEATS` beats).
     sound_from: Option<f64>,
-    start_phase: Option<usize>,
     /// The phase the music began on by the grids seen so far, and the sum and count of the
-    /// times of its beat after the first sound.
+    /// times of its beat after the first sound (none: no grid yet).
     start_offsets: (usize, f64, u32),
 }
 
@@ -200,7 +199,6 @@ impl BarTracker {
             scored: 0,
             forced: None,
             sound_from: None,
-            start_phase: None,
             start_offsets: (0, 0.0, 0),
         }
     }
@@ -209,7 +207,6 @@ impl BarTracker {
     /// start: a new song, whose "1" is looked for where it began.
     pub fn sound_starts(&mut self, time: f64) {
         self.sound_from = Some(time);
-        self.start_phase = None;
         self.start_offsets = (0, 0.0, 0);
     }
 
@@ -249,16 +246,20 @@ impl BarTracker {
             _ => (offset, 1),
         };
         self.start_offsets = (phase, sum, count);
-        let mean = sum / count as f64;
-        self.start_phase = (-START_EARLY..=START_TOLERANCE)
-            .contains(&mean)
-            .then_some(phase);
+    }
+
+    /// The phase the music began on, if its beat sounded from `START_EARLY` before to
+    /// `START_TOLERANCE` after the first sound.
+    fn start_phase(&self) -> Option<usize> {
+        let (phase, sum, count) = self.start_offsets;
+        (count > 0 && (-START_EARLY..=START_TOLERANCE).contains(&(sum / count as f64)))
+            .then_some(phase)
     }
 
     /// A phase's running score with the head start of the phase the music began on.
     fn score(&self, r: usize) -> f32 {
         self.scores[r]
-            + if self.start_phase == Some(r) {
+            + if self.start_phase() == Some(r) {
                 START_PRIOR
             } else {
                 0.0
