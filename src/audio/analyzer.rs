@@ -604,15 +604,21 @@ mod tests {
         (beats, bpm, clip)
     }
 
-    /// The beats and the last tempo reading of `samples`, analysed at `rate`.
-    fn analyse_samples(samples: &[f32], rate: u32) -> (Vec<f64>, f32) {
-        let mut beats = Vec::new();
-        let mut bpm = 0.0;
+    /// `samples` at `rate` through `vj-audio analyze`'s path, default settings, each frame to
+    /// `each`.
+    fn analyse_at(samples: &[f32], rate: u32, each: impl FnMut(&AudioFrame)) {
         let settings = AnalysisSettings {
             rate,
             ..AnalysisSettings::default()
         };
-        crate::audio::offline::analyze(samples, settings, |f| {
+        crate::audio::offline::analyze(samples, settings, each);
+    }
+
+    /// The beats and the last tempo reading of `samples`, analysed at `rate`.
+    fn analyse_samples(samples: &[f32], rate: u32) -> (Vec<f64>, f32) {
+        let mut beats = Vec::new();
+        let mut bpm = 0.0;
+        analyse_at(samples, rate, |f| {
             if f.beat {
                 beats.push(f.beat_time);
             }
@@ -765,12 +771,8 @@ mod tests {
         // after 7 s right) until the beat the music began on started ahead.
         for name in ["h2-house-001", "h2-hiphop-006"] {
             let (wav, truth) = recorded(name);
-            let settings = AnalysisSettings {
-                rate: wav.rate,
-                ..AnalysisSettings::default()
-            };
             let mut ones = Vec::new();
-            crate::audio::offline::analyze(&wav.samples, settings, |f| {
+            analyse_at(&wav.samples, wav.rate, |f| {
                 if f.beat && f.count[0] == 1 && f.beat_time > 7.0 {
                     ones.push(f.beat_time);
                 }
@@ -810,12 +812,8 @@ mod tests {
         // snare, under a bed whose chord changes with the bar. Drums alone call beat 3 the "1";
         // the harmony must win. Before harmony counted twice, none of the 26 beats after 15 s was.
         let (wav, truth) = recorded("h2-percussion-003");
-        let settings = AnalysisSettings {
-            rate: wav.rate,
-            ..Default::default()
-        };
         let (mut right, mut all) = (0, 0);
-        crate::audio::offline::analyze(&wav.samples, settings, |f| {
+        analyse_at(&wav.samples, wav.rate, |f| {
             if !f.beat || f.beat_time < 15.0 {
                 return;
             }
@@ -848,11 +846,7 @@ mod tests {
         }
         let (mut sure, mut unsure) = ((0, 0), (0, 0));
         for (samples, rate, beats, positions) in &clips {
-            let settings = AnalysisSettings {
-                rate: *rate,
-                ..Default::default()
-            };
-            crate::audio::offline::analyze(samples, settings, |f| {
+            analyse_at(samples, *rate, |f| {
                 let Some(i) = true_beat(beats, f.beat_time).filter(|_| f.beat) else {
                     return;
                 };
@@ -989,11 +983,7 @@ mod tests {
     fn downbeat_f(genre: Genre, seed: u64, rate: u32) -> (f64, f64) {
         let clip = crate::audio::synth::generate_hard(genre, seed, rate, 30.0);
         let (mut times, mut positions) = (Vec::new(), Vec::new());
-        let settings = AnalysisSettings {
-            rate,
-            ..AnalysisSettings::default()
-        };
-        crate::audio::offline::analyze(&clip.samples, settings, |f| {
+        analyse_at(&clip.samples, rate, |f| {
             if f.beat {
                 times.push(f.beat_time);
                 positions.push(f.count[0] as u32);
