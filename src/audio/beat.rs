@@ -23,12 +23,27 @@ const EARLIER_TIE: f32 = 0.9;
 /// "Syncopation chooses between the beat and the off-beat").
 const SYNCOPATION: f32 = 1.0;
 const SIXTEENTH_SYNCOPATION: f32 = 0.5;
-/// The comb's best phase wins unless another is better by this share of its score.
+/// The running grid's place wins unless another is better by this share of the best comb
+/// score (the head start fades as the inertia does, away from the running grid).
 const SYNCOPATION_MARGIN: f32 = 0.1;
 /// How much a phase's backbeat (`backbeat`, -1..1) counts, as a share of the best fit. Tuned
 /// on the tuning seeds only (as SYNCOPATION): 0.2-0.8 alike on recorded drums and no change on
 /// the synthetic sets, read in the snare band; 0.5 (docs/BENCHMARKS.md, "The backbeat").
 const BACKBEAT: f32 = 0.5;
+/// Beats of history the choice among metrical positions weighs, all alike
+/// (`least_syncopated`): a whole four-bar cycle, whose bars may each favour another position.
+/// The amen's third and fourth bars fit the off-beat best; a choice over the last two bars
+/// (the fit's eight beats, the newest counting most) sat half a beat off for every other
+/// two bars of it.
+const CHOICE_BEATS: usize = 16;
+/// How much a phase off the running grid keeps of its score: in the fit (which places the
+/// beat, on the last two bars), and in the choice among metrical positions (on the whole
+/// cycle, which holds the grid on its own). Tuned on the tuning seeds only: with the fit's
+/// 0.7 in the choice too, a synthetic breakdown and two tracker songs lost their beat; with
+/// none (1.0), three synthetic breakdowns and a break moved off it (docs/BENCHMARKS.md, "A
+/// whole cycle chooses the beat").
+const FIT_INERTIA: f32 = 0.7;
+const CHOICE_INERTIA: f32 = 0.85;
 /// The most phases a fit tries: one per frame of the slowest beat (30 BPM at 88 kHz / 512).
 const MAX_STEPS: usize = 360;
 
@@ -171,12 +186,12 @@ impl BeatTracker {
         self.snares[self.pos] = snare;
         self.pos = (self.pos + 1) % len;
         self.frame += 1;
-        // Only as much history as the phase fit reads (FIT_BEATS periods and a little): at
-        // dance tempos about half the ring.
+        // Only as much history as the choice of phase reads (CHOICE_BEATS periods and a
+        // little): at the fastest tempos half the ring.
         let n = if period < 2.0 {
             0
         } else {
-            ((FIT_BEATS as f32 * period) as usize + 3).min(len)
+            ((CHOICE_BEATS as f32 * period) as usize + 3).min(len)
         };
         let (older, newer) = self.ring.split_at(self.pos);
         for (r, &v) in self
@@ -235,18 +250,13 @@ impl BeatTracker {
             raw[phi as usize] = s;
             // Inertia: favour the grid that is already running (it rides fills, and carries
             // the phase through a breakdown to the drop).
-            if let Some(last) = self.last_beat {
-                let anchor = now - phi as f64 - self.latency as f64;
-                let d = ((anchor - last) / tau as f64).rem_euclid(1.0);
-                let d = d.min(1.0 - d) as f32;
-                s *= 0.7 + 0.3 * (-0.5 * (d / 0.08).powi(2)).exp();
-            }
+            s *= self.inertia(phi, tau, FIT_INERTIA);
             scores[phi as usize] = s;
             if s > best.1 {
                 best = (phi, s);
             }
         }
-        let best = self.least_syncopated(best, &scores[..steps], tau, beats);
+        let best = self.least_syncopated(best, &scores[..steps], tau);
         let best = earliest_of_a_cluster(best, &scores[..steps], &raw[..steps], tau);
         // A parabola through the best phase and its neighbours places the beat between
         // frames (a frame is 10-12 ms; the truth is not on it).
@@ -310,12 +320,38 @@ impl BeatTracker {
         self.beat
     }
 
+    /// How close a beat `phi` frames ago lies to the running grid (the last beat sent): 1 on
+    /// it, falling off within a tenth of a beat either way; 0 with no grid yet (alike for every
+    /// phase).
+    fn on_running_grid(&self, phi: f32, tau: f32) -> f32 {
+        let Some(last) = self.last_beat else {
+            return 0.0;
+        };
+        let now = (self.frame - 1) as f64;
+        let anchor = now - phi as f64 - self.latency as f64;
+        let d = ((anchor - last) / tau as f64).rem_euclid(1.0);
+        let d = d.min(1.0 - d) as f32;
+        (-0.5 * (d / 0.08).powi(2)).exp()
+    }
+
+    /// The share of its score a beat `phi` frames ago keeps: all on the running grid, `floor`
+    /// half a beat off it.
+    fn inertia(&self, phi: f32, tau: f32, floor: f32) -> f32 {
+        floor + (1.0 - floor) * self.on_running_grid(phi, tau)
+    }
+
+    /// The comb over the last `beats` beats, all alike, with a beat `phi` frames ago.
+    fn comb(&self, phi: f32, tau: f32, beats: usize) -> f32 {
+        (0..beats)
+            .map(|k| self.onset_at(phi + k as f32 * tau))
+            .sum()
+    }
+
     /// How syncopated the last `beats` beats are with a beat `phi` frames ago: each 8th
     /// between two beats that is louder than the beat after it, and at SIXTEENTH_SYNCOPATION
-    /// each 16th louder than the 8th or beat after it, older beats counting less as in the fit.
+    /// each 16th louder than the 8th or beat after it.
     fn syncopation(&self, phi: f32, tau: f32, beats: usize) -> f32 {
         let mut sync = 0.0;
-        let mut w = 1.0;
         // `ago` runs back in time: the 16th, 8th and 16th that lead up to a beat lie τ/4,
         // τ/2 and 3τ/4 further back than it. Each read once.
         for k in 1..beats {
@@ -323,8 +359,7 @@ impl BeatTracker {
             let at = |q: f32| self.onset_at(beat + q * tau);
             let (on, late16, eighth, early16) = (at(0.0), at(0.25), at(0.5), at(0.75));
             let sixteenths = (early16 - eighth).max(0.0) + (late16 - on).max(0.0);
-            sync += w * ((eighth - on).max(0.0) + SIXTEENTH_SYNCOPATION * sixteenths);
-            w *= FIT_DECAY;
+            sync += (eighth - on).max(0.0) + SIXTEENTH_SYNCOPATION * sixteenths;
         }
         sync
     }
@@ -337,15 +372,13 @@ impl BeatTracker {
     fn backbeat(&self, phi: f32, tau: f32, beats: usize) -> f32 {
         let at = |ago: f32| self.snare_at(ago);
         let (mut on_beats, mut on_eighths, mut all) = (0.0f32, 0.0f32, 0.0f32);
-        let mut w = 1.0;
-        // Two beats at a time, as the fit counts them: their difference, and the 8ths'.
+        // Two beats at a time: their difference, and the 8ths'.
         for pair in 0..beats.saturating_sub(1) / 2 {
             let first = phi + (2 * pair) as f32 * tau;
             let [b0, e0, b1, e1] = [0.0, 0.5, 1.0, 1.5].map(|q| at(first + q * tau));
-            on_beats += w * (b0 - b1);
-            on_eighths += w * (e0 - e1);
-            all += w * (b0 + e0 + b1 + e1);
-            w *= FIT_DECAY * FIT_DECAY;
+            on_beats += b0 - b1;
+            on_eighths += e0 - e1;
+            all += b0 + e0 + b1 + e1;
         }
         if all <= 1e-12 {
             0.0
@@ -355,21 +388,18 @@ impl BeatTracker {
     }
 
     /// Of the best phase and the comb's peaks within a 32nd of a quarter, a half and three
-    /// quarters of a beat from it, the one whose fit (inertia included) less its syncopation,
-    /// and with its backbeat, is the highest. The comb places the beat; this says which of the
-    /// metrical positions it is. A break whose kicks fall on the "and"s fits the comb half a
-    /// beat off, but there every snare on 2 and 4 is an 8th louder than the beat after it, and
-    /// the snares alternate on the 8ths, not on the beats. Only peaks
-    /// near those places compete: the flank of the best one is no metrical position (read
-    /// within an 8th, a breakdown's pads moved the grid an 8th late).
-    fn least_syncopated(
-        &self,
-        best: (f32, f32),
-        scores: &[f32],
-        tau: f32,
-        beats: usize,
-    ) -> (f32, f32) {
+    /// quarters of a beat from it, the one whose comb over a whole cycle (CHOICE_BEATS) less
+    /// its syncopation, with its backbeat and the running grid's head start, is the highest.
+    /// The fit places the beat; this says which of the metrical positions it is. A break whose
+    /// kicks fall on the "and"s fits the comb half a beat off, but there every snare on 2 and 4
+    /// is an 8th louder than the beat after it, and the snares alternate on the 8ths, not on
+    /// the beats. Only peaks near those places compete: the flank of the best one is no
+    /// metrical position (read within an 8th, a breakdown's pads moved the grid an 8th late).
+    fn least_syncopated(&self, best: (f32, f32), scores: &[f32], tau: f32) -> (f32, f32) {
         let steps = scores.len();
+        let beats =
+            CHOICE_BEATS.min((((self.ring.len() as f32 - 2.0) / tau) as usize).saturating_sub(1));
+        let best_comb = self.comb(best.0, tau, beats);
         let reach = (tau / 16.0) as usize;
         let mut pick = (best, f32::MIN);
         for q in 0..4 {
@@ -381,16 +411,13 @@ impl BeatTracker {
             else {
                 continue;
             };
-            // The comb's own choice keeps a head start: another place must be clearly less
+            // The running grid keeps a head start: another place must be clearly less
             // syncopated, not by a hair that the next hop takes back.
-            let head_start = if q == 0 {
-                SYNCOPATION_MARGIN * best.1
-            } else {
-                0.0
-            };
-            let value = scores[c] - SYNCOPATION * self.syncopation(c as f32, tau, beats)
-                + BACKBEAT * best.1 * self.backbeat(c as f32, tau, beats)
-                + head_start;
+            let phi = c as f32;
+            let value = self.comb(phi, tau, beats) * self.inertia(phi, tau, CHOICE_INERTIA)
+                - SYNCOPATION * self.syncopation(phi, tau, beats)
+                + BACKBEAT * best_comb * self.backbeat(phi, tau, beats)
+                + SYNCOPATION_MARGIN * best_comb * self.on_running_grid(phi, tau);
             if value > pick.1 {
                 pick = ((c as f32, scores[c]), value);
             }
