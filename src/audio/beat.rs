@@ -63,13 +63,11 @@ impl Grid {
 }
 
 pub struct BeatTracker {
-    ring: Vec<f32>,
-    /// The ring newest-first, rebuilt each hop so the phase fit indexes it directly.
-    recent: Vec<f32>,
+    /// The onset strength of the last HISTORY_SECS.
+    onsets: History,
     /// The snare band's flux (1-4 kHz: snares and claps, above the bass and the keys) beside
-    /// it: for the backbeat, which reads a few dozen of its values a hop, from the ring.
-    snares: Vec<f32>,
-    pos: usize,
+    /// it, for the backbeat.
+    snares: History,
     /// Frames processed so far; the current frame is `frame - 1`.
     frame: u64,
     /// Frames between a sound and the peak of its onset strength (the flux window's delay):
@@ -100,10 +98,8 @@ impl BeatTracker {
         let latency_frames = latency_secs * frames_per_sec;
         let len = (HISTORY_SECS * frames_per_sec) as usize;
         BeatTracker {
-            ring: vec![0.0; len],
-            recent: vec![0.0; len],
-            snares: vec![0.0; len],
-            pos: 0,
+            onsets: History::new(len),
+            snares: History::new(len),
             frame: 0,
             latency: latency_frames,
             last_beat: None,
@@ -152,64 +148,22 @@ impl BeatTracker {
 
     /// Onset strength `ago` frames before the current one (fractional: interpolated).
     fn onset_at(&self, ago: f32) -> f32 {
-        let i = ago as usize;
-        if i + 1 >= self.recent.len() || ago < 0.0 {
-            return 0.0;
-        }
-        let f = ago - i as f32;
-        self.recent[i] * (1.0 - f) + self.recent[i + 1] * f
+        self.onsets.at(ago)
     }
 
-    /// The snare band's flux `ago` frames before the current one, as `onset_at` reads the
-    /// onset (each frame the best of itself and 0.7 × its neighbours, interpolated).
+    /// The snare band's flux `ago` frames before the current one, read as the onset is.
     fn snare_at(&self, ago: f32) -> f32 {
-        let len = self.snares.len();
-        let i = ago as usize;
-        if ago < 0.0 || i + 2 >= len {
-            return 0.0;
-        }
-        let raw = |k: usize| self.snares[(self.pos + 2 * len - 1 - k) % len];
-        let smoothed = |k: usize| {
-            let newer = if k == 0 { 0.0 } else { raw(k - 1) };
-            with_jitter(raw(k), newer, raw(k + 1))
-        };
-        let f = ago - i as f32;
-        smoothed(i) * (1.0 - f) + smoothed(i + 1) * f
+        self.snares.at(ago)
     }
 
     /// One hop: its onset strength, its snare band's flux ([`super::drums::DrumHits::flux`])
     /// and the current beat period in frames (0 = unknown). Returns whether this hop carries a
     /// beat.
     pub fn process(&mut self, onset: f32, snare: f32, period: f32) -> bool {
-        let len = self.ring.len();
-        self.ring[self.pos] = onset;
-        self.snares[self.pos] = snare;
-        self.pos = (self.pos + 1) % len;
+        let len = self.onsets.len();
+        self.onsets.push(onset);
+        self.snares.push(snare);
         self.frame += 1;
-        // Only as much history as the choice of phase reads (CHOICE_BEATS periods and a
-        // little): at the fastest tempos half the ring.
-        let n = if period < 2.0 {
-            0
-        } else {
-            ((CHOICE_BEATS as f32 * period) as usize + 3).min(len)
-        };
-        let (older, newer) = self.ring.split_at(self.pos);
-        for (r, &v) in self
-            .recent
-            .iter_mut()
-            .zip(older.iter().rev().chain(newer.iter().rev()))
-            .take(n + 1)
-        {
-            *r = v;
-        }
-        // Tolerate ±1 frame of jitter: each point is the best of itself and 0.7 × neighbours.
-        let mut prev = 0.0f32;
-        for i in 0..n {
-            let cur = self.recent[i];
-            let next = if i + 1 < len { self.recent[i + 1] } else { 0.0 };
-            self.recent[i] = with_jitter(cur, prev, next);
-            prev = cur;
-        }
         self.level += (onset - self.level) * (1.0 / (1.0 * self.fps));
         // The reference is the recent peak of that level, falling over ~20 s: a fresh track
         // has it at once, and a long breakdown only slowly lowers it (so a riser late in the
@@ -398,7 +352,7 @@ impl BeatTracker {
     fn least_syncopated(&self, best: (f32, f32), scores: &[f32], tau: f32) -> (f32, f32) {
         let steps = scores.len();
         let beats =
-            CHOICE_BEATS.min((((self.ring.len() as f32 - 2.0) / tau) as usize).saturating_sub(1));
+            CHOICE_BEATS.min((((self.onsets.len() as f32 - 2.0) / tau) as usize).saturating_sub(1));
         let best_comb = self.comb(best.0, tau, beats);
         let reach = (tau / 16.0) as usize;
         let mut pick = (best, f32::MIN);
@@ -433,6 +387,60 @@ impl BeatTracker {
 
     pub fn is_beat(&self) -> bool {
         self.beat
+    }
+}
+
+/// The last values of a signal, newest first, each the best of itself and 0.7 × its
+/// neighbours (±1 frame of jitter tolerated), kept twice over so that the fit reads any of
+/// them straight from one slice: each hop writes two values, where rebuilding the history
+/// newest-first cost a copy of every beat the choice weighs.
+struct History {
+    /// `len` values, then the same again.
+    values: Vec<f32>,
+    /// Where the newest value is, in the first copy.
+    newest: usize,
+    /// The newest two values as they came, newest first: the newest one's smoothing changes
+    /// when the next arrives.
+    raw: [f32; 2],
+}
+
+impl History {
+    fn new(len: usize) -> Self {
+        History {
+            values: vec![0.0; 2 * len],
+            newest: 0,
+            raw: [0.0; 2],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.values.len() / 2
+    }
+
+    fn push(&mut self, value: f32) {
+        let [newer, older] = self.raw;
+        self.newest = (self.newest + 1) % self.len();
+        self.set(0, with_jitter(value, 0.0, newer));
+        self.set(1, with_jitter(newer, value, older));
+        self.raw = [value, newer];
+    }
+
+    fn set(&mut self, ago: usize, value: f32) {
+        let len = self.len();
+        let i = (self.newest + len - ago) % len;
+        self.values[i] = value;
+        self.values[i + len] = value;
+    }
+
+    /// The value `ago` frames before the newest (fractional: interpolated); 0 beyond.
+    fn at(&self, ago: f32) -> f32 {
+        let i = ago as usize;
+        if ago < 0.0 || i + 1 >= self.len() {
+            return 0.0;
+        }
+        let top = self.newest + self.len();
+        let f = ago - i as f32;
+        self.values[top - i] * (1.0 - f) + self.values[top - i - 1] * f
     }
 }
 
