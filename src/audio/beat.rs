@@ -308,8 +308,8 @@ impl BeatTracker {
         let mut sync = 0.0;
         // `ago` runs back in time: the 16th, 8th and 16th that lead up to a beat lie τ/4,
         // τ/2 and 3τ/4 further back than it. Each read once.
-        for k in 1..beats {
-            let beat = phi + (k - 1) as f32 * tau;
+        for k in 0..beats {
+            let beat = phi + k as f32 * tau;
             let at = |q: f32| self.onset_at(beat + q * tau);
             let (on, late16, eighth, early16) = (at(0.0), at(0.25), at(0.5), at(0.75));
             let sixteenths = (early16 - eighth).max(0.0) + (late16 - on).max(0.0);
@@ -327,7 +327,7 @@ impl BeatTracker {
         let at = |ago: f32| self.snare_at(ago);
         let (mut on_beats, mut on_eighths, mut all) = (0.0f32, 0.0f32, 0.0f32);
         // Two beats at a time: their difference, and the 8ths'.
-        for pair in 0..beats.saturating_sub(1) / 2 {
+        for pair in 0..beats / 2 {
             let first = phi + (2 * pair) as f32 * tau;
             let [b0, e0, b1, e1] = [0.0, 0.5, 1.0, 1.5].map(|q| at(first + q * tau));
             on_beats += b0 - b1;
