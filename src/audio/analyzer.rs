@@ -763,6 +763,34 @@ mod tests {
     }
 
     #[test]
+    fn a_funk_groove_keeps_its_tempo_once_found() {
+        // Tuning clip of the recorded-drums corpus (scripts/h2corpus.py, seed 1; 16 s, mono):
+        // funk at 104 BPM with kicks on the "a" of 1 and the "and" of 2, whose three 16ths
+        // score nearly as well as its beat. Holding only octaves, the reading turned to 139
+        // (4:3) at 4.5 s and back and forth from 8.8 s, the beats lost at each turn.
+        let (wav, truth) = recorded("h2-funk-002");
+        let mut readings = Vec::new();
+        analyse_at(&wav.samples, wav.rate, |f| {
+            if f.time > 3.0 {
+                readings.push((f.time, f.bpm));
+            }
+        });
+        let wrong: Vec<(f64, f32)> = readings
+            .iter()
+            .copied()
+            .filter(|&(_, bpm)| tempo_verdict(truth.tempo, bpm as f64) != TempoVerdict::Right)
+            .collect();
+        assert!(
+            !readings.is_empty() && wrong.is_empty(),
+            "{} of {} readings after 3 s wrong, the first at {:?} (truly {} BPM)",
+            wrong.len(),
+            readings.len(),
+            wrong.first(),
+            truth.tempo
+        );
+    }
+
+    #[test]
     fn the_amen_break_is_beaten_on_the_beat_through_its_whole_cycle() {
         // Tuning clips of the recorded-drums corpus (scripts/h2corpus.py, seed 5; 16 s, mono):
         // the four-bar amen at 142 and 137 BPM, kicks on 1, the "and" of 1 and the "and" of 3,

@@ -14,10 +14,11 @@ const HISTORY_SECS: f32 = 8.0;
 const STEP: f32 = 0.25;
 /// Comb weights of the 1st..4th multiple of the period.
 const COMB: [f32; 4] = [1.0, 0.5, 0.33, 0.25];
-/// A reading an octave from the running tempo (within this fraction) replaces it only when the
-/// running tempo's neighbourhood scores below this share of it.
-const OCTAVE_TOLERANCE: f32 = 0.04;
-const OCTAVE_HYSTERESIS: f32 = 0.9;
+/// A reading an octave or a related level (RELATED_LEVELS) from the running tempo (within this
+/// fraction) replaces it only when the running tempo's neighbourhood scores below this share
+/// of it.
+const LEVEL_TOLERANCE: f32 = 0.04;
+const LEVEL_HYSTERESIS: f32 = 0.9;
 /// A candidate at 3/2 the best one's tempo that scores within this share of it is a tie.
 const TRIPLE_TIE: f32 = 0.95;
 /// A candidate whose half period correlates below this plays nothing between its beats.
@@ -345,7 +346,7 @@ impl TempoTracker {
             // The comb's best, then each rule in turn may move it to a related level.
             _ => {
                 let bj = self.prefer_regular_half(argmax(&self.smoothed), at);
-                let bj = self.hold_octave(bj, best);
+                let bj = self.hold_level(bj, best);
                 let bj = self.prefer_rhythm(bj, at);
                 let bj = self.prefer_subdivided(bj, at);
                 self.prefer_bar(bj, at)
@@ -526,23 +527,30 @@ impl TempoTracker {
         (lo..hi.max(lo)).filter(move |&j| (self.periods[j] / period - 1.0).abs() < tolerance)
     }
 
-    /// The candidate to take instead of `bj`: an octave jump (×2 or ×½) from the running tempo
-    /// only when it clearly beats the best candidate near that tempo (two octaves of drum &
-    /// bass score alike and would flip-flop).
-    fn hold_octave(&self, bj: usize, best: f32) -> usize {
+    /// The candidate to take instead of `bj`: a jump to another level (×2, ×½, or one of
+    /// RELATED_LEVELS) from the running tempo only when it clearly beats the best candidate
+    /// near that tempo. Two octaves of drum & bass score alike and would flip-flop; so do
+    /// funk's beat and three of its 16ths (its kicks on the "a" of 1 and the "and" of 2):
+    /// holding only octaves, a recorded funk groove read 104 and 139 BPM by turns, the beats
+    /// lost at each turn.
+    fn hold_level(&self, bj: usize, best: f32) -> usize {
         if self.period <= 0.0 {
             return bj;
         }
         let ratio = self.periods[bj] / self.period;
-        let close = |r: f32| (r - 1.0).abs() < OCTAVE_TOLERANCE;
-        if !close(ratio / 2.0) && !close(ratio * 2.0) {
+        let close = |r: f32| (r - 1.0).abs() < LEVEL_TOLERANCE;
+        let related = [2.0, 0.5]
+            .iter()
+            .chain(&RELATED_LEVELS)
+            .any(|&level| close(ratio / level));
+        if !related {
             return bj;
         }
         let near = self
-            .candidates_near(self.period, OCTAVE_TOLERANCE)
+            .candidates_near(self.period, LEVEL_TOLERANCE)
             .max_by(|&a, &b| self.smoothed[a].total_cmp(&self.smoothed[b]));
         match near {
-            Some(cj) if self.smoothed[cj] >= OCTAVE_HYSTERESIS * best => cj,
+            Some(cj) if self.smoothed[cj] >= LEVEL_HYSTERESIS * best => cj,
             _ => bj,
         }
     }
