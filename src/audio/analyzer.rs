@@ -723,8 +723,8 @@ mod tests {
         }
     }
 
-    /// Recorded clip `name` (tests/data) gives at least `at_least` beats after 7 s, and none of
-    /// them off a true beat.
+    /// Recorded clip `name` (tests/data) gives at least `at_least` beats after `secs`, and none
+    /// of them off a true beat.
     fn assert_on_the_beat_after(name: &str, secs: f64, at_least: usize) {
         let (wav, truth) = recorded(name);
         let (beats, _) = analyse_samples(&wav.samples, wav.rate);

@@ -34,7 +34,7 @@ const BACKBEAT: f32 = 0.5;
 /// (`least_syncopated`): a whole four-bar cycle, whose bars may each favour another position.
 /// The amen's third and fourth bars fit the off-beat best; a choice over the last two bars
 /// (the fit's eight beats, the newest counting most) sat half a beat off for every other
-/// two bars of it.
+/// two bars of it. As many as HISTORY_SECS holds: all sixteen from 113 BPM up.
 const CHOICE_BEATS: usize = 16;
 /// How much a phase off the running grid keeps of its score: in the fit (which places the
 /// beat, on the last two bars), and in the choice among metrical positions (on the whole
