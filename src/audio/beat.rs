@@ -418,11 +418,12 @@ impl History {
     }
 
     fn push(&mut self, value: f32) {
-        let [newer, older] = self.raw;
+        // The value before this one, and the one before that.
+        let [last, before] = self.raw;
         self.newest = (self.newest + 1) % self.len();
-        self.set(0, with_jitter(value, 0.0, newer));
-        self.set(1, with_jitter(newer, value, older));
-        self.raw = [value, newer];
+        self.set(0, with_jitter(value, 0.0, last));
+        self.set(1, with_jitter(last, value, before));
+        self.raw = [value, last];
     }
 
     fn set(&mut self, ago: usize, value: f32) {
