@@ -146,21 +146,10 @@ impl BeatTracker {
         });
     }
 
-    /// Onset strength `ago` frames before the current one (fractional: interpolated).
-    fn onset_at(&self, ago: f32) -> f32 {
-        self.onsets.at(ago)
-    }
-
-    /// The snare band's flux `ago` frames before the current one, read as the onset is.
-    fn snare_at(&self, ago: f32) -> f32 {
-        self.snares.at(ago)
-    }
-
     /// One hop: its onset strength, its snare band's flux ([`super::drums::DrumHits::flux`])
     /// and the current beat period in frames (0 = unknown). Returns whether this hop carries a
     /// beat.
     pub fn process(&mut self, onset: f32, snare: f32, period: f32) -> bool {
-        let len = self.onsets.len();
         self.onsets.push(onset);
         self.snares.push(snare);
         self.frame += 1;
@@ -182,7 +171,7 @@ impl BeatTracker {
         let mut best = (0.0f32, f32::MIN);
         let mut total = 0.0f32;
         let mut top = 0.0f32;
-        let beats = FIT_BEATS.min(((len as f32 - 2.0) / tau) as usize);
+        let beats = FIT_BEATS.min(self.beats_held(tau));
         // Each phase's score, for the sub-frame refinement of the best one.
         let mut scores = [0.0f32; MAX_STEPS];
         // And before the inertia.
@@ -194,7 +183,7 @@ impl BeatTracker {
             let mut w = 1.0;
             for k in 0..beats {
                 let ago = phi + k as f32 * tau;
-                s += w * self.onset_at(ago);
+                s += w * self.onsets.at(ago);
                 w *= FIT_DECAY;
             }
             // Whether there are drums at all is read before the inertia: it alone lifts the
@@ -204,24 +193,12 @@ impl BeatTracker {
             raw[phi as usize] = s;
             // Inertia: favour the grid that is already running (it rides fills, and carries
             // the phase through a breakdown to the drop).
-            s *= self.inertia(phi, tau, FIT_INERTIA);
+            s *= inertia(FIT_INERTIA, self.on_running_grid(phi, tau));
             scores[phi as usize] = s;
             if s > best.1 {
                 best = (phi, s);
             }
         }
-        let best = self.least_syncopated(best, &scores[..steps], tau);
-        let best = earliest_of_a_cluster(best, &scores[..steps], &raw[..steps], tau);
-        // A parabola through the best phase and its neighbours places the beat between
-        // frames (a frame is 10-12 ms; the truth is not on it).
-        let b = best.0 as usize;
-        let (l, r) = (scores[(b + steps - 1) % steps], scores[(b + 1) % steps]);
-        let d = l - 2.0 * best.1 + r;
-        let refine = if d < 0.0 {
-            (0.5 * (l - r) / d).clamp(-0.5, 0.5)
-        } else {
-            0.0
-        };
         let mean = total / steps as f32;
         let loud = self.level > 0.35 * self.long_level;
         // How clearly one phase stands out, against how clearly it did while the drums
@@ -241,7 +218,8 @@ impl BeatTracker {
         self.music = music;
         // The last grid point in true time (the envelope lags the sound by `latency`).
         let anchor = if music {
-            now - (best.0 + refine) as f64 - self.latency as f64
+            let phi = self.place(best, &scores[..steps], &raw[..steps], tau);
+            now - phi as f64 - self.latency as f64
         } else if let Some(last) = self.last_beat {
             // Nothing to fit (a breakdown): keep running on the grid we had.
             last
@@ -274,6 +252,31 @@ impl BeatTracker {
         self.beat
     }
 
+    /// Where the beat is, in frames ago (fractional), from the fit's `best` phase and every
+    /// phase's score with the inertia (`scores`) and without (`raw`): which metrical position
+    /// it is, where its hits start, then between frames. Only when the fit found drums.
+    fn place(&self, best: (f32, f32), scores: &[f32], raw: &[f32], tau: f32) -> f32 {
+        let steps = scores.len();
+        let best = self.least_syncopated(best, scores, tau);
+        let best = earliest_of_a_cluster(best, scores, raw, tau);
+        // A parabola through the best phase and its neighbours places the beat between
+        // frames (a frame is 10-12 ms; the truth is not on it).
+        let b = best.0 as usize;
+        let (l, r) = (scores[(b + steps - 1) % steps], scores[(b + 1) % steps]);
+        let d = l - 2.0 * best.1 + r;
+        let refine = if d < 0.0 {
+            (0.5 * (l - r) / d).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        };
+        best.0 + refine
+    }
+
+    /// Whole beats of `tau` frames the history holds (less two frames for interpolation).
+    fn beats_held(&self, tau: f32) -> usize {
+        ((self.onsets.len() as f32 - 2.0) / tau) as usize
+    }
+
     /// How close a beat `phi` frames ago lies to the running grid (the last beat sent): 1 on
     /// it, falling off within a tenth of a beat either way; 0 with no grid yet (alike for every
     /// phase).
@@ -288,16 +291,10 @@ impl BeatTracker {
         (-0.5 * (d / 0.08).powi(2)).exp()
     }
 
-    /// The share of its score a beat `phi` frames ago keeps: all on the running grid, `floor`
-    /// half a beat off it.
-    fn inertia(&self, phi: f32, tau: f32, floor: f32) -> f32 {
-        floor + (1.0 - floor) * self.on_running_grid(phi, tau)
-    }
-
     /// The comb over the last `beats` beats, all alike, with a beat `phi` frames ago.
     fn comb(&self, phi: f32, tau: f32, beats: usize) -> f32 {
         (0..beats)
-            .map(|k| self.onset_at(phi + k as f32 * tau))
+            .map(|k| self.onsets.at(phi + k as f32 * tau))
             .sum()
     }
 
@@ -310,7 +307,7 @@ impl BeatTracker {
         // τ/2 and 3τ/4 further back than it. Each read once.
         for k in 0..beats {
             let beat = phi + k as f32 * tau;
-            let at = |q: f32| self.onset_at(beat + q * tau);
+            let at = |q: f32| self.onsets.at(beat + q * tau);
             let (on, late16, eighth, early16) = (at(0.0), at(0.25), at(0.5), at(0.75));
             let sixteenths = (early16 - eighth).max(0.0) + (late16 - on).max(0.0);
             sync += (eighth - on).max(0.0) + SIXTEENTH_SYNCOPATION * sixteenths;
@@ -324,7 +321,7 @@ impl BeatTracker {
     /// between them do not. Half a beat off, it is the other way round: a break whose kicks
     /// fall on the "and"s fits the comb there, but its snares are then on the 8ths.
     fn backbeat(&self, phi: f32, tau: f32, beats: usize) -> f32 {
-        let at = |ago: f32| self.snare_at(ago);
+        let at = |ago: f32| self.snares.at(ago);
         let (mut on_beats, mut on_eighths, mut all) = (0.0f32, 0.0f32, 0.0f32);
         // Two beats at a time: their difference, and the 8ths'.
         for pair in 0..beats / 2 {
@@ -351,8 +348,8 @@ impl BeatTracker {
     /// metrical position (read within an 8th, a breakdown's pads moved the grid an 8th late).
     fn least_syncopated(&self, best: (f32, f32), scores: &[f32], tau: f32) -> (f32, f32) {
         let steps = scores.len();
-        let beats =
-            CHOICE_BEATS.min((((self.onsets.len() as f32 - 2.0) / tau) as usize).saturating_sub(1));
+        // The syncopation reads up to three quarters of a beat before the oldest beat.
+        let beats = CHOICE_BEATS.min(self.beats_held(tau).saturating_sub(1));
         let best_comb = self.comb(best.0, tau, beats);
         let reach = (tau / 16.0) as usize;
         let mut pick = (best, f32::MIN);
@@ -368,10 +365,11 @@ impl BeatTracker {
             // The running grid keeps a head start: another place must be clearly less
             // syncopated, not by a hair that the next hop takes back.
             let phi = c as f32;
-            let value = self.comb(phi, tau, beats) * self.inertia(phi, tau, CHOICE_INERTIA)
+            let running = self.on_running_grid(phi, tau);
+            let value = self.comb(phi, tau, beats) * inertia(CHOICE_INERTIA, running)
                 - SYNCOPATION * self.syncopation(phi, tau, beats)
                 + BACKBEAT * best_comb * self.backbeat(phi, tau, beats)
-                + SYNCOPATION_MARGIN * best_comb * self.on_running_grid(phi, tau);
+                + SYNCOPATION_MARGIN * best_comb * running;
             if value > pick.1 {
                 pick = ((c as f32, scores[c]), value);
             }
@@ -443,6 +441,12 @@ impl History {
         let f = ago - i as f32;
         self.values[top - i] * (1.0 - f) + self.values[top - i - 1] * f
     }
+}
+
+/// The share of its score a phase keeps: all on the running grid (`running`, from
+/// `BeatTracker::on_running_grid`, 1), `floor` half a beat off it (0).
+fn inertia(floor: f32, running: f32) -> f32 {
+    floor + (1.0 - floor) * running
 }
 
 /// A frame's value with ±1 frame of jitter tolerated: the best of it and 0.7 × its neighbours.
