@@ -239,6 +239,11 @@ impl Analyzer {
         }
     }
 
+    /// The evidence of the last beat the bar tracker weighed as a "1".
+    pub fn bar_evidence(&self) -> Option<super::bar::BeatEvidence> {
+        self.bar.last_scored()
+    }
+
     pub fn settings(&self) -> &AnalysisSettings {
         &self.settings
     }

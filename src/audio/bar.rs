@@ -9,14 +9,15 @@ use super::spectrum::Spectrum;
 
 /// Bars of memory of the running means (their weight halves in about 4 bars).
 const BAR_DECAY: f32 = 0.85;
-/// Weights of the evidence: harmony above the bass, the bass, the kick, the snare (against).
-/// Harmony above the bass counts twice (it was once): on recorded hand percussion a clave on
-/// the "1" reads as a snare and pulled the bar onto beat 3 (h2 tuning seeds 1 and 2: downbeat F
-/// 0.612 and 0.678 at 1.0, 0.661 and 0.728 at 2.0; 3.0 and 4.0 no better on seed 1).
-const W_HARMONY: f32 = 2.0;
-const W_BASS: f32 = 1.0;
-const W_KICK: f32 = 0.3;
-const W_SNARE: f32 = 0.3;
+/// Weights of the evidence: the change of harmony above the bass and in it.
+const W_HARMONY: f32 = 2.00;
+const W_BASS: f32 = 1.36;
+const TEMPLATE: [[[f32; 2]; SUBS]; 4] = [
+    [[0.35, -0.07], [0.28, -0.28], [-0.10, -0.14], [0.02, 0.27]],
+    [[-0.23, 0.04], [-0.05, -0.32], [0.01, 0.07], [-0.03, 0.32]],
+    [[-0.04, -0.13], [-0.19, 0.18], [0.09, 0.11], [0.17, -0.32]],
+    [[-0.22, 0.24], [-0.06, 0.36], [-0.03, 0.03], [-0.00, -0.25]],
+];
 /// A new phase takes over when it scores this share of the score spread above the current.
 const HYSTERESIS: f32 = 0.1;
 /// Music that begins from silence on a beat begins on a "1" (a loop cut to the bar, a song's
@@ -34,9 +35,16 @@ const START_PRIOR: f32 = 0.1;
 const START_TOLERANCE: f64 = 0.04;
 const START_EARLY: f64 = 0.015;
 const START_BEATS: f64 = 16.0;
-/// Seconds around a beat in which its kick and snare are looked for.
+/// A beat's span opens this long before it (seconds): the sound of its first quarter is
+/// heard from there.
 const HIT_BEFORE: f64 = 0.04;
-const HIT_AFTER: f64 = 0.07;
+/// The places in a beat at which its kick and snare are read (quarters of a beat), and the
+/// hops of evidence kept to read them from (about 6 s).
+pub const SUBS: usize = 4;
+const RECENT_HOPS: usize = 512;
+/// A beat's drums as a bar's beat: the kick and snare flux at each quarter of it (the largest
+/// in an eighth of a beat either side), each against its running mean, at most 3.
+pub type Pattern = [[f32; 2]; SUBS];
 
 /// Chroma: energy per pitch class, in the bass (55-250 Hz) and above it (250-2000 Hz).
 pub struct Chroma {
@@ -100,8 +108,7 @@ struct BeatSpan {
     start: f64,
     bass: [f32; 12],
     mid: [f32; 12],
-    kick: f32,
-    snare: f32,
+    pattern: Pattern,
 }
 
 impl BeatSpan {
@@ -111,10 +118,20 @@ impl BeatSpan {
             start,
             bass: [0.0; 12],
             mid: [0.0; 12],
-            kick: 0.0,
-            snare: 0.0,
+            pattern: [[0.0; 2]; SUBS],
         }
     }
+}
+
+/// What a beat's score as a "1" is made of: the change of harmony above the bass and in it
+/// from the bar before it to the bar from it on, and its drums' pattern.
+#[derive(Debug, Clone, Copy)]
+pub struct BeatEvidence {
+    pub number: i64,
+    pub time: f64,
+    pub harmony: f32,
+    pub bass: f32,
+    pub pattern: Pattern,
 }
 
 pub struct BarTracker {
@@ -130,9 +147,13 @@ pub struct BarTracker {
     /// The beat whose span the analysis is in, and the last two bars of closed ones.
     open: Option<BeatSpan>,
     spans: std::collections::VecDeque<BeatSpan>,
-    /// Running means of the kick and snare evidence, to weigh them as shares.
-    kick_mean: f32,
-    snare_mean: f32,
+    /// The kick and snare flux of the last hops, where their sound is (seconds), to read
+    /// each beat's pattern from once its span is closed.
+    recent: std::collections::VecDeque<(f64, [f32; 2])>,
+    /// Running means of the kick and snare flux on the beat, to weigh the pattern as shares.
+    drum_means: [f32; 2],
+    /// The last beat scored: its evidence (for fitting the weights: `analyze --bar-evidence`).
+    last_scored: Option<BeatEvidence>,
     /// Beats scored since the start (the confidence grows with them).
     scored: u32,
     /// A phase the user set (`resync`): kept until released.
@@ -194,8 +215,9 @@ impl BarTracker {
             announced: None,
             open: None,
             spans: std::collections::VecDeque::new(),
-            kick_mean: 0.0,
-            snare_mean: 0.0,
+            recent: std::collections::VecDeque::with_capacity(RECENT_HOPS),
+            drum_means: [0.0; 2],
+            last_scored: None,
             scored: 0,
             forced: None,
             sound_from: None,
@@ -288,6 +310,10 @@ impl BarTracker {
         snare: f32,
         onset_at: f64,
     ) {
+        if self.recent.len() == RECENT_HOPS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((onset_at, [kick, snare]));
         // A beat's span opens when the analysis reaches it.
         while let Some(&(number, start)) = self.pending.front() {
             if chroma_at + HIT_BEFORE < start {
@@ -295,7 +321,7 @@ impl BarTracker {
             }
             self.pending.pop_front();
             if let Some(done) = self.open.take() {
-                self.close(done);
+                self.close(done, start);
             }
             self.open = Some(BeatSpan::new(number, start));
         }
@@ -310,17 +336,42 @@ impl BarTracker {
                 *a += b;
             }
         }
-        let d = onset_at - span.start;
-        if (-HIT_BEFORE..=HIT_AFTER).contains(&d) {
-            span.kick = span.kick.max(kick);
-            span.snare = span.snare.max(snare);
-        }
     }
 
-    /// A beat's span is complete. Once a bar of beats after beat `n` is in too, `n` is scored:
-    /// its harmony is the change from the bar before it to the bar from it on (largest where
-    /// both windows are whole bars, i.e. when `n` is a "1"), plus its kick, minus its snare.
-    fn close(&mut self, span: BeatSpan) {
+    /// The kick and snare of the beat from `start` to `next`, at each quarter of it, against
+    /// their running means on the beat.
+    fn pattern(&mut self, start: f64, next: f64) -> Pattern {
+        let quarter = (next - start) / SUBS as f64;
+        let mut pattern = [[0.0f32; 2]; SUBS];
+        for &(at, flux) in &self.recent {
+            let q = ((at - start) / quarter + 0.5).floor();
+            if (0.0..SUBS as f64).contains(&q) {
+                let p = &mut pattern[q as usize];
+                for (x, f) in p.iter_mut().zip(flux) {
+                    *x = x.max(f);
+                }
+            }
+        }
+        for (band, mean) in self.drum_means.iter_mut().enumerate() {
+            *mean += (pattern[0][band] - *mean) * 0.1;
+            let mean = *mean;
+            for p in &mut pattern {
+                p[band] = if mean <= 1e-12 {
+                    0.0
+                } else {
+                    (p[band] / mean).min(3.0)
+                };
+            }
+        }
+        pattern
+    }
+
+    /// A beat's span is complete (the next begins at `next`). Once a bar of beats after beat
+    /// `n` is in too, `n` is scored: its harmony is the change from the bar before it to the
+    /// bar from it on (largest where both windows are whole bars, i.e. when `n` is a "1"), and
+    /// the drums of the bar from it on are read against a bar's pattern (`TEMPLATE`).
+    fn close(&mut self, mut span: BeatSpan, next: f64) {
+        span.pattern = self.pattern(span.start, next);
         if self
             .spans
             .back()
@@ -352,24 +403,30 @@ impl BarTracker {
         let (bass0, mid0) = sum(&mut self.spans.iter().take(n));
         let (bass1, mid1) = sum(&mut self.spans.iter().skip(n));
         let beat = self.spans[n];
-        let mean = |m: &mut f32, x: f32| {
-            *m += (x - *m) * 0.1;
-            if *m <= 1e-12 {
-                0.0
-            } else {
-                x / *m
-            }
+        let evidence = BeatEvidence {
+            number: beat.number,
+            time: beat.start,
+            harmony: change(&mid1, &mid0),
+            bass: change(&bass1, &bass0),
+            pattern: beat.pattern,
         };
-        let kick = mean(&mut self.kick_mean, beat.kick);
-        let snare = mean(&mut self.snare_mean, beat.snare);
-        let score = W_HARMONY * change(&mid1, &mid0)
-            + W_BASS * change(&bass1, &bass0)
-            + W_KICK * kick.min(3.0)
-            - W_SNARE * snare.min(3.0);
+        let drums: f32 = TEMPLATE
+            .iter()
+            .zip(self.spans.iter().skip(n))
+            .flat_map(|(t, s)| t.iter().flatten().zip(s.pattern.iter().flatten()))
+            .map(|(w, x)| w * x)
+            .sum();
+        let score = W_HARMONY * evidence.harmony + W_BASS * evidence.bass + drums;
+        self.last_scored = Some(evidence);
         let r = beat.number.rem_euclid(n as i64) as usize;
         self.scores[r] = BAR_DECAY * self.scores[r] + (1.0 - BAR_DECAY) * score;
         self.scored = self.scored.saturating_add(1);
         self.decide();
+    }
+
+    /// The evidence of the last beat scored as a possible "1" (its number tells a new one).
+    pub fn last_scored(&self) -> Option<BeatEvidence> {
+        self.last_scored
     }
 
     fn decide(&mut self) {

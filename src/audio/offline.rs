@@ -104,10 +104,17 @@ fn bulk_layout(bytes: &[u8], start: usize, count: usize) -> Option<(&[u8], usize
 /// Runs the analyzer over `samples` (at `settings.rate`) hop by hop, calling `each` with every
 /// frame. Above 88 kHz the samples are decimated first, as live.
 pub fn analyze(samples: &[f32], settings: AnalysisSettings, mut each: impl FnMut(&AudioFrame)) {
+    analyze_with(samples, settings, |a| each(a.frame()));
+}
+
+/// As `analyze`, calling `each` with the analyzer after every hop (its frame and its trackers'
+/// state).
+pub fn analyze_with(samples: &[f32], settings: AnalysisSettings, mut each: impl FnMut(&Analyzer)) {
     let (samples, rate) = Decimator::all(samples, settings.rate);
     let mut a = Analyzer::new(AnalysisSettings { rate, ..settings });
     for hop in samples.chunks_exact(HOP) {
-        each(a.process(hop));
+        a.process(hop);
+        each(&a);
     }
 }
 
@@ -119,6 +126,10 @@ pub enum Output {
     /// One `time position` line per beat (seconds where the beat sounds; its place in the
     /// bar, 1 = downbeat), then `tempo <bpm>`.
     Beats,
+    /// One line per beat the bar tracker weighs as a "1" (a bar after it sounds): its number
+    /// and time, the change of harmony above the bass and in it, and its kick and snare at each quarter
+    /// of it. What `scripts/bar-template.py` fits the bar's weights to.
+    BarEvidence,
 }
 
 /// The whole `analyze` command.
@@ -134,11 +145,13 @@ pub fn run(
         ..settings
     };
     let mut last_bpm = 0.0f32;
+    let mut last_scored = None;
     let mut result = Ok(());
-    analyze(&mono.samples, settings, |f| {
+    analyze_with(&mono.samples, settings, |a| {
         if result.is_err() {
             return;
         }
+        let f = a.frame();
         last_bpm = f.bpm;
         result = match output {
             Output::Json => serde_json::to_string(f)
@@ -146,6 +159,22 @@ pub fn run(
                 .and_then(|line| writeln!(out, "{line}")),
             Output::Beats if f.beat => writeln!(out, "{:.4} {}", f.beat_time, f.count[0]),
             Output::Beats => Ok(()),
+            Output::BarEvidence => match a.bar_evidence() {
+                Some(e) if last_scored != Some(e.number) => {
+                    last_scored = Some(e.number);
+                    let pattern = e.pattern.iter().flatten().map(|x| format!(" {x:.4}"));
+                    writeln!(
+                        out,
+                        "{} {:.4} {:.4} {:.4}{}",
+                        e.number,
+                        e.time,
+                        e.harmony,
+                        e.bass,
+                        pattern.collect::<String>()
+                    )
+                }
+                _ => Ok(()),
+            },
         };
     });
     result?;

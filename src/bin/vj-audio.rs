@@ -26,8 +26,12 @@ enum Cmd {
         #[arg(long, conflicts_with = "beats")]
         json: bool,
         /// Beat times in seconds, one per line, then `tempo <bpm>`.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "bar_evidence")]
         beats: bool,
+        /// What the bar tracker weighs of each beat as a "1", one line per beat (for fitting
+        /// its weights: scripts/bar-template.py).
+        #[arg(long, conflicts_with = "json")]
+        bar_evidence: bool,
     },
     /// Write the synthetic evaluation corpus (WAV + .beats ground truth) into DIR.
     GenCorpus {
@@ -67,9 +71,16 @@ fn main() -> ExitCode {
 
 fn tool(cmd: Cmd) -> anyhow::Result<()> {
     match cmd {
-        Cmd::Analyze { file, beats, .. } => {
+        Cmd::Analyze {
+            file,
+            beats,
+            bar_evidence,
+            ..
+        } => {
             let output = if beats {
                 offline::Output::Beats
+            } else if bar_evidence {
+                offline::Output::BarEvidence
             } else {
                 offline::Output::Json
             };
