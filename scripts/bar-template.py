@@ -21,9 +21,11 @@ import sys
 
 import numpy as np
 
-SUBS = 4
 BEATS = 4
 BAR_DECAY = 0.85
+# Quarters of a beat at which the kick and snare are read (SUBS in bar.rs), and so the
+# features of a bar: harmony, bass, and each beat's pattern. Set from the evidence read.
+SUBS = 4
 FEATURES = 2 + BEATS * SUBS * 2
 
 
@@ -48,6 +50,7 @@ def clip_choices(binary, wav):
     for line in out.splitlines():
         x = line.split()
         number, t = int(x[0]), float(x[1])
+        set_subs((len(x) - 4) // 2)
         k = int(np.argmin(abs(times - t)))
         place = places[k] if abs(times[k] - t) < 0.07 else 0
         beats[number] = (place, np.array([float(v) for v in x[2:]]))
@@ -62,6 +65,11 @@ def clip_choices(binary, wav):
         X = np.stack([features(run[j:j + BEATS]) for j in range(BEATS)])
         choices.append((X, right[0], b))
     return choices
+
+
+def set_subs(subs):
+    global SUBS, FEATURES
+    SUBS, FEATURES = subs, 2 + BEATS * subs * 2
 
 
 def features(bar):
@@ -108,7 +116,8 @@ def in_use(source):
             rows.append([float(v) for v in m.group(1).split(",")] * SUBS)
         elif line.startswith("[["):
             rows.append([float(v) for v in re.findall(r"-?\d+\.?\d*", line)])
-    return np.array([wh, wb] + [v for r in rows for v in r])
+    w = np.array([wh, wb] + [v for r in rows for v in r])
+    return w if len(w) == FEATURES else np.zeros(FEATURES)
 
 
 def running_right(clips, w):
@@ -131,8 +140,8 @@ def main():
     fit_dirs = rest[:rest.index("--test")] if "--test" in rest else rest
     test_dirs = rest[rest.index("--test") + 1:] if "--test" in rest else []
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "audio", "bar.rs")
-    old = in_use(source)
     data = {d: corpus(binary, d) for d in fit_dirs + test_dirs}
+    old = in_use(source)
     w = fit([c for d in fit_dirs for c in data[d]])
     for d in fit_dirs + test_dirs:
         (a, n), (b, _) = running_right(data[d], old), running_right(data[d], w)

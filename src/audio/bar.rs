@@ -11,12 +11,12 @@ use super::spectrum::Spectrum;
 const BAR_DECAY: f32 = 0.85;
 /// Weights of the evidence: the change of harmony above the bass and in it.
 const W_HARMONY: f32 = 2.00;
-const W_BASS: f32 = 1.36;
+const W_BASS: f32 = 1.35;
 const TEMPLATE: [[[f32; 2]; SUBS]; 4] = [
-    [[0.35, -0.07], [0.28, -0.28], [-0.10, -0.14], [0.02, 0.27]],
-    [[-0.23, 0.04], [-0.05, -0.32], [0.01, 0.07], [-0.03, 0.32]],
-    [[-0.04, -0.13], [-0.19, 0.18], [0.09, 0.11], [0.17, -0.32]],
-    [[-0.22, 0.24], [-0.06, 0.36], [-0.03, 0.03], [-0.00, -0.25]],
+    [[0.31, -0.04], [0.30, -0.34], [0.04, -0.05], [-0.07, -0.12], [-0.20, 0.23], [0.15, 0.02]],
+    [[-0.27, 0.04], [-0.06, -0.20], [0.06, -0.24], [0.00, 0.09], [0.06, 0.38], [-0.05, 0.03]],
+    [[-0.05, -0.15], [-0.06, -0.05], [-0.30, 0.21], [0.07, 0.07], [0.26, -0.27], [-0.01, -0.03]],
+    [[-0.13, 0.22], [-0.26, 0.37], [0.07, 0.24], [-0.06, -0.00], [0.05, -0.31], [0.01, -0.11]],
 ];
 /// A new phase takes over when it scores this share of the score spread above the current.
 const HYSTERESIS: f32 = 0.1;
@@ -40,7 +40,7 @@ const START_BEATS: f64 = 16.0;
 const HIT_BEFORE: f64 = 0.04;
 /// The places in a beat at which its kick and snare are read (quarters of a beat), and the
 /// hops of evidence kept to read them from (about 6 s).
-pub const SUBS: usize = 4;
+pub const SUBS: usize = 6;
 const RECENT_HOPS: usize = 512;
 /// A beat's drums as a bar's beat: the kick and snare flux at each quarter of it (the largest
 /// in an eighth of a beat either side), each against its running mean, at most 3.
