@@ -203,6 +203,46 @@ fn latency(_: &mut Criterion) {
     );
 }
 
+/// The OSC part of a hop alone, as the worker does it after each analysed hop: the frame's
+/// messages built and sent to a plain target (one datagram each) and a bundle target (one
+/// bundle per frame). Real frames, beats (and `/audio/count`) among them. The receivers are
+/// never read: the kernel drops what overflows, and the sender's work is the same.
+fn osc_frame(c: &mut Criterion) {
+    let receiver = || UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (plain, bundled) = (receiver(), receiver());
+    let addr = |s: &UdpSocket| s.local_addr().unwrap().to_string();
+    let out = OscOut::new(&OscConfig {
+        targets: vec![
+            OscTarget::Plain(addr(&plain)),
+            OscTarget::Detailed {
+                addr: addr(&bundled),
+                bundle: true,
+                ttl: None,
+                interface: None,
+            },
+        ],
+        routes: vec![],
+    })
+    .unwrap();
+    let mut a = Analyzer::new(AnalysisSettings::default());
+    let frames: Vec<_> = clip(20.0)
+        .chunks_exact(HOP)
+        .map(|h| *a.process(h))
+        .collect();
+    let mut msgs = Vec::new();
+    let mut i = 0;
+    c.bench_function(
+        "audio osc frame: messages built and sent to a plain and a bundle target (per hop)",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % frames.len();
+                frames[i].osc_messages(a.settings(), &mut msgs);
+                out.send_frame(&msgs);
+            })
+        },
+    );
+}
+
 /// The Ableton Link peer's part of a hop, as the worker calls it after each analysed hop
 /// (`Link::hop`: Link's clock, `capture_app_session_state`, the peer count, the session's
 /// tempo and, by mode, the timeline's beat at the hop or the tempo and beat published).
@@ -343,5 +383,5 @@ mod netns {
     }
 }
 
-criterion_group!(benches, per_hop, stages, latency, link);
+criterion_group!(benches, per_hop, stages, osc_frame, latency, link);
 criterion_main!(benches);
