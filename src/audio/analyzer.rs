@@ -516,57 +516,41 @@ impl Analyzer {
 }
 
 impl AudioFrame {
-    /// The OSC messages of this frame (SPEC section 4), for the features that are on.
+    /// The OSC messages of this frame (SPEC section 4), for the features that are on. They are
+    /// written over the last frame's messages in `out`, which keep their addresses and argument
+    /// lists: a frame allocates nothing but the one message more that a frame with a beat holds.
     pub fn osc_messages(&self, s: &AnalysisSettings, out: &mut Vec<OscMessage>) {
-        out.clear();
+        let mut out = Refill { msgs: out, len: 0 };
         let f = |x: f32| OscType::Float(x);
-        out.push(OscMessage {
-            addr: "/audio/levels".into(),
-            args: self.levels.iter().map(|&x| f(x)).collect(),
-        });
+        out.put("/audio/levels", self.levels.map(f));
         if s.spectrum {
-            out.push(OscMessage {
-                addr: "/audio/spectrum".into(),
-                args: self.spectrum.iter().map(|&x| f(x)).collect(),
-            });
+            out.put("/audio/spectrum", self.spectrum.map(f));
         }
-        out.push(OscMessage {
-            addr: "/audio/beat".into(),
-            args: vec![OscType::Int(self.beat as i32), f(self.onset)],
-        });
+        out.put(
+            "/audio/beat",
+            [OscType::Int(self.beat as i32), f(self.onset)],
+        );
         if s.bpm {
-            out.push(OscMessage {
-                addr: "/audio/bpm".into(),
-                args: vec![f(self.bpm), f(self.bpm_confidence)],
-            });
+            out.put("/audio/bpm", [f(self.bpm), f(self.bpm_confidence)]);
         }
         if s.pitch {
-            out.push(OscMessage {
-                addr: "/audio/pitch".into(),
-                args: vec![f(self.pitch_hz), f(self.pitch_confidence)],
-            });
+            out.put("/audio/pitch", [f(self.pitch_hz), f(self.pitch_confidence)]);
         }
         if s.structure {
-            out.push(OscMessage {
-                addr: "/audio/structure".into(),
-                args: vec![
+            out.put(
+                "/audio/structure",
+                [
                     OscType::Int(self.buildup as i32),
                     OscType::Int(self.drop as i32),
                     f(self.energy_trend),
                     f(self.brightness),
                 ],
-            });
+            );
         }
         if s.phase {
-            out.push(OscMessage {
-                addr: "/audio/phase".into(),
-                args: self.phase.iter().map(|&x| f(x)).collect(),
-            });
+            out.put("/audio/phase", self.phase.map(f));
             if self.beat {
-                out.push(OscMessage {
-                    addr: "/audio/count".into(),
-                    args: self.count.iter().map(|&x| OscType::Int(x)).collect(),
-                });
+                out.put("/audio/count", self.count.map(OscType::Int));
             }
         }
         if s.drums {
@@ -575,12 +559,45 @@ impl AudioFrame {
                 ("/audio/snare", self.snare),
                 ("/audio/hat", self.hat),
             ] {
-                out.push(OscMessage {
-                    addr: addr.into(),
-                    args: vec![OscType::Int(d.hit as i32), f(d.strength)],
-                });
+                out.put(addr, [OscType::Int(d.hit as i32), f(d.strength)]);
             }
         }
+    }
+}
+
+/// A message list written over in place, message by message; what is left past the last
+/// message put goes when it is dropped.
+struct Refill<'a> {
+    msgs: &'a mut Vec<OscMessage>,
+    len: usize,
+}
+
+impl Refill<'_> {
+    /// The next message. The one already in its place keeps its allocations, its address too
+    /// when that is the same (a frame with a beat holds `/audio/count`, so the messages after
+    /// it move one place).
+    fn put(&mut self, addr: &str, args: impl IntoIterator<Item = OscType>) {
+        match self.msgs.get_mut(self.len) {
+            Some(m) => {
+                if m.addr != addr {
+                    m.addr.clear();
+                    m.addr.push_str(addr);
+                }
+                m.args.clear();
+                m.args.extend(args);
+            }
+            None => self.msgs.push(OscMessage {
+                addr: addr.into(),
+                args: args.into_iter().collect(),
+            }),
+        }
+        self.len += 1;
+    }
+}
+
+impl Drop for Refill<'_> {
+    fn drop(&mut self) {
+        self.msgs.truncate(self.len);
     }
 }
 
@@ -1023,6 +1040,31 @@ mod tests {
                 "/audio/hat"
             ]
         );
+    }
+
+    #[test]
+    fn a_frame_written_over_the_last_one_says_only_what_it_says() {
+        // A beat adds /audio/count: the messages after it move, and go back the frame after.
+        let beat = AudioFrame {
+            beat: true,
+            onset: 0.9,
+            count: [2, 1, 0],
+            bpm: 124.0,
+            ..AudioFrame::default()
+        };
+        let quiet = AudioFrame {
+            levels: [0.5; BANDS + 1],
+            pitch_hz: 220.0,
+            ..AudioFrame::default()
+        };
+        let settings = AnalysisSettings::default();
+        let mut reused = Vec::new();
+        for frame in [quiet, beat, quiet, beat] {
+            frame.osc_messages(&settings, &mut reused);
+            let mut fresh = Vec::new();
+            frame.osc_messages(&settings, &mut fresh);
+            assert_eq!(reused, fresh);
+        }
     }
 
     /// Downbeat F-measure of a hard clip, from the positions the analyzer gave its beats.

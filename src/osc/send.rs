@@ -134,6 +134,75 @@ struct Outputs {
 #[derive(Debug)]
 pub struct OscOut {
     shared: Arc<Outputs>,
+    /// `send_frame`'s buffers, kept from one frame to the next.
+    frame: Mutex<FrameBytes>,
+}
+
+/// A frame's messages, each encoded once, and the bundles put together from them. The buffers
+/// keep their capacity, so sending a frame allocates nothing once they have grown.
+#[derive(Debug)]
+struct FrameBytes {
+    /// The message being encoded: rosc encodes a packet, and a packet owns its message.
+    packet: OscPacket,
+    /// Each message as a bundle element: its size (4 bytes), then the message.
+    elements: Vec<u8>,
+    /// Where each message's element lies in `elements`.
+    spans: Vec<(usize, usize)>,
+    /// The bundle being put together.
+    bundle: Vec<u8>,
+}
+
+impl FrameBytes {
+    fn new() -> FrameBytes {
+        FrameBytes {
+            packet: OscPacket::Message(OscMessage {
+                addr: String::new(),
+                args: Vec::new(),
+            }),
+            elements: Vec::new(),
+            spans: Vec::new(),
+            bundle: Vec::new(),
+        }
+    }
+
+    /// Encodes `msgs`, each as a bundle element. rosc's TCP framing (OSC 1.0: the size, then
+    /// the packet) is how a bundle holds an element, so a plain datagram is an element less
+    /// its first 4 bytes.
+    fn encode(&mut self, msgs: &[OscMessage]) {
+        self.elements.clear();
+        self.spans.clear();
+        for msg in msgs {
+            let OscPacket::Message(m) = &mut self.packet else {
+                unreachable!("holds a message from new")
+            };
+            // clone_from keeps the address's and the arguments' capacity.
+            m.addr.clone_from(&msg.addr);
+            m.args.clone_from(&msg.args);
+            let start = self.elements.len();
+            let Ok(_) = encoder::encode_into_tcp(&self.packet, &mut self.elements);
+            self.spans.push((start, self.elements.len()));
+        }
+    }
+
+    /// Message `i` as a plain packet.
+    fn message(&self, i: usize) -> &[u8] {
+        let (start, end) = self.spans[i];
+        &self.elements[start + 4..end]
+    }
+
+    /// The bundle of the messages `wanted` picks, in order; None if it picks none.
+    fn bundle(&mut self, timetag: OscTime, wanted: impl Iterator<Item = bool>) -> Option<&[u8]> {
+        self.bundle.clear();
+        let header = OscPacket::Bundle(OscBundle {
+            timetag,
+            content: Vec::new(),
+        });
+        let Ok(header_len) = encoder::encode_into(&header, &mut self.bundle);
+        for (&(start, end), _) in self.spans.iter().zip(wanted).filter(|(_, w)| *w) {
+            self.bundle.extend_from_slice(&self.elements[start..end]);
+        }
+        (self.bundle.len() > header_len).then_some(self.bundle.as_slice())
+    }
 }
 
 /// The OSC output could not be set up at all (a bad target only degrades that target).
@@ -418,7 +487,10 @@ impl OscOut {
                 .map_err(TargetError::Socket)?;
             let _ = first_rx.recv_timeout(FIRST_LOOKUP);
         }
-        Ok(OscOut { shared })
+        Ok(OscOut {
+            shared,
+            frame: Mutex::new(FrameBytes::new()),
+        })
     }
 
     /// Marks every destination that is `local`, the worker's own receive socket (bound to
@@ -505,52 +577,40 @@ impl OscOut {
 
     /// Sends the messages of one analysis frame: plain messages to ordinary destinations, one
     /// timetagged bundle (of the messages meant for it) to each destination that asked for bundles.
-    /// A bundle is built and encoded once for all the destinations it is the same for (the
-    /// debugger and the OSCQuery server both get every message), not once for each.
+    /// Each message is encoded once, and a bundle is put together once for all the destinations
+    /// it is the same for (the debugger and the OSCQuery server both get every message).
     pub fn send_frame(&self, msgs: &[OscMessage]) {
-        // Each distinct bundle: the destinations it goes to, and its messages' indices.
-        let mut bundles: Vec<(Vec<&Arc<Destination>>, Vec<usize>)> = Vec::new();
-        let mut wanted: Vec<(&Arc<Destination>, Vec<usize>)> = Vec::new();
+        let mut frame = lock(&self.frame);
+        frame.encode(msgs);
         for (i, msg) in msgs.iter().enumerate() {
-            let Ok(bytes) = encoder::encode(&OscPacket::Message(msg.clone())) else {
-                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
-                continue;
-            };
-            for d in self.destinations(&msg.addr) {
-                if !d.bundle {
-                    self.send_bytes(&bytes, d);
-                    continue;
-                }
-                match wanted.iter_mut().find(|(to, _)| Arc::ptr_eq(to, d)) {
-                    Some((_, content)) => content.push(i),
-                    None => wanted.push((d, vec![i])),
-                }
+            for d in self.destinations(&msg.addr).filter(|d| !d.bundle) {
+                self.send_bytes(frame.message(i), d);
             }
         }
-        for (d, content) in wanted {
-            match bundles.iter_mut().find(|(_, c)| *c == content) {
-                Some((to, _)) => to.push(d),
-                None => bundles.push((vec![d], content)),
-            }
-        }
-        if bundles.is_empty() {
-            return;
-        }
-        let timetag = OscTime::try_from(std::time::SystemTime::now()).unwrap_or(OscTime {
-            seconds: 0,
-            fractional: 1,
-        });
-        for (to, content) in bundles {
-            let content = content
+        // The `[osc] targets` get every message (every address begins with ""), a route's
+        // destinations those under its prefix.
+        let s = &self.shared;
+        let groups = std::iter::once(("", &s.targets)).chain(
+            s.routes
                 .iter()
-                .map(|&i| OscPacket::Message(msgs[i].clone()))
-                .collect();
-            match encoder::encode(&OscPacket::Bundle(OscBundle { timetag, content })) {
-                Ok(bytes) => to.iter().for_each(|d| self.send_bytes(&bytes, d)),
-                Err(_) => {
-                    self.shared
-                        .dropped
-                        .fetch_add(to.len() as u64, Ordering::Relaxed);
+                .map(|r| (r.prefix.as_str(), &r.destinations)),
+        );
+        let wants_bundles = |d: &Arc<Destination>| d.bundle && !d.own.load(Ordering::Relaxed);
+        let mut timetag = None;
+        for (prefix, destinations) in groups {
+            if !destinations.iter().any(wants_bundles) {
+                continue;
+            }
+            let timetag = *timetag.get_or_insert_with(|| {
+                OscTime::try_from(std::time::SystemTime::now()).unwrap_or(OscTime {
+                    seconds: 0,
+                    fractional: 1,
+                })
+            });
+            let wanted = msgs.iter().map(|m| m.addr.starts_with(prefix));
+            if let Some(bytes) = frame.bundle(timetag, wanted) {
+                for d in destinations.iter().filter(|d| wants_bundles(d)) {
+                    self.send_bytes(bytes, d);
                 }
             }
         }
@@ -688,6 +748,89 @@ mod tests {
         );
         assert_eq!(drain(&karaoke), [(false, p(&["/karaoke/pos"]))]);
         assert_eq!(out.stats().packets_sent, 6);
+    }
+
+    /// Every datagram that arrives, as sent.
+    fn datagrams(s: &UdpSocket) -> Vec<Vec<u8>> {
+        let mut buf = [0u8; 4096];
+        std::iter::from_fn(|| s.recv(&mut buf).ok().map(|n| buf[..n].to_vec())).collect()
+    }
+
+    #[test]
+    fn frames_go_out_byte_for_byte_as_rosc_encodes_them() {
+        let (plain, bundled, beats) = (receiver(), receiver(), receiver());
+        let addr = |s: &UdpSocket| s.local_addr().unwrap().to_string();
+        let bundle_to = |s: &UdpSocket| OscTarget::Detailed {
+            addr: addr(s),
+            bundle: true,
+            ttl: None,
+            interface: None,
+        };
+        let out = OscOut::new(&OscConfig {
+            targets: vec![OscTarget::Plain(addr(&plain)), bundle_to(&bundled)],
+            routes: vec![OscRoute {
+                prefix: "/audio/b".into(),
+                targets: vec![bundle_to(&beats)],
+            }],
+        })
+        .unwrap();
+        let m = |addr: &str, args: Vec<OscType>| OscMessage {
+            addr: addr.into(),
+            args,
+        };
+        // The second frame is shorter and says other things: nothing of the first may remain.
+        let frames = [
+            vec![
+                m("/audio/levels", vec![OscType::Float(0.5); 8]),
+                m("/audio/beat", vec![OscType::Int(1), OscType::Float(0.9)]),
+                m("/audio/count", vec![OscType::Int(2), OscType::Int(1)]),
+                m(
+                    "/audio/bpm",
+                    vec![OscType::Float(124.0), OscType::Float(0.8)],
+                ),
+            ],
+            vec![
+                m("/audio/beat", vec![OscType::Int(0), OscType::Float(0.1)]),
+                m("/audio/levels", vec![OscType::Float(0.25); 3]),
+                m(
+                    "/audio/bpm",
+                    vec![OscType::Float(123.5), OscType::Float(0.7)],
+                ),
+            ],
+        ];
+        for frame in &frames {
+            out.send_frame(frame);
+        }
+
+        let encode = |p: OscPacket| encoder::encode(&p).unwrap();
+        let expected: Vec<_> = frames
+            .iter()
+            .flatten()
+            .map(|m| encode(OscPacket::Message(m.clone())))
+            .collect();
+        assert_eq!(datagrams(&plain), expected);
+        // A bundle as rosc encodes it, with the timetag it was sent with.
+        let as_rosc = |got: &[u8], msgs: Vec<&OscMessage>| {
+            let (_, OscPacket::Bundle(b)) = rosc::decoder::decode_udp(got).unwrap() else {
+                panic!("not a bundle")
+            };
+            let content = msgs.into_iter().cloned().map(OscPacket::Message);
+            encode(OscPacket::Bundle(OscBundle {
+                timetag: b.timetag,
+                content: content.collect(),
+            }))
+        };
+        let got = datagrams(&bundled);
+        assert_eq!(got.len(), 2);
+        for (got, frame) in got.iter().zip(&frames) {
+            assert_eq!(got, &as_rosc(got, frame.iter().collect()));
+        }
+        let got = datagrams(&beats);
+        assert_eq!(got.len(), 2);
+        for (got, frame) in got.iter().zip(&frames) {
+            let under = frame.iter().filter(|m| m.addr.starts_with("/audio/b"));
+            assert_eq!(got, &as_rosc(got, under.collect()));
+        }
     }
 
     #[test]
