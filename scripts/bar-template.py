@@ -98,6 +98,10 @@ def fit(clips, l2=0.01, steps=3000, rate=0.5):
         p[np.arange(len(y)), y] -= 1
         w -= rate * (np.einsum("gk,gkf->f", p, Xn) / len(y) + l2 * w)
     w = w / sd
+    # A band as loud on every quarter of the bar tells no beat from another: each band's
+    # weights sum to 0, so it adds nothing (the choice among a loop's rotations is the same).
+    t = w[2:].reshape(BEATS, SUBS, 2)
+    t -= t.mean(axis=(0, 1))
     return w * (2.0 / w[0]) if w[0] > 0 else w
 
 

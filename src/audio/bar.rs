@@ -11,12 +11,40 @@ use super::spectrum::Spectrum;
 const BAR_DECAY: f32 = 0.85;
 /// Weights of the evidence: the change of harmony above the bass and in it.
 const W_HARMONY: f32 = 2.00;
-const W_BASS: f32 = 1.35;
+const W_BASS: f32 = 1.31;
 const TEMPLATE: [[[f32; 2]; SUBS]; 4] = [
-    [[0.31, -0.04], [0.30, -0.34], [0.04, -0.05], [-0.07, -0.12], [-0.20, 0.23], [0.15, 0.02]],
-    [[-0.27, 0.04], [-0.06, -0.20], [0.06, -0.24], [0.00, 0.09], [0.06, 0.38], [-0.05, 0.03]],
-    [[-0.05, -0.15], [-0.06, -0.05], [-0.30, 0.21], [0.07, 0.07], [0.26, -0.27], [-0.01, -0.03]],
-    [[-0.13, 0.22], [-0.26, 0.37], [0.07, 0.24], [-0.06, -0.00], [0.05, -0.31], [0.01, -0.11]],
+    [
+        [0.34, -0.04],
+        [0.33, -0.39],
+        [0.04, -0.04],
+        [-0.07, -0.12],
+        [-0.21, 0.25],
+        [0.17, 0.02],
+    ],
+    [
+        [-0.27, 0.06],
+        [-0.06, -0.21],
+        [0.07, -0.27],
+        [0.00, 0.12],
+        [0.05, 0.40],
+        [-0.06, 0.03],
+    ],
+    [
+        [-0.04, -0.16],
+        [-0.06, -0.03],
+        [-0.32, 0.23],
+        [0.07, 0.08],
+        [0.28, -0.32],
+        [-0.00, -0.03],
+    ],
+    [
+        [-0.13, 0.22],
+        [-0.26, 0.39],
+        [0.08, 0.27],
+        [-0.05, -0.01],
+        [0.06, -0.34],
+        [0.02, -0.12],
+    ],
 ];
 /// A new phase takes over when it scores this share of the score spread above the current.
 /// Tuning sets, downbeat F (recorded 1 / 5 / 13 / 17, tracker 1, synthetic 1) at 0.1: 0.908 /
@@ -356,6 +384,10 @@ impl BarTracker {
             }
         }
         for (band, mean) in self.drum_means.iter_mut().enumerate() {
+            // The first beat sets the mean: from 0, the first beats would all read loud.
+            if *mean <= 1e-12 {
+                *mean = pattern[0][band];
+            }
             *mean += (pattern[0][band] - *mean) * 0.1;
             let mean = *mean;
             for p in &mut pattern {
@@ -413,11 +445,22 @@ impl BarTracker {
             bass: change(&bass1, &bass0),
             pattern: beat.pattern,
         };
-        let drums: f32 = TEMPLATE
-            .iter()
-            .zip(self.spans.iter().skip(n))
-            .flat_map(|(t, s)| t.iter().flatten().zip(s.pattern.iter().flatten()))
-            .map(|(w, x)| w * x)
+        // Each band against its mean over the bar: a drum as loud on every quarter of it tells
+        // no beat from another (the template's rows sum to about 0 for the same reason).
+        let bar = || {
+            TEMPLATE
+                .iter()
+                .zip(self.spans.iter().skip(n))
+                .flat_map(|(t, s)| t.iter().zip(&s.pattern))
+        };
+        let (mut level, mut count) = ([0.0f32; 2], 0.0f32);
+        for (_, x) in bar() {
+            level.iter_mut().zip(x).for_each(|(l, x)| *l += x);
+            count += 1.0;
+        }
+        let drums: f32 = bar()
+            .flat_map(|(w, x)| w.iter().zip(x).zip(level))
+            .map(|((w, x), l)| w * (x - l / count))
             .sum();
         let score = W_HARMONY * evidence.harmony + W_BASS * evidence.bass + drums;
         self.last_scored = Some(evidence);
@@ -444,7 +487,8 @@ impl BarTracker {
             .unwrap_or(0);
         let max = self.score(best);
         let min = (0..n).map(|r| self.score(r)).fold(f32::MAX, f32::min);
-        let spread = (max - min).max(1e-9);
+        // Scores a hair apart (the same evidence summed in another order) are no spread.
+        let spread = (max - min).max(1e-3);
         if best != self.phase && max > self.score(self.phase) + HYSTERESIS * spread {
             self.phase = best;
         }
