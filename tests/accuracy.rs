@@ -17,8 +17,8 @@ use vj::audio::{offline, AnalysisSettings};
 /// 1.000 on 2026-12-07.
 const BEAT_F: f64 = 0.995;
 /// Downbeat F over the same clips: 0.893, then 0.931 once harmony counted twice in the bar's
-/// evidence (2026-12-07).
-const DOWNBEAT_F: f64 = 0.926;
+/// evidence (2026-12-07), then 0.951 once the drums of a whole bar were read (2026-12-08).
+const DOWNBEAT_F: f64 = 0.946;
 /// Beat F over hard hip-hop 101-104 (swung): 0.994, as docs/BENCHMARKS.md has it.
 const HIPHOP_F: f64 = 0.989;
 
