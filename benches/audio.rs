@@ -214,12 +214,7 @@ fn osc_frame(c: &mut Criterion) {
     let out = OscOut::new(&OscConfig {
         targets: vec![
             OscTarget::Plain(addr(&plain)),
-            OscTarget::Detailed {
-                addr: addr(&bundled),
-                bundle: true,
-                ttl: None,
-                interface: None,
-            },
+            OscTarget::bundled(addr(&bundled)),
         ],
         routes: vec![],
     })

@@ -115,6 +115,16 @@ impl OscTarget {
         OscTarget::Plain(addr.into())
     }
 
+    /// A `host:port` target that gets one bundle per analysis frame.
+    pub fn bundled(addr: impl Into<String>) -> Self {
+        OscTarget::Detailed {
+            addr: addr.into(),
+            bundle: true,
+            ttl: None,
+            interface: None,
+        }
+    }
+
     pub fn addr(&self) -> &str {
         match self {
             OscTarget::Plain(a) | OscTarget::Detailed { addr: a, .. } => a,

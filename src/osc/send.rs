@@ -713,12 +713,7 @@ mod tests {
         let out = OscOut::new(&OscConfig {
             targets: vec![
                 OscTarget::Plain(addr(&plain)),
-                OscTarget::Detailed {
-                    addr: addr(&bundled),
-                    bundle: true,
-                    ttl: None,
-                    interface: None,
-                },
+                OscTarget::bundled(addr(&bundled)),
             ],
             routes: vec![OscRoute {
                 prefix: "/karaoke/".into(),
@@ -760,12 +755,7 @@ mod tests {
     fn frames_go_out_byte_for_byte_as_rosc_encodes_them() {
         let (plain, bundled, beats) = (receiver(), receiver(), receiver());
         let addr = |s: &UdpSocket| s.local_addr().unwrap().to_string();
-        let bundle_to = |s: &UdpSocket| OscTarget::Detailed {
-            addr: addr(s),
-            bundle: true,
-            ttl: None,
-            interface: None,
-        };
+        let bundle_to = |s: &UdpSocket| OscTarget::bundled(addr(s));
         let out = OscOut::new(&OscConfig {
             targets: vec![OscTarget::Plain(addr(&plain)), bundle_to(&bundled)],
             routes: vec![OscRoute {
