@@ -106,21 +106,15 @@ def fit(clips, l2=0.01, steps=3000, rate=0.5):
 
 
 def in_use(source):
-    """W_HARMONY, W_BASS and TEMPLATE as src/audio/bar.rs has them."""
+    """W_HARMONY, W_BASS and TEMPLATE as src/audio/bar.rs has them (zeros if the table is not
+    one of FEATURES - 2 numbers)."""
     text = open(source).read()
     wh = float(re.search(r"const W_HARMONY: f32 = ([-\d.]+);", text).group(1))
     wb = float(re.search(r"const W_BASS: f32 = ([-\d.]+);", text).group(1))
     block = text[text.index("const TEMPLATE"):]
-    block = block[:block.index("];\n") + 2]
-    rows = []
-    for line in block.splitlines()[1:]:
-        line = line.strip()
-        m = re.match(r"\[\[([-\d., \[\]]+)\]; SUBS\],", line)
-        if m:
-            rows.append([float(v) for v in m.group(1).split(",")] * SUBS)
-        elif line.startswith("[["):
-            rows.append([float(v) for v in re.findall(r"-?\d+\.?\d*", line)])
-    w = np.array([wh, wb] + [v for r in rows for v in r])
+    block = block[block.index(" = ") : block.index("];\n") + 2]
+    table = [float(v) for v in re.findall(r"-?\d+\.\d+", block)]
+    w = np.array([wh, wb] + table)
     return w if len(w) == FEATURES else np.zeros(FEATURES)
 
 

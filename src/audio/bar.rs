@@ -21,8 +21,9 @@ const BAR_DECAY: f32 = 0.85;
 /// was counted from the "3" (h2 tuning seeds 1 and 13: 4 of 8 clips); downbeat F on the tuning
 /// sets (recorded 1 / 5 / 13 / 17, tracker 1, synthetic 1) went from 0.836 / 0.757 / 0.692 /
 /// 0.699 / 0.697 / 0.895 to 0.899 / 0.798 / 0.820 / 0.766 / 0.837 / 0.916. Quarters of a beat
-/// (16ths only) did less: 0.888 / 0.757 / 0.798 / 0.739 / 0.811 / 0.920, and swung hip-hop
-/// and shuffles fell.
+/// (16ths only), at the hysteresis of then (0.1), did less than sixths: 0.888 / 0.757 /
+/// 0.798 / 0.739 / 0.811 / 0.920 against 0.908 / 0.795 / 0.800 / 0.753 / 0.844 / 0.897, and
+/// shuffles fell.
 const W_HARMONY: f32 = 2.00;
 const W_BASS: f32 = 1.31;
 const TEMPLATE: [[[f32; 2]; SUBS]; 4] = [
@@ -79,15 +80,16 @@ const START_PRIOR: f32 = 0.1;
 const START_TOLERANCE: f64 = 0.04;
 const START_EARLY: f64 = 0.015;
 const START_BEATS: f64 = 16.0;
-/// A beat's span opens this long before it (seconds): the sound of its first quarter is
-/// heard from there.
+/// A beat's span opens this long before it (seconds): the sound on the beat is heard from
+/// there.
 const HIT_BEFORE: f64 = 0.04;
-/// The places in a beat at which its kick and snare are read (quarters of a beat), and the
-/// hops of evidence kept to read them from (about 6 s).
+/// The places in a beat at which its kick and snare are read (sixths of a beat: the 16ths
+/// and the triplets fall near one), and the hops of evidence kept to read them from (about
+/// 6 s).
 pub const SUBS: usize = 6;
 const RECENT_HOPS: usize = 512;
-/// A beat's drums as a bar's beat: the kick and snare flux at each quarter of it (the largest
-/// in an eighth of a beat either side), each against its running mean, at most 3.
+/// A beat's drums as a bar's beat: the kick and snare flux at each sixth of it (the largest
+/// in a twelfth of a beat either side), each against its running mean, at most 3.
 pub type Pattern = [[f32; 2]; SUBS];
 
 /// Chroma: energy per pitch class, in the bass (55-250 Hz) and above it (250-2000 Hz).
@@ -385,13 +387,13 @@ impl BarTracker {
         }
     }
 
-    /// The kick and snare of the beat from `start` to `next`, at each quarter of it, against
-    /// their running means on the beat.
+    /// The kick and snare of the beat from `start` to `next`, at each of its SUBS places,
+    /// against their running means on the beat.
     fn pattern(&mut self, start: f64, next: f64) -> Pattern {
-        let quarter = (next - start) / SUBS as f64;
+        let place = (next - start) / SUBS as f64;
         let mut pattern = [[0.0f32; 2]; SUBS];
         for &(at, flux) in &self.recent {
-            let q = ((at - start) / quarter + 0.5).floor();
+            let q = ((at - start) / place + 0.5).floor();
             if (0.0..SUBS as f64).contains(&q) {
                 let p = &mut pattern[q as usize];
                 for (x, f) in p.iter_mut().zip(flux) {
@@ -461,8 +463,9 @@ impl BarTracker {
             bass: change(&bass1, &bass0),
             pattern: beat.pattern,
         };
-        // Each band against its mean over the bar: a drum as loud on every quarter of it tells
-        // no beat from another (the template's rows sum to about 0 for the same reason).
+        // Each drum against its level over the bar: a drum as loud on every place of it tells
+        // no beat from another (each drum's weights in the template sum to about 0 for the
+        // same reason).
         let bar = || {
             TEMPLATE
                 .iter()
