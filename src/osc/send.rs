@@ -513,15 +513,10 @@ impl OscOut {
         &'a self,
         addr: &'a str,
     ) -> impl Iterator<Item = &'a Arc<Destination>> + 'a {
-        let s = &self.shared;
-        s.targets
-            .iter()
-            .chain(
-                s.routes
-                    .iter()
-                    .filter(move |r| addr.starts_with(&r.prefix))
-                    .flat_map(|r| r.destinations.iter()),
-            )
+        self.shared
+            .groups()
+            .filter(move |(prefix, _)| addr.starts_with(prefix))
+            .flat_map(|(_, destinations)| destinations)
             .filter(|d| !d.own.load(Ordering::Relaxed))
     }
 
@@ -587,17 +582,9 @@ impl OscOut {
                 self.send_bytes(frame.message(i), d);
             }
         }
-        // The `[osc] targets` get every message (every address begins with ""), a route's
-        // destinations those under its prefix.
-        let s = &self.shared;
-        let groups = std::iter::once(("", &s.targets)).chain(
-            s.routes
-                .iter()
-                .map(|r| (r.prefix.as_str(), &r.destinations)),
-        );
         let wants_bundles = |d: &Arc<Destination>| d.bundle && !d.own.load(Ordering::Relaxed);
         let mut timetag = None;
-        for (prefix, destinations) in groups {
+        for (prefix, destinations) in self.shared.groups() {
             if !destinations.iter().any(wants_bundles) {
                 continue;
             }
@@ -646,10 +633,18 @@ impl Outputs {
             .map_err(|e| io::Error::new(io::ErrorKind::AddrNotAvailable, e.clone()))
     }
 
+    /// The destinations by the addresses they take: the `[osc] targets` every message (every
+    /// address begins with ""), each route's destinations those under its prefix.
+    fn groups(&self) -> impl Iterator<Item = (&str, &[Arc<Destination>])> {
+        std::iter::once(("", self.targets.as_slice())).chain(
+            self.routes
+                .iter()
+                .map(|r| (r.prefix.as_str(), r.destinations.as_slice())),
+        )
+    }
+
     fn all(&self) -> impl Iterator<Item = &Arc<Destination>> {
-        self.targets
-            .iter()
-            .chain(self.routes.iter().flat_map(|r| r.destinations.iter()))
+        self.groups().flat_map(|(_, destinations)| destinations)
     }
 }
 
