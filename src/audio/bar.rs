@@ -392,7 +392,10 @@ impl BarTracker {
     fn pattern(&mut self, start: f64, next: f64) -> Pattern {
         let place = (next - start) / SUBS as f64;
         let mut pattern = [[0.0f32; 2]; SUBS];
-        for &(at, flux) in &self.recent {
+        // The ring is in time order: read back to half a place before the beat, no further.
+        let from = start - 0.5 * place;
+        let beat = self.recent.iter().rev().take_while(|(at, _)| *at >= from);
+        for &(at, flux) in beat {
             let q = ((at - start) / place + 0.5).floor();
             if (0.0..SUBS as f64).contains(&q) {
                 let p = &mut pattern[q as usize];
