@@ -23,10 +23,8 @@ import numpy as np
 
 BEATS = 4
 BAR_DECAY = 0.85
-# Quarters of a beat at which the kick and snare are read (SUBS in bar.rs), and so the
-# features of a bar: harmony, bass, and each beat's pattern. Set from the evidence read.
-SUBS = 4
-FEATURES = 2 + BEATS * SUBS * 2
+# A bar's features are its first beat's harmony and bass, then each beat's pattern: the kick
+# and snare at each of SUBS places in it (SUBS in bar.rs), as many as the evidence holds.
 
 
 def truth(path):
@@ -42,7 +40,7 @@ def truth(path):
 
 def clip_choices(binary, wav):
     """The clip's choices: for each run of four consecutive beats with known places, the
-    features of each as the "1" (4 x FEATURES), the right one, and the first beat's number."""
+    features of each as the "1" (4 x features), the right one, and the first beat's number."""
     times, places = truth(wav[:-4] + ".beats")
     out = subprocess.run([binary, "analyze", wav, "--bar-evidence"], capture_output=True,
                          text=True, check=True).stdout
@@ -50,7 +48,6 @@ def clip_choices(binary, wav):
     for line in out.splitlines():
         x = line.split()
         number, t = int(x[0]), float(x[1])
-        set_subs((len(x) - 4) // 2)
         k = int(np.argmin(abs(times - t)))
         place = places[k] if abs(times[k] - t) < 0.07 else 0
         beats[number] = (place, np.array([float(v) for v in x[2:]]))
@@ -67,11 +64,6 @@ def clip_choices(binary, wav):
     return choices
 
 
-def set_subs(subs):
-    global SUBS, FEATURES
-    SUBS, FEATURES = subs, 2 + BEATS * subs * 2
-
-
 def features(bar):
     """A bar's features as its first beat's: harmony, bass, then each beat's pattern."""
     first = bar[0][1]
@@ -86,10 +78,10 @@ def corpus(binary, d):
 def fit(clips, l2=0.01, steps=3000, rate=0.5):
     X = np.array([c[0] for _, cl in clips for c in cl])
     y = np.array([c[1] for _, cl in clips for c in cl])
-    flat = X.reshape(-1, FEATURES)
+    flat = X.reshape(-1, X.shape[-1])
     mu, sd = flat.mean(0), flat.std(0) + 1e-6
     Xn = (X - mu) / sd
-    w = np.zeros(FEATURES)
+    w = np.zeros(X.shape[-1])
     for _ in range(steps):
         s = Xn @ w
         s -= s.max(1, keepdims=True)
@@ -100,14 +92,14 @@ def fit(clips, l2=0.01, steps=3000, rate=0.5):
     w = w / sd
     # A band as loud on every quarter of the bar tells no beat from another: each band's
     # weights sum to 0, so it adds nothing (the choice among a loop's rotations is the same).
-    t = w[2:].reshape(BEATS, SUBS, 2)
+    t = w[2:].reshape(BEATS, -1, 2)
     t -= t.mean(axis=(0, 1))
     return w * (2.0 / w[0]) if w[0] > 0 else w
 
 
-def in_use(source):
-    """W_HARMONY, W_BASS and TEMPLATE as src/audio/bar.rs has them (zeros if the table is not
-    one of FEATURES - 2 numbers)."""
+def in_use(source, features):
+    """W_HARMONY, W_BASS and TEMPLATE as src/audio/bar.rs has them (zeros if the table does
+    not fit `features`: the places in a beat changed)."""
     text = open(source).read()
     wh = float(re.search(r"const W_HARMONY: f32 = ([-\d.]+);", text).group(1))
     wb = float(re.search(r"const W_BASS: f32 = ([-\d.]+);", text).group(1))
@@ -115,7 +107,7 @@ def in_use(source):
     block = block[block.index(" = ") : block.index("];\n") + 2]
     table = [float(v) for v in re.findall(r"-?\d+\.\d+", block)]
     w = np.array([wh, wb] + table)
-    return w if len(w) == FEATURES else np.zeros(FEATURES)
+    return w if len(w) == features else np.zeros(features)
 
 
 def running_right(clips, w):
@@ -139,15 +131,15 @@ def main():
     test_dirs = rest[rest.index("--test") + 1:] if "--test" in rest else []
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "audio", "bar.rs")
     data = {d: corpus(binary, d) for d in fit_dirs + test_dirs}
-    old = in_use(source)
     w = fit([c for d in fit_dirs for c in data[d]])
+    old = in_use(source, len(w))
     for d in fit_dirs + test_dirs:
         (a, n), (b, _) = running_right(data[d], old), running_right(data[d], w)
         kind = "fitted on" if d in fit_dirs else "test"
         print(f"{d} ({kind}, {n} choices): right {a:.3f} with the weights in use, {b:.3f} new")
     print(f"const W_HARMONY: f32 = {w[0]:.2f};\nconst W_BASS: f32 = {w[1]:.2f};")
     print("const TEMPLATE: [[[f32; 2]; SUBS]; 4] = [")
-    t = w[2:].reshape(BEATS, SUBS, 2)
+    t = w[2:].reshape(BEATS, -1, 2)
     for beat in t:
         print("    [" + ", ".join(f"[{k:.2f}, {s:.2f}]" for k, s in beat) + "],")
     print("];")

@@ -82,7 +82,7 @@ const START_EARLY: f64 = 0.015;
 const START_BEATS: f64 = 16.0;
 /// A beat's span opens this long before it (seconds): the sound on the beat is heard from
 /// there.
-const HIT_BEFORE: f64 = 0.04;
+const SPAN_LEAD: f64 = 0.04;
 /// The places in a beat at which its kick and snare are read (sixths of a beat: the 16ths
 /// and the triplets fall near one), and the hops of evidence kept to read them from (about
 /// 6 s).
@@ -365,7 +365,7 @@ impl BarTracker {
         self.recent.push_back((onset_at, [kick, snare]));
         // A beat's span opens when the analysis reaches it.
         while let Some(&(number, start)) = self.pending.front() {
-            if chroma_at + HIT_BEFORE < start {
+            if chroma_at + SPAN_LEAD < start {
                 break;
             }
             self.pending.pop_front();
