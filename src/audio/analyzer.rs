@@ -562,11 +562,12 @@ impl AudioFrame {
                 out.put(addr, [OscType::Int(d.hit as i32), f(d.strength)]);
             }
         }
+        out.done();
     }
 }
 
-/// A message list written over in place, message by message; what is left past the last
-/// message put goes when it is dropped.
+/// A message list written over in place, message by message; `done` drops what is left past
+/// the last message put.
 struct Refill<'a> {
     msgs: &'a mut Vec<OscMessage>,
     len: usize,
@@ -593,10 +594,8 @@ impl Refill<'_> {
         }
         self.len += 1;
     }
-}
 
-impl Drop for Refill<'_> {
-    fn drop(&mut self) {
+    fn done(self) {
         self.msgs.truncate(self.len);
     }
 }
