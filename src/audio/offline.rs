@@ -127,8 +127,9 @@ pub enum Output {
     /// bar, 1 = downbeat), then `tempo <bpm>`.
     Beats,
     /// One line per beat the bar tracker weighs as a "1" (a bar after it sounds): its number
-    /// and time, the change of harmony above the bass and in it, and its kick and snare at each quarter
-    /// of it. What `scripts/bar-template.py` fits the bar's weights to.
+    /// and time, the change of harmony above the bass and in it, and its kick and snare at each
+    /// of its places (`bar::SUBS` a beat). What `scripts/bar-template.py` fits the bar's
+    /// weights to.
     BarEvidence,
 }
 
